@@ -57,7 +57,8 @@ def create_app(
             await ensure_indexes(app.state.db, indexes or {})
             if isinstance(settings, EventingSettings):
                 await app.state.nats.connect(
-                    settings.nats_url, settings.nats_client_id,
+                    settings.nats_url,
+                    settings.nats_client_id,
                     on_unexpected_close=lambda: _exit_after_shutdown(app),
                 )
                 await app.state.nats.ensure_stream()
@@ -103,8 +104,10 @@ def health_router(*, uses_nats: bool) -> APIRouter:
             checks["nats"] = await request.app.state.nats.check()
         down = [dependency for dependency, ok in checks.items() if not ok]
         if down:
-            body = {"errors": [error_item(f"Not ready: {', '.join(down)} unreachable")],
-                    "checks": checks}
+            body = {
+                "errors": [error_item(f"Not ready: {', '.join(down)} unreachable")],
+                "checks": checks,
+            }
             return JSONResponse(status_code=503, content=body)
         return JSONResponse({"status": "ready", "checks": checks})
 
@@ -119,7 +122,8 @@ def _exit_after_shutdown(app: FastAPI) -> None:
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(
-        level=level.upper(), stream=sys.stdout,
+        level=level.upper(),
+        stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -143,8 +147,13 @@ def run_service(app: FastAPI, settings: ServiceSettings) -> None:
 
     configure_logging(settings.log_level)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-        proxy_headers=True, timeout_graceful_shutdown=20, access_log=False,
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+        access_log=False,
     )
     server = GracefulServer(config)
     server.run()

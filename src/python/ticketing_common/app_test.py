@@ -15,6 +15,7 @@ from ticketing_common.app import create_app, run_service
 from ticketing_common.deps import DbDep, NatsDep
 from ticketing_common.nats_client import NatsConnectError
 from ticketing_common.settings import EventingSettings, ServiceSettings, load_settings
+from ticketing_common.testing.auth import TEST_JWT_KEY
 from ticketing_common.testing.fakes import RecordingNats
 from ticketing_common.testing.http import app_client
 from ticketing_common.testing.waiting import eventually
@@ -42,15 +43,19 @@ async def close_nats(nats: NatsDep) -> dict:
 
 
 def settings(mongo_uri: str, nats_url: str | None = None) -> ServiceSettings:
-    common = {"mongo_uri": mongo_uri, "jwt_key": "k", "cookie_secure": False}
+    common = {"mongo_uri": mongo_uri, "jwt_key": TEST_JWT_KEY, "cookie_secure": False}
     if nats_url is None:
         return ServiceSettings(**common)
     return EventingSettings(**common, nats_url=nats_url, nats_client_id="app-test")
 
 
 async def test_probes_and_routes_with_real_mongo_and_nats(mongo_server, nats_server):
-    app = create_app(name="demo", settings=settings(mongo_server.uri, nats_server.url),
-                     database="demo_probe", routers=[router])
+    app = create_app(
+        name="demo",
+        settings=settings(mongo_server.uri, nats_server.url),
+        database="demo_probe",
+        routers=[router],
+    )
     async with app_client(app) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
@@ -62,8 +67,12 @@ async def test_probes_and_routes_with_real_mongo_and_nats(mongo_server, nats_ser
 
 
 async def test_readyz_reports_nats_down_then_recovers(mongo_server, nats_server):
-    app = create_app(name="demo", settings=settings(mongo_server.uri, nats_server.url),
-                     database="demo_ready", routers=[router])
+    app = create_app(
+        name="demo",
+        settings=settings(mongo_server.uri, nats_server.url),
+        database="demo_ready",
+        routers=[router],
+    )
     async with app_client(app) as client:
         nats_server.stop()
         await eventually(lambda: not app.state.nats.is_connected)
@@ -86,23 +95,38 @@ async def test_service_without_events_checks_only_mongo(mongo_server):
 
 async def test_recording_fake_replaces_nats(mongo_server):
     fake = RecordingNats()
-    app = create_app(name="demo", settings=settings(mongo_server.uri, "nats://127.0.0.1:1"),
-                     database="demo_fake", routers=[router], nats=fake)
+    app = create_app(
+        name="demo",
+        settings=settings(mongo_server.uri, "nats://127.0.0.1:1"),
+        database="demo_fake",
+        routers=[router],
+        nats=fake,
+    )
     async with app_client(app) as client:
         assert (await client.post("/things")).json()["nats"] == "RecordingNats"
 
 
 async def test_start_fails_clearly_when_mongo_is_unreachable():
-    app = create_app(name="demo", settings=settings("mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=200"),
-                     database="d", routers=[])
+    app = create_app(
+        name="demo",
+        settings=settings(
+            "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=200"
+        ),
+        database="d",
+        routers=[],
+    )
     with pytest.raises(RuntimeError, match=r"Could not reach MongoDB \(MONGO_URI\)"):
         async with app_client(app):
             pass
 
 
 async def test_start_fails_clearly_when_nats_is_unreachable(mongo_server):
-    app = create_app(name="demo", settings=settings(mongo_server.uri, "nats://127.0.0.1:1"),
-                     database="d", routers=[])
+    app = create_app(
+        name="demo",
+        settings=settings(mongo_server.uri, "nats://127.0.0.1:1"),
+        database="d",
+        routers=[],
+    )
     with pytest.raises(NatsConnectError, match="Could not connect to NATS at nats://127.0.0.1:1"):
         async with app_client(app):
             pass
@@ -113,13 +137,22 @@ async def test_start_fails_clearly_when_nats_is_unreachable(mongo_server):
 
 def start_service(mongo_server, nats_server) -> tuple[subprocess.Popen, str]:
     env = {
-        **os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "MONGO_URI": mongo_server.uri,
-        "NATS_URL": nats_server.url, "JWT_KEY": "k", "HOST": "127.0.0.1", "PORT": "0",
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "MONGO_URI": mongo_server.uri,
+        "NATS_URL": nats_server.url,
+        "JWT_KEY": TEST_JWT_KEY,
+        "HOST": "127.0.0.1",
+        "PORT": "0",
         "NATS_CLIENT_ID": "sigterm-test",
     }
-    process = subprocess.Popen(  # noqa: S603
-        [sys.executable, __file__], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+    process = subprocess.Popen(
+        [sys.executable, __file__],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     for line in process.stdout:
         match = re.search(r"Uvicorn running on (http://[\d.]+:\d+)", line)

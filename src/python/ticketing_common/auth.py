@@ -38,7 +38,12 @@ def sign_jwt(
     user_id: str, email: str, key: str, lifetime: timedelta = DEFAULT_TOKEN_LIFETIME
 ) -> str:
     now = int(time.time())
-    payload = {"id": user_id, "email": email, "iat": now, "exp": now + int(lifetime.total_seconds())}
+    payload = {
+        "id": user_id,
+        "email": email,
+        "iat": now,
+        "exp": now + int(lifetime.total_seconds()),
+    }
     return jwt.encode(payload, key, algorithm=JWT_ALGORITHM)
 
 

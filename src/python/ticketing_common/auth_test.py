@@ -19,7 +19,7 @@ from ticketing_common.auth import (
 from ticketing_common.errors import install_error_handlers
 from ticketing_common.testing.auth import session_cookie
 
-KEY = "unit-test-key"
+KEY = "unit-test-key-of-at-least-32-bytes"
 
 
 def test_jwt_round_trip_carries_id_email_iat_exp():
@@ -36,7 +36,7 @@ def test_expired_token_is_rejected():
 
 
 def test_token_signed_with_another_key_is_rejected():
-    assert verify_jwt(sign_jwt("u1", "a@b.com", "other-key"), KEY) is None
+    assert verify_jwt(sign_jwt("u1", "a@b.com", "another-key-of-at-least-32-bytes"), KEY) is None
 
 
 def test_tampered_payload_is_rejected():
@@ -79,9 +79,15 @@ def test_session_cookie_matches_the_original_cookie_session_format():
 
 @pytest.mark.parametrize(
     "value",
-    ["", "!!!not-base64!!!", base64.b64encode(b"not json").decode(),
-     base64.b64encode(b'["jwt"]').decode(), base64.b64encode(b'{"jwt": 5}').decode(),
-     base64.b64encode(b'{"other": "x"}').decode(), base64.b64encode(b"\xff\xfe").decode()],
+    [
+        "",
+        "!!!not-base64!!!",
+        base64.b64encode(b"not json").decode(),
+        base64.b64encode(b'["jwt"]').decode(),
+        base64.b64encode(b'{"jwt": 5}').decode(),
+        base64.b64encode(b'{"other": "x"}').decode(),
+        base64.b64encode(b"\xff\xfe").decode(),
+    ],
 )
 def test_garbage_session_cookie_decodes_to_none(value):
     assert decode_session(value) is None

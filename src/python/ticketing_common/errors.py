@@ -8,6 +8,7 @@ unknown routes, a database outage, or a bug (500 "Something went wrong", never a
 from __future__ import annotations
 
 import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse

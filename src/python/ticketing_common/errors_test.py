@@ -71,7 +71,11 @@ async def client():
         ("forbidden", 403, [{"message": "Forbidden"}]),
         ("missing", 404, [{"message": "Not Found"}]),
         ("unavailable", 503, [{"message": "Service unavailable, please retry shortly"}]),
-        ("fields", 400, [{"message": "A is bad", "field": "a"}, {"message": "B is bad", "field": "b"}]),
+        (
+            "fields",
+            400,
+            [{"message": "A is bad", "field": "a"}, {"message": "B is bad", "field": "b"}],
+        ),
         ("mongo", 503, [{"message": "Service unavailable, please retry shortly"}]),
     ],
 )

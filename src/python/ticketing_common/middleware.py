@@ -36,7 +36,8 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [
-                    *message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode())
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
                 ]
             await send(message)
 
@@ -80,10 +81,14 @@ class RequestContextMiddleware:
 
 async def _reject_too_large(send: Send) -> None:
     body = json.dumps({"errors": [{"message": PayloadTooLargeError.default_message}]}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 413,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -82,7 +82,9 @@ class NatsClientManager:
                 closed_cb=self._closed,
             )
         except Exception as exc:
-            raise NatsConnectError(f"Could not connect to NATS at {url}: {exc or type(exc).__name__}") from exc
+            raise NatsConnectError(
+                f"Could not connect to NATS at {url}: {exc or type(exc).__name__}"
+            ) from exc
         # ... and, once connected, reconnect forever while the process runs.
         self._client.options["max_reconnect_attempts"] = -1
         self._jetstream = self._client.jetstream()

@@ -1,9 +1,8 @@
 """The client manager against a REAL nats-server: connect, reconnect, drain, stream."""
 
 import asyncio
-import uuid
-
 import logging
+import uuid
 
 import pytest
 from nats.js.api import StorageType
@@ -91,12 +90,16 @@ async def test_reconnects_after_the_server_restarts_and_keeps_publishing(nats_se
 async def test_unexpected_close_calls_back_but_shutdown_does_not(nats_server):
     calls: list[str] = []
     manager = NatsClientManager()
-    await manager.connect(nats_server.url, "close-test", on_unexpected_close=lambda: calls.append("x"))
+    await manager.connect(
+        nats_server.url, "close-test", on_unexpected_close=lambda: calls.append("x")
+    )
     await manager.client.close()  # closed, not by us shutting down
     await eventually(lambda: calls == ["x"])
 
     quiet = NatsClientManager()
-    await quiet.connect(nats_server.url, "drain-test", on_unexpected_close=lambda: calls.append("y"))
+    await quiet.connect(
+        nats_server.url, "drain-test", on_unexpected_close=lambda: calls.append("y")
+    )
     await quiet.drain()
     await asyncio.sleep(0)  # let a callback run if one were (wrongly) scheduled
     assert calls == ["x"]

@@ -10,10 +10,12 @@ import socket
 import sys
 from typing import TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 S = TypeVar("S", bound=BaseSettings)
+
+MIN_JWT_KEY_LENGTH = 32
 
 
 class ServiceSettings(BaseSettings):
@@ -22,12 +24,23 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
     mongo_uri: str = Field(min_length=1, description="MongoDB connection string")
-    jwt_key: SecretStr = Field(min_length=1, description="HS256 key shared by all services")
+    jwt_key: SecretStr = Field(description="HS256 key shared by all services (>= 32 chars)")
     cookie_secure: bool = Field(True, description="Send the session cookie over HTTPS only")
     host: str = Field("0.0.0.0", description="Interface to listen on")  # noqa: S104 (in a pod)
     port: int = Field(3000, ge=0, le=65535, description="Port to listen on (0: any free one)")
     log_level: str = "INFO"
     max_body_bytes: int = Field(100_000, ge=1, description="Largest request body accepted")
+
+    @field_validator("jwt_key")
+    @classmethod
+    def _strong_enough(cls, key: SecretStr) -> SecretStr:
+        # HS256 wants a key of at least 32 bytes (RFC 7518 3.2).
+        if len(key.get_secret_value()) < MIN_JWT_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_JWT_KEY_LENGTH} characters; make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return key
 
 
 class EventingSettings(ServiceSettings):
@@ -39,7 +52,8 @@ class EventingSettings(ServiceSettings):
 
     nats_url: str = Field(min_length=1, description="NATS server URL, e.g. nats://nats:4222")
     nats_client_id: str = Field(
-        default_factory=socket.gethostname, min_length=1,
+        default_factory=socket.gethostname,
+        min_length=1,
         description="Client name shown by NATS (the pod name in Kubernetes)",
     )
     publish_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a JetStream ack")
@@ -53,7 +67,8 @@ def describe_settings_error(exc: ValidationError) -> str:
         if err["type"] == "missing":
             problems.append(f"{name} must be defined")
         else:
-            problems.append(f"{name} is invalid: {err['msg']}")
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name} is invalid: {message}")
     return "; ".join(problems)
 
 

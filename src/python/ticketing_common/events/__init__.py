@@ -20,8 +20,8 @@ from ticketing_common.events.contracts import (
 from ticketing_common.events.listener import Listener, durable_name
 from ticketing_common.events.publisher import (
     DEFAULT_PUBLISH_TIMEOUT,
-    PublishError,
     Publisher,
+    PublishError,
     publish_raw,
 )
 

@@ -35,15 +35,17 @@ def test_once_only_events_dedupe_on_their_id():
 
 def test_optional_order_id_is_omitted_when_absent():
     event = TicketUpdatedEvent(id="t1", version=1, title="A", price=1.5, userId="u1")
-    assert encode_event(event) == (
-        b'{"id":"t1","version":1,"title":"A","price":1.5,"userId":"u1"}'
-    )
+    assert encode_event(event) == (b'{"id":"t1","version":1,"title":"A","price":1.5,"userId":"u1"}')
 
 
 def test_order_created_carries_expiry_as_iso_8601():
     event = OrderCreatedEvent(
-        id="o1", version=0, status="created", userId="u1",
-        expiresAt=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), ticket={"id": "t1", "price": 10},
+        id="o1",
+        version=0,
+        status="created",
+        userId="u1",
+        expiresAt=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        ticket={"id": "t1", "price": 10},
     )
     assert b'"expiresAt":"2026-01-02T03:04:05Z"' in encode_event(event)
 

@@ -67,7 +67,9 @@ class Listener(ABC, Generic[E]):
     async def start(self) -> None:
         """Create (or bind to) the durable consumer and start handling messages."""
         sub = await self.js.pull_subscribe(
-            self.subject.value, durable=self.durable, stream=STREAM_NAME,
+            self.subject.value,
+            durable=self.durable,
+            stream=STREAM_NAME,
             config=self.consumer_config(),
         )
         self._task = asyncio.create_task(self._run(sub), name=f"listener:{self.durable}")
@@ -108,13 +110,18 @@ class Listener(ABC, Generic[E]):
         except Exception:
             if meta.num_delivered >= self.max_deliver:
                 log.exception(
-                    "%s: poison message, failed %d deliveries, terminated", where, meta.num_delivered
+                    "%s: poison message, failed %d deliveries, terminated",
+                    where,
+                    meta.num_delivered,
                 )
                 await msg.term()
             else:
                 log.warning(
                     "%s: handler failed on delivery %d/%d, will retry",
-                    where, meta.num_delivered, self.max_deliver, exc_info=True,
+                    where,
+                    meta.num_delivered,
+                    self.max_deliver,
+                    exc_info=True,
                 )
                 await msg.nak(delay=self.retry_delay)
             return

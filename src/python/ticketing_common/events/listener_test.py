@@ -105,7 +105,10 @@ async def test_poison_message_is_terminated_after_max_deliver_and_logged(
     assert "msg_id=ticket.created:t1:0" in poison[0].getMessage()
 
 
-@pytest.mark.parametrize("payload", [b"not json", b'{"id": "t1"}', b'{"id":"t1","version":0,"title":"A","price":-5,"userId":"u"}'])
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b'{"id": "t1"}', b'{"id":"t1","version":0,"title":"A","price":-5,"userId":"u"}'],
+)
 async def test_invalid_payload_is_terminated_at_once_and_logged(
     nats_manager, start, caplog, payload
 ):

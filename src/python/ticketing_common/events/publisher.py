@@ -66,6 +66,9 @@ class Publisher(Generic[E]):
     async def publish(self, data: E | Mapping[str, Any]) -> PubAck:
         event = self.build(data)
         return await publish_raw(
-            self.js, self.subject.value, encode_event(event), message_id(self.subject, event),
+            self.js,
+            self.subject.value,
+            encode_event(event),
+            message_id(self.subject, event),
             self.timeout,
         )

@@ -7,8 +7,8 @@ from pydantic import ValidationError
 
 from ticketing_common.events import (
     STREAM_NAME,
-    PublishError,
     Publisher,
+    PublishError,
     Subject,
     TicketCreatedEvent,
     TicketUpdatedEvent,
@@ -60,7 +60,8 @@ async def test_a_new_version_is_a_new_message(nats_manager: NatsClientManager):
     await publisher.publish({**TICKET, "version": 2, "orderId": "o1"})
     messages = await stream_messages(nats_manager.jetstream)
     assert [m.headers["Nats-Msg-Id"] for m in messages] == [
-        "ticket.updated:t1:1", "ticket.updated:t1:2",
+        "ticket.updated:t1:1",
+        "ticket.updated:t1:2",
     ]
     assert json.loads(messages[1].data)["orderId"] == "o1"
 
@@ -74,7 +75,10 @@ async def test_invalid_payload_is_rejected_before_anything_is_sent(nats_manager)
 async def test_publish_without_a_stream_raises_a_clear_error(nats_manager):
     await nats_manager.jetstream.delete_stream(STREAM_NAME)
     try:
-        with pytest.raises(PublishError, match=r"publishing ticket.created \(Nats-Msg-Id ticket.created:t1:0\) failed"):
+        with pytest.raises(
+            PublishError,
+            match=r"publishing ticket.created \(Nats-Msg-Id ticket.created:t1:0\) failed",
+        ):
             await TicketCreatedPublisher(nats_manager.jetstream, timeout=1).publish(TICKET)
     finally:
         await nats_manager.ensure_stream()

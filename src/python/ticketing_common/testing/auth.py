@@ -8,11 +8,14 @@ from bson import ObjectId
 
 from ticketing_common.auth import SESSION_COOKIE, encode_session, sign_jwt
 
-TEST_JWT_KEY = "test-only-jwt-key"  # noqa: S105 (tests only, never deployed)
+TEST_JWT_KEY = "test-only-jwt-key-never-deployed-0123456789"
 
 
 def session_cookie(
-    jwt_key: str = TEST_JWT_KEY, *, user_id: str | None = None, email: str = "test@test.com",
+    jwt_key: str = TEST_JWT_KEY,
+    *,
+    user_id: str | None = None,
+    email: str = "test@test.com",
     lifetime: timedelta = timedelta(hours=1),
 ) -> dict[str, str]:
     """Cookies of a signed-in user (a fresh id unless given): pass as `cookies=`."""

@@ -28,8 +28,12 @@ class RecordingJetStream:
     fail_with: Exception | None = None  # set to make every publish raise it
 
     async def publish(
-        self, subject: str, payload: bytes = b"", timeout: float | None = None,
-        stream: str | None = None, headers: dict[str, str] | None = None,
+        self,
+        subject: str,
+        payload: bytes = b"",
+        timeout: float | None = None,
+        stream: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> PubAck:
         if self.fail_with is not None:
             raise self.fail_with

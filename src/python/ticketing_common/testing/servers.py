@@ -59,11 +59,16 @@ class ServerProcess:
         raise NotImplementedError
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 (closed in stop)
+        self._log = open(self.log_path, "ab")  # closed in stop()
         offset = self.log_path.stat().st_size
-        self.process = subprocess.Popen(  # noqa: S603 (our own argv)
-            self.argv(), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=self.workdir,
+        self.process = subprocess.Popen(
+            self.argv(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.workdir,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -111,6 +116,16 @@ class ServerProcess:
         self.stop()
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the server if the process that started it dies (e.g. a test run is
+    killed), so no server outlives its owner even when `stop()` never runs."""
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)  # start_new_session=True made pid the group id
@@ -125,7 +140,16 @@ class NatsServer(ServerProcess):
     def argv(self) -> list[str]:
         store = self.workdir / "jetstream"  # per-server: the default dir is shared
         port = str(self.requested_port or -1)  # -1: a random free port
-        return [find_executable("nats-server"), "-js", "-a", LOOPBACK, "-p", port, "-sd", str(store)]
+        return [
+            find_executable("nats-server"),
+            "-js",
+            "-a",
+            LOOPBACK,
+            "-p",
+            port,
+            "-sd",
+            str(store),
+        ]
 
     @property
     def url(self) -> str:
@@ -144,8 +168,17 @@ class MongoServer(ServerProcess):
 
     def argv(self) -> list[str]:
         storage = str(self.storage) if self.storage else ":memory:"
-        return [sys.executable, "-m", "secantus", "--host", LOOPBACK,
-                "--port", str(self.requested_port), "--storage-path", storage]
+        return [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(self.requested_port),
+            "--storage-path",
+            storage,
+        ]
 
     @property
     def uri(self) -> str:
