@@ -24,7 +24,11 @@ from fastapi.responses import JSONResponse
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.errors import PyMongoError
 
-from ticketing_common.errors import error_item, install_error_handlers
+from ticketing_common.errors import (
+    ErrorResponse,
+    error_item,
+    install_error_handlers,
+)
 from ticketing_common.middleware import RequestContextMiddleware
 from ticketing_common.mongo import create_mongo_client, ensure_indexes, ping
 from ticketing_common.nats_client import NatsClientManager
@@ -80,7 +84,41 @@ def create_app(
     app.include_router(health_router(uses_nats=isinstance(settings, EventingSettings)))
     for router in routers:
         app.include_router(router)
+    _document_400_not_422(app)
     return app
+
+
+def _document_400_not_422(app: FastAPI) -> None:
+    """FastAPI documents validation failures as 422; ours answer 400 in the error shape."""
+    build_schema = app.openapi
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build_schema()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault(
+                            "400",
+                            {
+                                "description": "Invalid input (each error names its field)",
+                                "content": {"application/json": {"schema": error_ref}},
+                            },
+                        )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            error_schema = ErrorResponse.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            schemas.update(error_schema.pop("$defs", {}))
+            schemas["ErrorResponse"] = error_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _check_mongo(mongo: AsyncMongoClient[dict[str, Any]]) -> None:

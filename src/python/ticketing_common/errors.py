@@ -8,10 +8,12 @@ unknown routes, a database outage, or a bug (500 "Something went wrong", never a
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from pydantic_core import PydanticCustomError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -80,6 +82,36 @@ class PayloadTooLargeError(CustomError):
 class ServiceUnavailableError(CustomError):
     status_code = 503
     default_message = "Service unavailable, please retry shortly"
+
+
+class ErrorItem(BaseModel):
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The one error body of every service (for the OpenAPI docs)."""
+
+    errors: list[ErrorItem]
+
+
+_STATUS_DESCRIPTIONS = {
+    400: "Invalid input (each error names its field) or a rule was broken",
+    401: "Not signed in",
+    403: "Signed in, but not allowed",
+    404: "Not found",
+    409: "Changed by another request meanwhile",
+    413: "Request body too large",
+    503: "A dependency is unavailable; retry",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: document its error statuses with the error shape."""
+    return {
+        code: {"model": ErrorResponse, "description": _STATUS_DESCRIPTIONS[code]}
+        for code in statuses
+    }
 
 
 def error_item(message: str, field: str | None = None) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""The auth service: sign up, sign in, sign out, current user."""

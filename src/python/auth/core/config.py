@@ -1,0 +1,15 @@
+"""Auth service settings (environment variables; see the README's table)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from ticketing_common.settings import ServiceSettings
+
+
+class AuthSettings(ServiceSettings):
+    jwt_lifetime_seconds: int = Field(86_400, gt=0, description="Session/JWT lifetime")
+    # argon2id cost; raising any of these makes sign-in rehash older passwords.
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_kib: int = Field(65_536, ge=8)
+    argon2_parallelism: int = Field(1, ge=1)
