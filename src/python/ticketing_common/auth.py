@@ -73,19 +73,28 @@ def decode_session(value: str) -> str | None:
 
 
 def set_session_cookie(response: Response, token: str, *, secure: bool, max_age: int) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        encode_session(token),
-        max_age=max_age,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=secure,
-    )
+    _append_cookie(response, encode_session(token), secure=secure, max_age=max_age)
 
 
 def clear_session_cookie(response: Response, *, secure: bool) -> None:
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure)
+    _append_cookie(response, "", secure=secure, max_age=0)
+
+
+def _append_cookie(response: Response, value: str, *, secure: bool, max_age: int) -> None:
+    # Written by hand: Python's cookie writer wraps base64 values ("=" padding) in quotes,
+    # which browsers keep as part of the value; the original app writes them bare.
+    parts = [
+        f"{SESSION_COOKIE}={value}",
+        "Path=/",
+        f"Max-Age={max_age}",
+        "HttpOnly",
+        "SameSite=lax",
+    ]
+    if max_age == 0:
+        parts.append("Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    if secure:
+        parts.append("Secure")
+    response.headers.append("set-cookie", "; ".join(parts))
 
 
 def token_from_request(request: Request) -> str | None:
