@@ -14,6 +14,7 @@ from ticketing_common.events import (
     TicketUpdatedEvent,
 )
 from ticketing_common.nats_client import NatsClientManager
+from ticketing_common.testing.streams import stream_messages
 
 
 class TicketCreatedPublisher(Publisher[TicketCreatedEvent]):
@@ -25,14 +26,6 @@ class TicketUpdatedPublisher(Publisher[TicketUpdatedEvent]):
 
 
 TICKET = {"id": "t1", "version": 0, "title": "Concert", "price": 20.5, "userId": "u1"}
-
-
-async def stream_messages(js) -> list:
-    info = await js.stream_info(STREAM_NAME)
-    first, last = info.state.first_seq, info.state.last_seq
-    if info.state.messages == 0:
-        return []
-    return [await js.get_msg(STREAM_NAME, seq) for seq in range(first, last + 1)]
 
 
 async def test_publish_stores_exact_payload_and_dedupe_header(nats_manager: NatsClientManager):

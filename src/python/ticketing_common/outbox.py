@@ -1,0 +1,190 @@
+"""Transactional outbox: an event is committed with the data change, then published.
+
+"Save, then publish" loses the event if the process dies (or NATS is down) in between.
+Here the change and an outbox record are written in ONE Mongo transaction; publishing
+happens after the commit, from the outbox:
+
+- the request handler calls `relay.deliver()` right after the commit, so in normal
+  operation the response is sent only once JetStream has acked the event (bounded wait);
+- the relay also scans for unsent records every `interval` seconds (NATS was down, the
+  process crashed after the commit, the bounded wait ran out) and publishes them.
+
+Each record keeps its `Nats-Msg-Id`, so a record published twice (by two replicas, or
+sent but not yet marked) is stored once by JetStream (within its 2-minute window).
+Records of one aggregate are published in version order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure, PyMongoError
+
+from ticketing_common.events.contracts import Event, encode_event, message_id
+from ticketing_common.events.publisher import Publisher, PublishError, publish_raw
+from ticketing_common.mongo import VersionConflict
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "outbox"
+SENT_RECORDS_KEPT_SECONDS = 7 * 24 * 3600  # then Mongo's TTL monitor deletes them
+OUTBOX_INDEXES = {
+    OUTBOX: [
+        IndexModel([("sentAt", ASCENDING), ("aggregate", ASCENDING), ("version", ASCENDING)]),
+        IndexModel("sentAt", name="sent_ttl", expireAfterSeconds=SENT_RECORDS_KEPT_SECONDS),
+    ]
+}
+
+
+class JetStreamSource(Protocol):
+    """What the relay needs of the client manager (or of the recording fake)."""
+
+    @property
+    def jetstream(self) -> Any: ...
+
+    @property
+    def is_connected(self) -> bool: ...
+
+
+@contextlib.asynccontextmanager
+async def transaction(client: AsyncMongoClient[Any]) -> AsyncIterator[AsyncClientSession]:
+    """A Mongo transaction: committed when the block ends, aborted if it raises.
+
+    A write conflict with a concurrent transaction becomes VersionConflict (409):
+    the other writer won, nothing of this one is applied."""
+    try:
+        async with client.start_session() as session:
+            async with await session.start_transaction():
+                yield session
+    except OperationFailure as exc:
+        if exc.has_error_label("TransientTransactionError"):
+            raise VersionConflict() from exc
+        raise
+
+
+async def add_event(
+    db: AsyncDatabase[Any],
+    session: AsyncClientSession,
+    publisher: type[Publisher[Any]],
+    data: Event | Mapping[str, Any],
+) -> str:
+    """Record an event for `publisher`'s subject inside the caller's transaction (the
+    payload is validated now); returns its id (the `Nats-Msg-Id`)."""
+    subject, event = publisher.subject, publisher.build(data)
+    msg_id = message_id(subject, event)
+    await db[OUTBOX].insert_one(
+        {
+            "_id": msg_id,
+            "subject": subject.value,
+            "data": encode_event(event).decode(),
+            "aggregate": str(getattr(event, "id", msg_id)),
+            "version": int(getattr(event, "version", 0)),
+            "createdAt": datetime.now(UTC),
+            "sentAt": None,
+        },
+        session=session,
+    )
+    return msg_id
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: AsyncDatabase[Any],
+        nats: JetStreamSource,
+        *,
+        publish_timeout: float = 5.0,
+        interval: float = 1.0,
+        batch_size: int = 100,
+    ) -> None:
+        self.db = db
+        self.nats = nats
+        self.publish_timeout = publish_timeout
+        self.interval = interval
+        self.batch_size = batch_size
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def deliver(self, msg_id: str) -> bool:
+        """Publish pending records now (the caller's included), waiting at most
+        `publish_timeout`. True if `msg_id` is sent; False leaves it to the relay."""
+        if not self.nats.is_connected:
+            self._wake.set()  # the relay retries; no point waiting on a dead link
+            return False
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                await self.flush()
+        except (TimeoutError, PublishError, PyMongoError) as exc:
+            log.warning("event %s left to the outbox relay: %r", msg_id, exc)
+            return False
+        return await self.db[OUTBOX].count_documents({"_id": msg_id, "sentAt": None}) == 0
+
+    async def flush(self) -> int:
+        """Publish unsent records in (aggregate, version) order until none is left or one
+        fails (later records wait, so versions are never published out of order).
+        Returns how many were sent."""
+        sent = 0
+        async with self._lock:
+            while True:
+                batch = await self._pending()
+                if not batch:
+                    return sent
+                for record in batch:
+                    await publish_raw(
+                        self.nats.jetstream,
+                        record["subject"],
+                        record["data"].encode(),
+                        record["_id"],
+                        self.publish_timeout,
+                    )
+                    await self.db[OUTBOX].update_one(
+                        {"_id": record["_id"]}, {"$set": {"sentAt": datetime.now(UTC)}}
+                    )
+                    sent += 1
+
+    async def _pending(self) -> list[dict[str, Any]]:
+        cursor = (
+            self.db[OUTBOX]
+            .find({"sentAt": None})
+            .sort([("aggregate", ASCENDING), ("version", ASCENDING)])
+            .limit(self.batch_size)
+        )
+        return await cursor.to_list()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Stop the loop, then make one last bounded attempt to send what is pending."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.nats.is_connected:
+            with contextlib.suppress(TimeoutError, PublishError, PyMongoError):
+                async with asyncio.timeout(self.publish_timeout):
+                    await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            self._wake.clear()
+            if not self.nats.is_connected:
+                continue
+            try:
+                sent = await self.flush()
+            except (PublishError, PyMongoError) as exc:
+                log.warning("outbox relay: will retry: %r", exc)
+                continue
+            if sent:
+                log.info("outbox relay published %d pending event(s)", sent)

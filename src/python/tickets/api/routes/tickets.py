@@ -1,0 +1,123 @@
+"""/api/tickets: the original app's routes, plus pagination; every change publishes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from ticketing_common.auth import RequiredUser
+from ticketing_common.deps import DbDep, MongoDep
+from ticketing_common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
+from ticketing_common.mongo import parse_object_id
+from ticketing_common.outbox import add_event, transaction
+from tickets import repository
+from tickets.api.deps import RelayDep
+from tickets.events import TicketCreatedPublisher, TicketUpdatedPublisher
+from tickets.schemas import TicketIn, TicketOut
+
+router = APIRouter(prefix="/api/tickets", tags=["tickets"])
+
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+
+
+class TicketNotFound(NotFoundError):
+    default_message = "Ticket not found"
+
+
+async def _find(db: DbDep, ticket_id: str) -> dict:
+    oid = parse_object_id(ticket_id)
+    doc = await repository.get(db, oid) if oid else None
+    if doc is None:
+        raise TicketNotFound()
+    return doc
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TicketOut,
+    response_model_exclude_none=True,
+    summary="List a ticket for sale",
+    responses=error_responses(400, 401, 413, 503),
+)
+async def create_ticket(
+    body: TicketIn, user: RequiredUser, db: DbDep, mongo: MongoDep, relay: RelayDep
+) -> TicketOut:
+    """Saves the ticket and its `ticket.created` event in one transaction, then waits
+    (bounded) for JetStream's ack. If NATS is down the ticket is still created: the
+    outbox relay publishes the event when NATS is back."""
+    async with transaction(mongo) as session:
+        doc = await repository.insert(db, body, user.id, session)
+        msg_id = await add_event(db, session, TicketCreatedPublisher, repository.event_payload(doc))
+    await relay.deliver(msg_id)
+    return repository.to_out(doc)
+
+
+@router.get(
+    "",
+    response_model=list[TicketOut],
+    response_model_exclude_none=True,
+    summary="Tickets for sale, newest first",
+)
+async def list_tickets(
+    db: DbDep,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    cursor: Annotated[
+        str | None, Query(description=f"The `{NEXT_CURSOR_HEADER}` of the previous page")
+    ] = None,
+) -> list[TicketOut]:
+    """A plain list, as the original returns. When more tickets follow, the response
+    has an `X-Next-Cursor` header: pass it as `?cursor=` for the next page."""
+    before = parse_object_id(cursor) if cursor else None
+    if cursor and before is None:
+        raise BadRequestError("Invalid cursor", field="cursor")
+    docs = await repository.list_for_sale(db, limit=limit + 1, before=before)
+    if len(docs) > limit:
+        docs = docs[:limit]
+        response.headers[NEXT_CURSOR_HEADER] = str(docs[-1]["_id"])
+    return [repository.to_out(doc) for doc in docs]
+
+
+@router.get(
+    "/{ticket_id}",
+    response_model=TicketOut,
+    response_model_exclude_none=True,
+    summary="One ticket",
+    responses=error_responses(404),
+)
+async def show_ticket(ticket_id: str, db: DbDep) -> TicketOut:
+    return repository.to_out(await _find(db, ticket_id))
+
+
+@router.put(
+    "/{ticket_id}",
+    response_model=TicketOut,
+    response_model_exclude_none=True,
+    summary="Edit your ticket",
+    responses=error_responses(400, 401, 403, 404, 409, 413, 503),
+)
+async def update_ticket(
+    ticket_id: str,
+    body: TicketIn,
+    user: RequiredUser,
+    db: DbDep,
+    mongo: MongoDep,
+    relay: RelayDep,
+) -> TicketOut:
+    """Checks, in order: 401 not signed in, 400 invalid, 404, 400 reserved, 403 not
+    yours. The edit applies only if nobody changed the ticket meanwhile (else 409);
+    `version` goes up by one and `ticket.updated` is published."""
+    doc = await _find(db, ticket_id)
+    if doc.get("orderId"):
+        raise BadRequestError("Cannot edit a reserved ticket")
+    if doc["userId"] != user.id:
+        raise ForbiddenError("You do not own this ticket")
+    async with transaction(mongo) as session:
+        updated = await repository.update(db, doc, body, session)
+        msg_id = await add_event(
+            db, session, TicketUpdatedPublisher, repository.event_payload(updated)
+        )
+    await relay.deliver(msg_id)
+    return repository.to_out(updated)

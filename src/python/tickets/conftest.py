@@ -1,0 +1,45 @@
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from ticketing_common.testing.auth import TEST_JWT_KEY
+from ticketing_common.testing.fixtures import *  # noqa: F403
+from ticketing_common.testing.http import app_client
+from tickets.core.config import TicketsSettings
+from tickets.main import create_tickets_app
+
+
+@pytest.fixture
+def make_settings(mongo_server, nats_server) -> Callable[..., TicketsSettings]:
+    def _make(**overrides) -> TicketsSettings:
+        values = {
+            "mongo_uri": mongo_server.uri,
+            "nats_url": nats_server.url,
+            "jwt_key": TEST_JWT_KEY,
+            "cookie_secure": False,
+            "nats_client_id": "tickets-test",
+            "publish_timeout": 2.0,
+            "outbox_interval": 0.1,
+            **overrides,
+        }
+        return TicketsSettings(**values)
+
+    return _make
+
+
+@pytest.fixture
+async def client(make_settings, clean_db, recording_nats) -> AsyncIterator[httpx.AsyncClient]:
+    """The tickets app on the real MongoDB-wire server, events recorded by the fake
+    (the seed's mocked nats-wrapper)."""
+    app = create_tickets_app(make_settings(), database=clean_db.name, nats=recording_nats)
+    async with app_client(app) as c:
+        yield c
+
+
+@pytest.fixture
+async def live_client(make_settings, clean_db, nats_manager) -> AsyncIterator[httpx.AsyncClient]:
+    """The tickets app on the real MongoDB-wire server AND a real nats-server; the
+    `nats_manager` fixture gives the test a fresh TICKETING stream to read."""
+    async with app_client(create_tickets_app(make_settings(), database=clean_db.name)) as c:
+        yield c

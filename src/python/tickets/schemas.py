@@ -1,0 +1,68 @@
+"""Ticket bodies. Prices are exact: validated to cents, stored as integer cents, and
+returned as a JSON number (20, 20.5, 19.99) as the original returns them."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from ticketing_common.errors import field_error
+
+TITLE_MAX = 200
+PRICE_MAX_CENTS = 100_000_000  # 1,000,000.00
+
+
+def clean_title(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise field_error("Title is required")
+    title = value.strip()
+    if len(title) > TITLE_MAX:
+        raise field_error(f"Title must be at most {TITLE_MAX} characters")
+    return title
+
+
+def price_to_cents(value: object) -> int:
+    """A JSON number > 0 with at most 2 decimals, as integer cents. Strings, booleans,
+    NaN and infinities are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise field_error("Price must be greater than 0")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise field_error("Price must be greater than 0")
+    try:
+        exact = Decimal(str(value))  # the shortest repr: 19.99 stays 19.99
+    except InvalidOperation:
+        raise field_error("Price must be greater than 0") from None
+    if exact <= 0:
+        raise field_error("Price must be greater than 0")
+    cents = exact * 100
+    if cents != cents.to_integral_value():
+        raise field_error("Price must have at most 2 decimal places")
+    if cents > PRICE_MAX_CENTS:
+        raise field_error("Price must be at most 1000000")
+    return int(cents)
+
+
+def cents_to_price(cents: int) -> int | float:
+    """20 for 2000 cents, 20.5 for 2050: JSON numbers like the original's."""
+    return cents // 100 if cents % 100 == 0 else cents / 100
+
+
+class TicketIn(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    title: Annotated[str, BeforeValidator(clean_title)] = None  # type: ignore[assignment]
+    price_cents: Annotated[int, BeforeValidator(price_to_cents)] = Field(
+        None, alias="price", json_schema_extra={"type": "number", "exclusiveMinimum": 0}
+    )
+
+
+class TicketOut(BaseModel):
+    id: str
+    title: str
+    price: int | float
+    userId: str
+    version: int
+    orderId: str | None = None
