@@ -9,6 +9,7 @@ reconnect. `drain()` on shutdown lets in-flight handlers finish and flushes publ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -109,15 +110,23 @@ class NatsClientManager:
             return False
         return True
 
-    async def drain(self) -> None:
-        """Shutdown: finish in-flight messages, flush pending publishes, close."""
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Shutdown: finish in-flight messages, flush pending publishes, close. While
+        disconnected there is nothing to flush: just stop reconnecting and close."""
         self._closing = True
         client, self._client, self._jetstream = self._client, None, None
-        if client is not None and not client.is_closed:
-            try:
-                await client.drain()
-            except Exception as exc:  # already gone: nothing left to flush
-                log.warning("NATS drain failed: %r", exc)
+        if client is None or client.is_closed:
+            return
+        try:
+            if client.is_connected:
+                await asyncio.wait_for(client.drain(), timeout)
+            else:
+                await asyncio.wait_for(client.close(), timeout)
+        except Exception as exc:  # a drain cut short must not block the shutdown
+            log.warning("NATS drain did not complete: %r", exc)
+            if not client.is_closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.close(), timeout)
 
     async def _disconnected(self) -> None:
         if not self._closing:

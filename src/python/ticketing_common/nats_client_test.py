@@ -112,3 +112,14 @@ def _and_then(original, extra):
         extra()
 
     return callback
+
+
+async def test_drain_while_disconnected_closes_without_waiting_for_the_server(tmp_path):
+    server = NatsServer(tmp_path).start()
+    manager = NatsClientManager()
+    await manager.connect(server.url, "drain-disconnected", reconnect_wait=0.1)
+    client = manager.client
+    server.stop()
+    await eventually(lambda: not client.is_connected)
+    await asyncio.wait_for(manager.drain(), 30)  # must not hang while reconnecting
+    assert client.is_closed

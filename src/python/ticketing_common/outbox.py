@@ -113,6 +113,7 @@ class OutboxRelay:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def deliver(self, msg_id: str) -> bool:
         """Publish pending records now (the caller's included), waiting at most
@@ -165,6 +166,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         """Stop the loop, then make one last bounded attempt to send what is pending."""
+        self._stopping = True  # a flag as well: Python 3.11 can swallow a cancel in a timeout
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -175,9 +177,10 @@ class OutboxRelay:
                     await self.flush()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
             self._wake.clear()
             if not self.nats.is_connected:
                 continue

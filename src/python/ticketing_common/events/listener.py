@@ -49,6 +49,7 @@ class Listener(ABC, Generic[E]):
         self.service = service
         self.durable = durable_name(service, self.subject)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @abstractmethod
     async def on_message(self, data: E, msg: Msg) -> None:
@@ -75,13 +76,14 @@ class Listener(ABC, Generic[E]):
         self._task = asyncio.create_task(self._run(sub), name=f"listener:{self.durable}")
 
     async def stop(self) -> None:
+        self._stopping = True  # a flag as well: Python 3.11 can swallow a cancel in a timeout
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
-        while True:
+        while not self._stopping:
             try:
                 messages = await sub.fetch(self.batch_size, timeout=self.poll_seconds)
             except (NatsTimeoutError, TimeoutError):
