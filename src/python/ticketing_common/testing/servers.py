@@ -54,6 +54,7 @@ class ServerProcess:
         self.port: int | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self.env: dict[str, str] | None = None  # None: inherit this process's environment
 
     def argv(self) -> list[str]:
         raise NotImplementedError
@@ -68,6 +69,7 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=self.workdir,
+            env=self.env,
             preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
@@ -183,3 +185,26 @@ class MongoServer(ServerProcess):
     @property
     def uri(self) -> str:
         return f"mongodb://{LOOPBACK}:{self.port}/?directConnection=true"
+
+
+class ServiceProcess(ServerProcess):
+    """One of our Python services (`python -m <module>`), on a free port, with `env`
+    added to this process's environment; the module sees the same sys.path as we do."""
+
+    ready_pattern = re.compile(r"Uvicorn running on http://[\d.]+:(\d+)")
+
+    def __init__(self, name: str, module: str, env: dict[str, str], workdir: Path | None = None):
+        self.name = name
+        super().__init__(workdir)
+        self.module = module
+        self.env = {
+            **os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HOST": LOOPBACK, "PORT": "0",
+            **env,
+        }
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", self.module]
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"

@@ -1,0 +1,104 @@
+"""Layout pieces shared by the pages: header, banner, form fields, page frame."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from ticketing_web.state import FormState, SessionState
+
+
+def header() -> rx.Component:
+    signed_in_links = rx.hstack(
+        rx.link("Sell tickets", href="/tickets/new", id="nav-sell"),
+        rx.link("Sign out", href="/auth/signout", id="nav-signout"),
+        spacing="5",
+    )
+    signed_out_links = rx.hstack(
+        rx.link("Sign up", href="/auth/signup", id="nav-signup"),
+        rx.link("Sign in", href="/auth/signin", id="nav-signin"),
+        spacing="5",
+    )
+    return rx.box(
+        rx.hstack(
+            rx.link(rx.heading("GitTix", size="6", weight="bold"), href="/", underline="none"),
+            rx.spacer(),
+            rx.cond(SessionState.signed_in, signed_in_links, signed_out_links),
+            align="center",
+            width="100%",
+            max_width="960px",
+            margin_x="auto",
+            padding_x="1.25em",
+            padding_y="0.9em",
+        ),
+        border_bottom=f"1px solid {rx.color('gray', 5)}",
+        background=rx.color("gray", 1),
+        width="100%",
+    )
+
+
+def banner() -> rx.Component:
+    return rx.cond(
+        SessionState.banner != "",
+        rx.callout(SessionState.banner, icon="triangle_alert", color_scheme="amber", id="banner",
+                   width="100%"),
+    )
+
+
+def page(*children: rx.Component, title: str) -> rx.Component:
+    return rx.box(
+        header(),
+        rx.vstack(
+            banner(),
+            rx.heading(title, size="7", margin_bottom="0.5em"),
+            *children,
+            width="100%",
+            max_width="960px",
+            margin_x="auto",
+            padding="1.25em",
+            spacing="4",
+            align="stretch",
+        ),
+        min_height="100vh",
+    )
+
+
+def form_errors() -> rx.Component:
+    return rx.foreach(
+        FormState.form_errors,
+        lambda message: rx.callout(message, icon="circle_alert", color_scheme="red",
+                                   class_name="form-error"),
+    )
+
+
+def field(label: str, name: str, **input_props) -> rx.Component:
+    """A labelled input with the API's message for this field under it."""
+    return rx.vstack(
+        rx.text(label, as_="label", size="2", weight="medium", html_for=name),
+        rx.input(name=name, id=name, size="3", width="100%", **input_props),
+        rx.cond(
+            FormState.field_errors.contains(name),
+            rx.text(FormState.field_errors[name], color_scheme="red", size="2",
+                    id=f"{name}-error"),
+        ),
+        spacing="1",
+        width="100%",
+        align="stretch",
+    )
+
+
+def submit(label: str) -> rx.Component:
+    return rx.button(label, type="submit", size="3", loading=FormState.submitting,
+                     id="submit")
+
+
+def form_card(*children: rx.Component, on_submit, form_id: str) -> rx.Component:
+    return rx.card(
+        rx.form(
+            rx.vstack(form_errors(), *children, spacing="4", align="stretch"),
+            on_submit=on_submit,
+            reset_on_submit=False,
+            id=form_id,
+        ),
+        max_width="480px",
+        width="100%",
+    )

@@ -1,0 +1,116 @@
+"""Run the web client: `./pants run src/python/web:web` (prod mode, one port).
+
+Prepares what Reflex needs offline — bun from the npm registry (pinned in
+`tools/package-lock.json`), Reflex's version check and telemetry off, its caches kept
+out of the home folder — then starts `reflex run --env prod` from the app root in its
+own process group, and stops that whole group on SIGINT/SIGTERM (bun/vite children
+included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
+
+
+def find_app_root(start: Path | None = None) -> Path:
+    """The folder holding rxconfig.py: WEB_APP_DIR, else src/python/web from the repo."""
+    if os.environ.get("WEB_APP_DIR"):
+        return Path(os.environ["WEB_APP_DIR"]).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        for candidate in (folder, folder / "src" / "python" / "web"):
+            if (candidate / "rxconfig.py").is_file() and (candidate / "ticketing_web").is_dir():
+                return candidate
+    raise SystemExit("web: cannot find the app root (rxconfig.py); run from the repo or set WEB_APP_DIR")
+
+
+def ensure_bun(app_root: Path) -> Path:
+    """bun at Reflex's pinned version, installed from the npm registry on first use."""
+    tools = app_root / "tools"
+    arch = ARCH.get(platform.machine().lower())
+    if arch is None or sys.platform != "linux":
+        raise SystemExit(f"web: no pinned bun for {sys.platform}/{platform.machine()}; set REFLEX_BUN_PATH")
+    bun = tools / "node_modules" / "@oven" / f"bun-linux-{arch}" / "bin" / "bun"
+    if not bun.is_file():
+        print("web: installing bun from the npm registry (first run only) ...", file=sys.stderr)
+        try:
+            subprocess.run(
+                ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix", str(tools)],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise SystemExit(f"web: could not install bun with npm ({exc}); is Node.js/npm installed?") from None
+    return bun
+
+
+def reflex_env(app_root: Path, cache_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("REFLEX_BUN_PATH", str(ensure_bun(app_root)))
+    env.update(
+        REFLEX_CHECK_LATEST_VERSION="0",
+        REFLEX_TELEMETRY_ENABLED="false",
+        NPM_CONFIG_REGISTRY=env.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org"),
+        REFLEX_DIR=str(cache_dir / "reflex"),
+        BUN_INSTALL_CACHE_DIR=str(cache_dir / "bun"),
+        # the Reflex subprocess imports this package from wherever this one came from
+        PYTHONPATH=os.pathsep.join([str(app_root), *sys.path]),
+    )
+    return env
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ticketing-web"
+
+
+def start(
+    app_root: Path, *, host: str, port: int, cache_dir: Path | None = None, log=None
+) -> subprocess.Popen[bytes]:
+    """Start Reflex (prod) in its own process group; stop it with `stop()`."""
+    env = reflex_env(app_root, cache_dir or default_cache_dir())
+    argv = [sys.executable, "-m", "reflex", "run", "--env", "prod", "--backend-host", host,
+            "--frontend-port", str(port), "--backend-port", str(port), "--loglevel", "info"]
+    return subprocess.Popen(argv, cwd=app_root, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    """SIGTERM the group (bun/vite included); SIGKILL if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            continue
+    return process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the Ticketing web client (Reflex, prod mode).")
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    args = parser.parse_args()
+    process = start(find_app_root(), host=args.host, port=args.port)
+
+    def forward(signum: int, _frame: object) -> None:
+        stop(process)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    sys.exit(process.wait())
+
+
+if __name__ == "__main__":
+    main()

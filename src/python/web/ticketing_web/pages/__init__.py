@@ -1,0 +1,1 @@
+"""One module per area: home, auth, tickets."""

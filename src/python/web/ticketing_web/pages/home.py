@@ -1,0 +1,49 @@
+"""/ — tickets for sale."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from ticketing_web.components import page
+from ticketing_web.state import TicketListState
+
+
+def ticket_row(ticket: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(ticket["title"]),
+        rx.table.cell(ticket["price"], class_name="ticket-price"),
+        rx.table.cell(rx.link("View", href="/tickets/" + ticket["id"].to(str))),
+        class_name="ticket-row",
+    )
+
+
+def index() -> rx.Component:
+    table = rx.table.root(
+        rx.table.header(
+            rx.table.row(
+                rx.table.column_header_cell("Title"),
+                rx.table.column_header_cell("Price"),
+                rx.table.column_header_cell("Link"),
+            )
+        ),
+        rx.table.body(rx.foreach(TicketListState.tickets, ticket_row)),
+        variant="surface",
+        width="100%",
+        id="tickets",
+    )
+    empty = rx.card(
+        rx.vstack(
+            rx.text("No tickets for sale yet.", size="4", weight="medium"),
+            rx.text("Got one you can't use? ", rx.link("Sell it here", href="/tickets/new"), "."),
+            spacing="2",
+        ),
+        id="no-tickets",
+    )
+    return page(
+        rx.cond(
+            TicketListState.loaded,
+            rx.cond(TicketListState.tickets.length() > 0, table, empty),
+            rx.center(rx.spinner(size="3"), padding="2em"),
+        ),
+        title="Tickets",
+    )

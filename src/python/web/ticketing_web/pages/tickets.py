@@ -1,0 +1,66 @@
+"""/tickets/new and /tickets/[ticketId]."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from ticketing_web.components import field, form_card, page, submit
+from ticketing_web.state import NewTicketState, TicketDetailState
+
+
+def new_ticket() -> rx.Component:
+    return page(
+        form_card(
+            field("Title", "title", placeholder="e.g. Concert, front row"),
+            field("Price", "price", placeholder="20.00", input_mode="decimal"),
+            submit("Submit"),
+            on_submit=NewTicketState.create,
+            form_id="new-ticket-form",
+        ),
+        title="Sell a ticket",
+    )
+
+
+def _details() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading(TicketDetailState.ticket["title"], size="6", id="ticket-title"),
+            rx.text("Price: ", rx.text.strong(TicketDetailState.ticket["price"]), size="4",
+                    id="ticket-price"),
+            rx.cond(TicketDetailState.is_owner,
+                    rx.badge("You are selling this ticket", color_scheme="green")),
+            spacing="3",
+        ),
+        width="100%",
+    )
+
+
+def _edit_form() -> rx.Component:
+    return form_card(
+        rx.heading("Edit your ticket", size="4"),
+        field("Title", "title", value=TicketDetailState.edit_title,
+              on_change=TicketDetailState.set_edit_title),
+        field("Price", "price", value=TicketDetailState.edit_price,
+              on_change=TicketDetailState.set_edit_price, input_mode="decimal"),
+        rx.cond(TicketDetailState.saved,
+                rx.callout("Saved", icon="check", color_scheme="green", id="saved")),
+        submit("Save changes"),
+        on_submit=TicketDetailState.save,
+        form_id="edit-ticket-form",
+    )
+
+
+def ticket_detail() -> rx.Component:
+    return page(
+        rx.cond(
+            TicketDetailState.not_found,
+            rx.callout("This ticket does not exist.", icon="circle_alert", id="not-found"),
+            rx.cond(
+                TicketDetailState.ticket.contains("id"),
+                rx.vstack(_details(), rx.cond(TicketDetailState.is_owner, _edit_form()),
+                          spacing="4", width="100%"),
+                rx.center(rx.spinner(size="3"), padding="2em"),
+            ),
+        ),
+        title="Ticket",
+    )

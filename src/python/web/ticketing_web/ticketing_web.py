@@ -1,0 +1,21 @@
+"""The Reflex app: the original client's pages and routes."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from ticketing_web.pages import auth, home, tickets
+from ticketing_web.state import FormState, SessionState, TicketDetailState, TicketListState
+
+app = rx.App()  # theme: rxconfig.py
+app.add_page(home.index, route="/", title="GitTix | Tickets", on_load=TicketListState.load)
+app.add_page(auth.signup, route="/auth/signup", title="GitTix | Sign up",
+             on_load=FormState.open_form)
+app.add_page(auth.signin, route="/auth/signin", title="GitTix | Sign in",
+             on_load=FormState.open_form)
+app.add_page(auth.signout, route="/auth/signout", title="GitTix | Sign out",
+             on_load=SessionState.signout)
+app.add_page(tickets.new_ticket, route="/tickets/new", title="GitTix | Sell a ticket",
+             on_load=FormState.open_signed_in_form)
+app.add_page(tickets.ticket_detail, route="/tickets/[ticketId]", title="GitTix | Ticket",
+             on_load=TicketDetailState.load)
