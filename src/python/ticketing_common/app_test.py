@@ -18,6 +18,7 @@ from ticketing_common.settings import EventingSettings, ServiceSettings, load_se
 from ticketing_common.testing.auth import TEST_JWT_KEY
 from ticketing_common.testing.fakes import RecordingNats
 from ticketing_common.testing.http import app_client
+from ticketing_common.testing.servers import python_path
 from ticketing_common.testing.waiting import eventually
 
 router = APIRouter()
@@ -138,7 +139,7 @@ async def test_start_fails_clearly_when_nats_is_unreachable(mongo_server):
 def start_service(mongo_server, nats_server) -> tuple[subprocess.Popen, str]:
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
+        "PYTHONPATH": python_path(),
         "MONGO_URI": mongo_server.uri,
         "NATS_URL": nats_server.url,
         "JWT_KEY": TEST_JWT_KEY,

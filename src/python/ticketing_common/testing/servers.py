@@ -118,6 +118,12 @@ class ServerProcess:
         self.stop()
 
 
+def python_path() -> str:
+    """This process's import path as PYTHONPATH for a child that may run elsewhere
+    (Pants puts relative source roots on sys.path)."""
+    return os.pathsep.join(os.path.abspath(entry) for entry in sys.path if entry)
+
+
 def _die_with_parent() -> None:
     """Linux: SIGTERM the server if the process that started it dies (e.g. a test run is
     killed), so no server outlives its owner even when `stop()` never runs."""
@@ -198,7 +204,10 @@ class ServiceProcess(ServerProcess):
         super().__init__(workdir)
         self.module = module
         self.env = {
-            **os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "HOST": LOOPBACK, "PORT": "0",
+            **os.environ,
+            "PYTHONPATH": python_path(),
+            "HOST": LOOPBACK,
+            "PORT": "0",
             **env,
         }
 

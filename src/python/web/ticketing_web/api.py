@@ -54,8 +54,13 @@ def read_errors(body: Any) -> tuple[dict[str, str], list[str]]:
 
 
 async def call(
-    method: str, url: str, *, session: str = "", json: Any = None,
-    params: dict[str, Any] | None = None, timeout: float = 10.0,
+    method: str,
+    url: str,
+    *,
+    session: str = "",
+    json: Any = None,
+    params: dict[str, Any] | None = None,
+    timeout: float = 10.0,
 ) -> ApiResult:
     cookies = {SESSION_COOKIE: session} if session else None
     try:
@@ -111,20 +116,30 @@ class Services:
         return f"{self.settings.tickets_url}/api/tickets{path}"
 
     async def current_user(self, session: str) -> ApiResult:
-        return await call("GET", self._auth("/currentuser"), session=session,
-                          timeout=self.settings.api_timeout)
+        return await call(
+            "GET", self._auth("/currentuser"), session=session, timeout=self.settings.api_timeout
+        )
 
     async def signup(self, email: str, password: str) -> ApiResult:
-        return await call("POST", self._auth("/signup"), json={"email": email, "password": password},
-                          timeout=self.settings.api_timeout)
+        return await call(
+            "POST",
+            self._auth("/signup"),
+            json={"email": email, "password": password},
+            timeout=self.settings.api_timeout,
+        )
 
     async def signin(self, email: str, password: str) -> ApiResult:
-        return await call("POST", self._auth("/signin"), json={"email": email, "password": password},
-                          timeout=self.settings.api_timeout)
+        return await call(
+            "POST",
+            self._auth("/signin"),
+            json={"email": email, "password": password},
+            timeout=self.settings.api_timeout,
+        )
 
     async def signout(self, session: str) -> ApiResult:
-        return await call("POST", self._auth("/signout"), session=session,
-                          timeout=self.settings.api_timeout)
+        return await call(
+            "POST", self._auth("/signout"), session=session, timeout=self.settings.api_timeout
+        )
 
     async def list_tickets(self) -> ApiResult:
         return await call("GET", self._tickets(), timeout=self.settings.api_timeout)
@@ -133,11 +148,21 @@ class Services:
         return await call("GET", self._tickets(f"/{ticket_id}"), timeout=self.settings.api_timeout)
 
     async def create_ticket(self, session: str, title: str, price: str) -> ApiResult:
-        return await call("POST", self._tickets(), session=session,
-                          json={"title": title, "price": price_for_api(price)},
-                          timeout=self.settings.api_timeout)
+        return await call(
+            "POST",
+            self._tickets(),
+            session=session,
+            json={"title": title, "price": price_for_api(price)},
+            timeout=self.settings.api_timeout,
+        )
 
-    async def update_ticket(self, session: str, ticket_id: str, title: str, price: str) -> ApiResult:
-        return await call("PUT", self._tickets(f"/{ticket_id}"), session=session,
-                          json={"title": title, "price": price_for_api(price)},
-                          timeout=self.settings.api_timeout)
+    async def update_ticket(
+        self, session: str, ticket_id: str, title: str, price: str
+    ) -> ApiResult:
+        return await call(
+            "PUT",
+            self._tickets(f"/{ticket_id}"),
+            session=session,
+            json={"title": title, "price": price_for_api(price)},
+            timeout=self.settings.api_timeout,
+        )

@@ -39,8 +39,13 @@ def header() -> rx.Component:
 def banner() -> rx.Component:
     return rx.cond(
         SessionState.banner != "",
-        rx.callout(SessionState.banner, icon="triangle_alert", color_scheme="amber", id="banner",
-                   width="100%"),
+        rx.callout(
+            SessionState.banner,
+            icon="triangle_alert",
+            color_scheme="amber",
+            id="banner",
+            width="100%",
+        ),
     )
 
 
@@ -65,8 +70,9 @@ def page(*children: rx.Component, title: str) -> rx.Component:
 def form_errors() -> rx.Component:
     return rx.foreach(
         FormState.form_errors,
-        lambda message: rx.callout(message, icon="circle_alert", color_scheme="red",
-                                   class_name="form-error"),
+        lambda message: rx.callout(
+            message, icon="circle_alert", color_scheme="red", class_name="form-error"
+        ),
     )
 
 
@@ -77,8 +83,7 @@ def field(label: str, name: str, **input_props) -> rx.Component:
         rx.input(name=name, id=name, size="3", width="100%", **input_props),
         rx.cond(
             FormState.field_errors.contains(name),
-            rx.text(FormState.field_errors[name], color_scheme="red", size="2",
-                    id=f"{name}-error"),
+            rx.text(FormState.field_errors[name], color_scheme="red", size="2", id=f"{name}-error"),
         ),
         spacing="1",
         width="100%",
@@ -87,8 +92,7 @@ def field(label: str, name: str, **input_props) -> rx.Component:
 
 
 def submit(label: str) -> rx.Component:
-    return rx.button(label, type="submit", size="3", loading=FormState.submitting,
-                     id="submit")
+    return rx.button(label, type="submit", size="3", loading=FormState.submitting, id="submit")
 
 
 def form_card(*children: rx.Component, on_submit, form_id: str) -> rx.Component:

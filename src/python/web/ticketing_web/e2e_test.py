@@ -21,15 +21,26 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 import ticketing_web
 from ticketing_common.testing.auth import TEST_JWT_KEY
-from ticketing_common.testing.servers import ServerProcess, ServiceProcess
+from ticketing_common.testing.servers import ServerProcess, ServiceProcess, python_path
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
-APP_FILES = ("rxconfig.py", "ticketing_web", "reflex.lock", "tools/package.json",
-             "tools/package-lock.json")
+APP_FILES = (
+    "rxconfig.py",
+    "ticketing_web",
+    "reflex.lock",
+    "tools/package.json",
+    "tools/package-lock.json",
+)
 
 
 class WebProcess(ServerProcess):
@@ -38,19 +49,23 @@ class WebProcess(ServerProcess):
     name = "web"
     ready_pattern = re.compile(r"App running at: http://[\d.]+:(\d+)")
 
-    def __init__(self, workdir: Path, app_root: Path, env: dict[str, str]) -> None:
-        super().__init__(workdir)
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), **env}
-        self.app_root = app_root
+    def __init__(self, app_root: Path, env: dict[str, str]) -> None:
+        super().__init__(app_root)  # Reflex runs from its app root (and logs there)
+        self.env = {**os.environ, "PYTHONPATH": python_path(), **env}
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "ticketing_web.launcher", "--host", "127.0.0.1",
-                "--port", str(free_port())]
+        return [
+            sys.executable,
+            "-m",
+            "ticketing_web.launcher",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+        ]
 
     def start(self, timeout: float = 600.0) -> ServerProcess:  # a cold build takes a while
-        self.workdir = self.app_root  # Reflex runs from its app root
         return super().start(timeout)
-
 
 
 def free_port() -> int:
@@ -67,7 +82,11 @@ def copy_app(destination: Path) -> Path:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if (source / name).is_dir():
-            shutil.copytree(source / name, target, ignore=shutil.ignore_patterns("__pycache__", "*_test.py", "conftest.py"))
+            shutil.copytree(
+                source / name,
+                target,
+                ignore=shutil.ignore_patterns("__pycache__", "*_test.py", "conftest.py"),
+            )
         else:
             shutil.copy2(source / name, target)
     return destination
@@ -83,19 +102,31 @@ class Stack:
 @pytest.fixture(scope="session")
 def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
     common = {"MONGO_URI": mongo_server.uri, "JWT_KEY": TEST_JWT_KEY, "COOKIE_SECURE": "false"}
-    auth = ServiceProcess("auth", "auth.main", {**common, "ARGON2_TIME_COST": "1",
-                                                "ARGON2_MEMORY_KIB": "1024"},
-                          tmp_path_factory.mktemp("auth"))
-    tickets = ServiceProcess("tickets", "tickets.main", {**common, "NATS_URL": nats_server.url},
-                             tmp_path_factory.mktemp("tickets"))
+    auth = ServiceProcess(
+        "auth",
+        "auth.main",
+        {**common, "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"},
+        tmp_path_factory.mktemp("auth"),
+    )
+    tickets = ServiceProcess(
+        "tickets",
+        "tickets.main",
+        {**common, "NATS_URL": nats_server.url},
+        tmp_path_factory.mktemp("tickets"),
+    )
     started: list[ServerProcess] = []
     try:
         for service in (auth, tickets):
             started.append(service.start())
         app_root = copy_app(tmp_path_factory.mktemp("web-app"))
-        web = WebProcess(tmp_path_factory.mktemp("web"), app_root, {
-            "AUTH_URL": auth.url, "TICKETS_URL": tickets.url, "COOKIE_SECURE": "false",
-        })
+        web = WebProcess(
+            app_root,
+            {
+                "AUTH_URL": auth.url,
+                "TICKETS_URL": tickets.url,
+                "COOKIE_SECURE": "false",
+            },
+        )
         started.append(web.start())
         yield Stack(f"http://127.0.0.1:{web.port}", auth.url, tickets.url)
     finally:
@@ -106,12 +137,17 @@ def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's package "
-                    "(apt-get install chromium) or set CHROMIUM_PATH")
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}: install Debian's package "
+            "(apt-get install chromium) or set CHROMIUM_PATH"
+        )
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     async with async_playwright() as playwright:
         context = await playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True,
+            profile,
+            executable_path=CHROMIUM,
+            args=CHROMIUM_FLAGS,
+            headless=True,
         )
         yield context  # type: ignore[misc]
         await context.close()
@@ -119,7 +155,9 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 def artifacts_dir() -> Path:
-    folder = Path(os.environ.get("E2E_ARTIFACTS_DIR") or Path(tempfile.gettempdir()) / "ticketing-e2e")
+    folder = Path(
+        os.environ.get("E2E_ARTIFACTS_DIR") or Path(tempfile.gettempdir()) / "ticketing-e2e"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,7 +30,9 @@ def find_app_root(start: Path | None = None) -> Path:
         for candidate in (folder, folder / "src" / "python" / "web"):
             if (candidate / "rxconfig.py").is_file() and (candidate / "ticketing_web").is_dir():
                 return candidate
-    raise SystemExit("web: cannot find the app root (rxconfig.py); run from the repo or set WEB_APP_DIR")
+    raise SystemExit(
+        "web: cannot find the app root (rxconfig.py); run from the repo or set WEB_APP_DIR"
+    )
 
 
 def ensure_bun(app_root: Path) -> Path:
@@ -37,17 +40,33 @@ def ensure_bun(app_root: Path) -> Path:
     tools = app_root / "tools"
     arch = ARCH.get(platform.machine().lower())
     if arch is None or sys.platform != "linux":
-        raise SystemExit(f"web: no pinned bun for {sys.platform}/{platform.machine()}; set REFLEX_BUN_PATH")
+        raise SystemExit(
+            f"web: no pinned bun for {sys.platform}/{platform.machine()}; set REFLEX_BUN_PATH"
+        )
     bun = tools / "node_modules" / "@oven" / f"bun-linux-{arch}" / "bin" / "bun"
     if not bun.is_file():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SystemExit("web: npm not found; install Node.js with npm (needed once, for bun)")
         print("web: installing bun from the npm registry (first run only) ...", file=sys.stderr)
         try:
             subprocess.run(
-                ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix", str(tools)],
-                check=True, stdout=subprocess.DEVNULL,
+                [
+                    npm,
+                    "ci",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--prefix",
+                    str(tools),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
             )
         except (OSError, subprocess.CalledProcessError) as exc:
-            raise SystemExit(f"web: could not install bun with npm ({exc}); is Node.js/npm installed?") from None
+            raise SystemExit(
+                f"web: could not install bun with npm ({exc}); is Node.js/npm installed?"
+            ) from None
     return bun
 
 
@@ -61,7 +80,7 @@ def reflex_env(app_root: Path, cache_dir: Path) -> dict[str, str]:
         REFLEX_DIR=str(cache_dir / "reflex"),
         BUN_INSTALL_CACHE_DIR=str(cache_dir / "bun"),
         # the Reflex subprocess imports this package from wherever this one came from
-        PYTHONPATH=os.pathsep.join([str(app_root), *sys.path]),
+        PYTHONPATH=os.pathsep.join([str(app_root), *(os.path.abspath(p) for p in sys.path if p)]),
     )
     return env
 
@@ -76,10 +95,31 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Start Reflex (prod) in its own process group; stop it with `stop()`."""
     env = reflex_env(app_root, cache_dir or default_cache_dir())
-    argv = [sys.executable, "-m", "reflex", "run", "--env", "prod", "--backend-host", host,
-            "--frontend-port", str(port), "--backend-port", str(port), "--loglevel", "info"]
-    return subprocess.Popen(argv, cwd=app_root, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "reflex",
+        "run",
+        "--env",
+        "prod",
+        "--backend-host",
+        host,
+        "--frontend-port",
+        str(port),
+        "--backend-port",
+        str(port),
+        "--loglevel",
+        "info",
+    ]
+    return subprocess.Popen(
+        argv,
+        cwd=app_root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
@@ -97,7 +137,9 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the Ticketing web client (Reflex, prod mode).")
+    parser = argparse.ArgumentParser(
+        description="Run the Ticketing web client (Reflex, prod mode)."
+    )
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     args = parser.parse_args()

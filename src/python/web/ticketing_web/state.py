@@ -31,7 +31,11 @@ def ticket_view(ticket: dict[str, Any]) -> dict[str, str]:
 
 class SessionState(rx.State):
     session: str = rx.Cookie(
-        "", name="session", path="/", max_age=SESSION_MAX_AGE, same_site="lax",
+        "",
+        name="session",
+        path="/",
+        max_age=SESSION_MAX_AGE,
+        same_site="lax",
         secure=SETTINGS.cookie_secure,
     )
     user_id: str = ""

@@ -9,13 +9,24 @@ from ticketing_web.state import FormState, SessionState, TicketDetailState, Tick
 
 app = rx.App()  # theme: rxconfig.py
 app.add_page(home.index, route="/", title="GitTix | Tickets", on_load=TicketListState.load)
-app.add_page(auth.signup, route="/auth/signup", title="GitTix | Sign up",
-             on_load=FormState.open_form)
-app.add_page(auth.signin, route="/auth/signin", title="GitTix | Sign in",
-             on_load=FormState.open_form)
-app.add_page(auth.signout, route="/auth/signout", title="GitTix | Sign out",
-             on_load=SessionState.signout)
-app.add_page(tickets.new_ticket, route="/tickets/new", title="GitTix | Sell a ticket",
-             on_load=FormState.open_signed_in_form)
-app.add_page(tickets.ticket_detail, route="/tickets/[ticketId]", title="GitTix | Ticket",
-             on_load=TicketDetailState.load)
+app.add_page(
+    auth.signup, route="/auth/signup", title="GitTix | Sign up", on_load=FormState.open_form
+)
+app.add_page(
+    auth.signin, route="/auth/signin", title="GitTix | Sign in", on_load=FormState.open_form
+)
+app.add_page(
+    auth.signout, route="/auth/signout", title="GitTix | Sign out", on_load=SessionState.signout
+)
+app.add_page(
+    tickets.new_ticket,
+    route="/tickets/new",
+    title="GitTix | Sell a ticket",
+    on_load=FormState.open_signed_in_form,
+)
+app.add_page(
+    tickets.ticket_detail,
+    route="/tickets/[ticketId]",
+    title="GitTix | Ticket",
+    on_load=TicketDetailState.load,
+)

@@ -10,8 +10,13 @@ from ticketing_web.state import AuthFormState
 
 def _credentials_form(action, button: str, form_id: str) -> rx.Component:
     return form_card(
-        field("Email address", "email", type="email", placeholder="you@example.com",
-              auto_complete="email"),
+        field(
+            "Email address",
+            "email",
+            type="email",
+            placeholder="you@example.com",
+            auto_complete="email",
+        ),
         field("Password", "password", type="password", placeholder="4 to 20 characters"),
         submit(button),
         on_submit=action,

@@ -25,10 +25,16 @@ def _details() -> rx.Component:
     return rx.card(
         rx.vstack(
             rx.heading(TicketDetailState.ticket["title"], size="6", id="ticket-title"),
-            rx.text("Price: ", rx.text.strong(TicketDetailState.ticket["price"]), size="4",
-                    id="ticket-price"),
-            rx.cond(TicketDetailState.is_owner,
-                    rx.badge("You are selling this ticket", color_scheme="green")),
+            rx.text(
+                "Price: ",
+                rx.text.strong(TicketDetailState.ticket["price"]),
+                size="4",
+                id="ticket-price",
+            ),
+            rx.cond(
+                TicketDetailState.is_owner,
+                rx.badge("You are selling this ticket", color_scheme="green"),
+            ),
             spacing="3",
         ),
         width="100%",
@@ -38,12 +44,23 @@ def _details() -> rx.Component:
 def _edit_form() -> rx.Component:
     return form_card(
         rx.heading("Edit your ticket", size="4"),
-        field("Title", "title", value=TicketDetailState.edit_title,
-              on_change=TicketDetailState.set_edit_title),
-        field("Price", "price", value=TicketDetailState.edit_price,
-              on_change=TicketDetailState.set_edit_price, input_mode="decimal"),
-        rx.cond(TicketDetailState.saved,
-                rx.callout("Saved", icon="check", color_scheme="green", id="saved")),
+        field(
+            "Title",
+            "title",
+            value=TicketDetailState.edit_title,
+            on_change=TicketDetailState.set_edit_title,
+        ),
+        field(
+            "Price",
+            "price",
+            value=TicketDetailState.edit_price,
+            on_change=TicketDetailState.set_edit_price,
+            input_mode="decimal",
+        ),
+        rx.cond(
+            TicketDetailState.saved,
+            rx.callout("Saved", icon="check", color_scheme="green", id="saved"),
+        ),
         submit("Save changes"),
         on_submit=TicketDetailState.save,
         form_id="edit-ticket-form",
@@ -57,8 +74,12 @@ def ticket_detail() -> rx.Component:
             rx.callout("This ticket does not exist.", icon="circle_alert", id="not-found"),
             rx.cond(
                 TicketDetailState.ticket.contains("id"),
-                rx.vstack(_details(), rx.cond(TicketDetailState.is_owner, _edit_form()),
-                          spacing="4", width="100%"),
+                rx.vstack(
+                    _details(),
+                    rx.cond(TicketDetailState.is_owner, _edit_form()),
+                    spacing="4",
+                    width="100%",
+                ),
                 rx.center(rx.spinner(size="3"), padding="2em"),
             ),
         ),
