@@ -212,6 +212,7 @@ class ServiceProcess(ServerProcess):
         }
 
     def argv(self) -> list[str]:
+        self.env["PORT"] = str(self.requested_port)  # 0 at first; the same one on restart()
         return [sys.executable, "-m", self.module]
 
     @property

@@ -95,8 +95,7 @@ def copy_app(destination: Path) -> Path:
 @dataclass
 class Stack:
     web_url: str
-    auth_url: str
-    tickets_url: str
+    tickets: ServiceProcess
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +127,7 @@ def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
             },
         )
         started.append(web.start())
-        yield Stack(f"http://127.0.0.1:{web.port}", auth.url, tickets.url)
+        yield Stack(f"http://127.0.0.1:{web.port}", tickets)
     finally:
         for process in reversed(started):
             process.stop()
@@ -239,3 +238,17 @@ async def test_another_user_sees_a_ticket_read_only(stack: Stack, browser) -> No
     await page.goto(stack.web_url + "/auth/signout")
     await page.wait_for_url(stack.web_url + "/")
     await page.close()
+
+
+async def test_a_service_that_is_down_gives_a_friendly_banner(stack: Stack, browser) -> None:
+    stack.tickets.stop()
+    try:
+        page = await browser.new_page()
+        await page.goto(stack.web_url + "/")
+        await expect(page.locator("#banner")).to_contain_text("can't reach our servers")
+        await expect(page.locator("#nav-signup")).to_be_visible()  # the rest still works
+        await expect(page.locator("#no-tickets")).to_have_count(0)  # no untrue "no tickets"
+        await snap(page, "07-service-down-banner")
+        await page.close()
+    finally:
+        stack.tickets.restart()

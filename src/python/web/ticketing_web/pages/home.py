@@ -42,7 +42,12 @@ def index() -> rx.Component:
     return page(
         rx.cond(
             TicketListState.loaded,
-            rx.cond(TicketListState.tickets.length() > 0, table, empty),
+            # With a service down the banner says so; "no tickets" would be untrue.
+            rx.cond(
+                TicketListState.tickets.length() > 0,
+                table,
+                rx.cond(TicketListState.banner == "", empty),
+            ),
             rx.center(rx.spinner(size="3"), padding="2em"),
         ),
         title="Tickets",
