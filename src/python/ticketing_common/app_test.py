@@ -14,11 +14,11 @@ from fastapi import APIRouter
 from ticketing_common.app import create_app, run_service
 from ticketing_common.deps import DbDep, NatsDep
 from ticketing_common.nats_client import NatsConnectError
+from ticketing_common.servers import python_path
 from ticketing_common.settings import EventingSettings, ServiceSettings, load_settings
 from ticketing_common.testing.auth import TEST_JWT_KEY
 from ticketing_common.testing.fakes import RecordingNats
 from ticketing_common.testing.http import app_client
-from ticketing_common.testing.servers import python_path
 from ticketing_common.testing.waiting import eventually
 
 router = APIRouter()

@@ -9,7 +9,7 @@ from nats.js.api import StorageType
 
 from ticketing_common.events import STREAM_NAME, TICKETING_STREAM
 from ticketing_common.nats_client import NatsClientManager, NatsConnectError
-from ticketing_common.testing.servers import NatsServer
+from ticketing_common.servers import NatsServer
 from ticketing_common.testing.waiting import eventually
 
 

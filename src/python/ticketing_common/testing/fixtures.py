@@ -18,9 +18,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from ticketing_common.events.contracts import STREAM_NAME
 from ticketing_common.nats_client import NatsClientManager
+from ticketing_common.servers import MongoServer, NatsServer
 from ticketing_common.testing.auth import TEST_JWT_KEY
 from ticketing_common.testing.fakes import RecordingNats
-from ticketing_common.testing.servers import MongoServer, NatsServer
 
 __all__ = [
     "clean_db",

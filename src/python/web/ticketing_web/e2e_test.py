@@ -7,10 +7,7 @@ Screenshots of each main page go to $E2E_ARTIFACTS_DIR (default: a temp folder).
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import socket
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -19,9 +16,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-import ticketing_web
+from ticketing_common.servers import ServerProcess, ServiceProcess
 from ticketing_common.testing.auth import TEST_JWT_KEY
-from ticketing_common.testing.servers import ServerProcess, ServiceProcess, python_path
+from ticketing_web.process import WebProcess, copy_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -34,62 +31,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-APP_FILES = (
-    "rxconfig.py",
-    "ticketing_web",
-    "reflex.lock",
-    "tools/package.json",
-    "tools/package-lock.json",
-)
-
-
-class WebProcess(ServerProcess):
-    """The Reflex app (prod mode) started by our launcher."""
-
-    name = "web"
-    ready_pattern = re.compile(r"App running at: http://[\d.]+:(\d+)")
-
-    def __init__(self, app_root: Path, env: dict[str, str]) -> None:
-        super().__init__(app_root)  # Reflex runs from its app root (and logs there)
-        self.env = {**os.environ, "PYTHONPATH": python_path(), **env}
-
-    def argv(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "ticketing_web.launcher",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(free_port()),
-        ]
-
-    def start(self, timeout: float = 600.0) -> ServerProcess:  # a cold build takes a while
-        return super().start(timeout)
-
-
-def free_port() -> int:
-    """Reflex needs its port up front; it reports the one it really took, which we read."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def copy_app(destination: Path) -> Path:
-    """A private copy of the app root: Reflex writes .web/ and its lock there."""
-    source = Path(ticketing_web.__file__).resolve().parent.parent
-    for name in APP_FILES:
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if (source / name).is_dir():
-            shutil.copytree(
-                source / name,
-                target,
-                ignore=shutil.ignore_patterns("__pycache__", "*_test.py", "conftest.py"),
-            )
-        else:
-            shutil.copy2(source / name, target)
-    return destination
 
 
 @dataclass

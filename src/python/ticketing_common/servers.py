@@ -77,7 +77,7 @@ class ServerProcess:
             text = self.log_path.read_bytes()[offset:].decode(errors="replace")
             match = self.ready_pattern.search(text)
             if match:
-                self.port = int(match.group(1))
+                self.port = int(match.group(1)) if match.groups() else self.requested_port
                 return self
             if self.process.poll() is not None:
                 break

@@ -1,0 +1,278 @@
+"""Run the whole system on this machine, no cluster: `./run` (see the README).
+
+Starts, in order, each waiting until ready: nats-server (JetStream) and the
+MongoDB-wire server (both persisted under the state dir; skipped when NATS_URL /
+MONGO_URI point at servers of your own), auth, tickets, the web client, and a Caddy
+gateway that routes one address like the Kubernetes ingress. Prints what runs where.
+Ctrl-C / SIGTERM stops everything in reverse order, each by process group. A port in
+use, a missing tool or a service that fails names itself and its log, and whatever
+was already started is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import httpx
+from ticketing_web.launcher import find_app_root
+from ticketing_web.process import WebProcess
+
+from ticketing_common.servers import (
+    LOOPBACK,
+    MongoServer,
+    NatsServer,
+    ServerProcess,
+    ServiceProcess,
+    find_executable,
+)
+
+
+class StackError(Exception):
+    pass
+
+
+class Interrupted(StackError):
+    """Ctrl-C / SIGTERM before everything was up."""
+
+
+class CaddyGateway(ServerProcess):
+    name = "gateway"
+    ready_pattern = re.compile(r"serving initial configuration")
+
+    def __init__(self, workdir: Path, port: int, upstreams: dict[str, str]) -> None:
+        super().__init__(workdir, port)
+        self.caddyfile = workdir / "Caddyfile"
+        self.caddyfile.write_text(resources.files("stack").joinpath("Caddyfile").read_text())
+        self.env = {
+            **os.environ,
+            "GATEWAY_HOST": LOOPBACK,
+            "GATEWAY_PORT": str(port),
+            "XDG_DATA_HOME": str(workdir / "data"),
+            "XDG_CONFIG_HOME": str(workdir / "config"),
+            **upstreams,
+        }
+
+    def argv(self) -> list[str]:
+        return [
+            find_executable("caddy"),
+            "run",
+            "--config",
+            str(self.caddyfile),
+            "--adapter",
+            "caddyfile",
+        ]
+
+
+@dataclass
+class Running:
+    name: str
+    url: str
+    log: str
+    process: ServerProcess | None  # None: an external server we did not start
+
+
+def dev_jwt_key(state_dir: Path) -> str:
+    """A random key made on first run and kept in the state dir (dev only; never committed)."""
+    path = state_dir / "jwt-key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_http(url: str, what: str, log: Path | str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise StackError(f"{what} did not become ready at {url}; see {log}")
+
+
+class Stack:
+    def __init__(self, state_dir: Path, gateway_port: int) -> None:
+        self.state_dir = state_dir
+        self.gateway_port = gateway_port
+        self.running: list[Running] = []  # the table
+        self.processes: list[ServerProcess] = []  # what to stop, registered before starting
+
+    def _started(self, name: str, url: str, process: ServerProcess | None) -> None:
+        log = str(process.log_path) if process else "(external)"
+        self.running.append(Running(name, url, log, process))
+
+    def _start(self, process: ServerProcess, what: str) -> ServerProcess:
+        self.processes.append(process)
+        try:
+            return process.start()
+        except (RuntimeError, FileNotFoundError) as exc:
+            raise StackError(f"{what} failed to start; see {process.log_path}\n{exc}") from None
+
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not port_is_free(self.gateway_port):
+            raise StackError(
+                f"port {self.gateway_port} (gateway) is already in use: stop what "
+                f"uses it, or pick another port with --port"
+            )
+        nats_url = os.environ.get("NATS_URL")
+        if not nats_url:
+            nats = self._start(NatsServer(self.state_dir / "nats"), "nats-server")
+            nats_url = nats.url  # type: ignore[attr-defined]
+            self._started("nats", nats_url, nats)
+        else:
+            self._started("nats", nats_url, None)
+        mongo_uri = os.environ.get("MONGO_URI")
+        if not mongo_uri:
+            data = self.state_dir / "mongo" / "data"
+            data.mkdir(parents=True, exist_ok=True)
+            mongo = self._start(
+                MongoServer(self.state_dir / "mongo", storage=data), "MongoDB-wire server"
+            )
+            mongo_uri = mongo.uri  # type: ignore[attr-defined]
+            self._started("mongo", mongo_uri, mongo)
+        else:
+            self._started("mongo", mongo_uri, None)
+
+        gateway_url = f"http://{LOOPBACK}:{self.gateway_port}"
+        common = {
+            "MONGO_URI": mongo_uri,
+            "JWT_KEY": dev_jwt_key(self.state_dir),
+            "COOKIE_SECURE": "false",
+            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+        }
+        upstreams = {}
+        for name, module, extra in (
+            ("auth", "auth.main", {}),
+            ("tickets", "tickets.main", {"NATS_URL": nats_url, "NATS_CLIENT_ID": "tickets-local"}),
+        ):
+            service = ServiceProcess(name, module, {**common, **extra}, self.state_dir / name)
+            self._start(service, f"the {name} service")
+            wait_http(f"{service.url}/readyz", f"the {name} service", service.log_path)
+            self._started(name, service.url, service)
+            upstreams[f"{name.upper()}_UPSTREAM"] = f"{LOOPBACK}:{service.port}"
+
+        web = WebProcess(
+            find_app_root(),
+            {
+                "AUTH_URL": self._url("auth"),
+                "TICKETS_URL": self._url("tickets"),
+                "COOKIE_SECURE": "false",
+                "API_URL": gateway_url,  # Reflex's websocket: via the gateway
+            },
+            log_dir=self.state_dir / "web",
+        )
+        print(
+            "stack: building and starting the web client (the first time takes a minute or two) ...",
+            flush=True,
+        )
+        self._start(web, "the web client")
+        self._started("web", web.url, web)
+        upstreams["WEB_UPSTREAM"] = f"{LOOPBACK}:{web.port}"
+
+        gateway = CaddyGateway(self.state_dir / "gateway", self.gateway_port, upstreams)
+        self._start(gateway, "the Caddy gateway")
+        wait_http(f"{gateway_url}/api/users/currentuser", "the gateway", gateway.log_path)
+        self._started("gateway", gateway_url, gateway)
+
+    def _url(self, name: str) -> str:
+        return next(r.url for r in self.running if r.name == name)
+
+    def dead(self) -> Running | None:
+        return next((r for r in self.running if r.process and not r.process.running), None)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def table(self) -> str:
+        width = max(len(r.url) for r in self.running)
+        lines = [
+            f"Ticketing is up at http://{LOOPBACK}:{self.gateway_port}  (open it in a browser)",
+            "",
+            f"  {'what':<8} {'where':<{width}}  log",
+        ]
+        lines += [f"  {r.name:<8} {r.url:<{width}}  {r.log}" for r in self.running]
+        lines += [
+            "",
+            f"  state (data, dev JWT key, logs): {self.state_dir}",
+            "  stop: Ctrl-C (or SIGTERM to this process)",
+        ]
+        return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the whole Ticketing system locally.")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GATEWAY_PORT", "8080")),
+        help="the one local address's port (default 8080)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("STATE_DIR", ".state")),
+        help="where data, the dev JWT key and logs live (default ./.state)",
+    )
+    args = parser.parse_args()
+
+    stopping = threading.Event()
+    up = threading.Event()
+
+    def on_signal(*_: object) -> None:
+        stopping.set()
+        if not up.is_set():
+            raise Interrupted("interrupted while starting")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+
+    stack = Stack(args.state_dir.resolve(), args.port)
+    exit_code = 0
+    try:
+        stack.start()
+        up.set()
+        print(stack.table(), flush=True)
+        while not stopping.wait(0.5):
+            dead = stack.dead()
+            if dead is not None:
+                raise StackError(f"{dead.name} exited unexpectedly; see {dead.log}")
+    except Interrupted:
+        pass
+    except StackError as exc:
+        print(f"stack: {exc}", file=sys.stderr, flush=True)
+        exit_code = 1
+    finally:
+        print("stack: stopping ...", flush=True)
+        stack.stop()
+        print("stack: stopped", flush=True)
+    sys.exit(exit_code)
+
+
+if __name__ == "__main__":
+    main()

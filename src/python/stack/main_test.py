@@ -1,0 +1,145 @@
+"""The one-command local stack as a black box: up, a flow through the one address,
+SIGTERM → everything gone, restart → the data is still there."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import nats
+from ticketing_web.process import copy_app, free_port
+
+from ticketing_common.events import STREAM_NAME
+from ticketing_common.servers import python_path
+
+UP = "Ticketing is up at"
+
+
+def start_stack(state: Path, app: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stack.main", "--port", str(port), "--state-dir", str(state)],
+        env={**os.environ, "PYTHONPATH": python_path(), "WEB_APP_DIR": str(app)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = []
+    for line in process.stdout:  # bounded by the test timeout; the stack prints as it goes
+        output.append(line)
+        if line.startswith(UP):
+            for _ in range(9):  # the table
+                output.append(process.stdout.readline())
+            return process, "".join(output)
+        if line.startswith("stack: ") and "building" not in line:
+            break
+    raise AssertionError(f"the stack did not come up (exit {process.wait()}):\n{''.join(output)}")
+
+
+def child_groups(pid: int) -> set[int]:
+    """Process groups of `pid`'s children (each child runs in a session of its own)."""
+    groups = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:  # ppid
+                groups.add(int(fields[2]))  # pgrp
+    return groups
+
+
+def group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_stack(process: subprocess.Popen[str]) -> tuple[int, str]:
+    groups = child_groups(process.pid)
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(120)
+    rest = process.stdout.read()
+    process.stdout.close()
+    assert groups, "the stack had no child processes?"
+    assert [g for g in groups if group_alive(g)] == [], "child processes left running"
+    return code, rest
+
+
+async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
+    state, app, port = tmp_path / "state", copy_app(tmp_path / "web-app"), free_port()
+    gateway = f"http://127.0.0.1:{port}"
+
+    process, table = start_stack(state, app, port)
+    try:
+        nats_url = re.search(r"nats\s+(nats://\S+)", table).group(1)
+        for name in ("nats", "mongo", "auth", "tickets", "web", "gateway"):
+            assert re.search(rf"^\s+{name}\s+\S+\s+\S+\.log$", table, re.M), table
+        async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+            signup = await client.post(
+                "/api/users/signup", json={"email": "local@test.com", "password": "secret1"}
+            )
+            assert signup.status_code == 201
+            assert "session" in client.cookies
+            created = await client.post("/api/tickets", json={"title": "Local", "price": 9.5})
+            assert created.status_code == 201
+            ticket = created.json()
+            assert ticket in (await client.get("/api/tickets")).json()
+            home = await client.get("/")
+            assert home.status_code == 200 and "<html" in home.text
+        nc = await nats.connect(nats_url)
+        message = await nc.jetstream().get_last_msg(STREAM_NAME, "ticket.created")
+        await nc.close()
+        assert json.loads(message.data)["id"] == ticket["id"]
+    finally:
+        code, rest = stop_stack(process)
+    assert code == 0
+    assert "stack: stopped" in rest
+
+    # restart on the same state: the user and the ticket are still there
+    process, _ = start_stack(state, app, port)
+    try:
+        async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+            signin = await client.post(
+                "/api/users/signin", json={"email": "local@test.com", "password": "secret1"}
+            )
+            assert signin.status_code == 200
+            assert [t["id"] for t in (await client.get("/api/tickets")).json()] == [ticket["id"]]
+    finally:
+        code, _ = stop_stack(process)
+    assert code == 0
+
+
+async def test_a_port_in_use_is_named_and_nothing_is_left_running(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "stack.main",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(tmp_path),
+            env={**os.environ, "PYTHONPATH": python_path()},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output = (await process.communicate())[0].decode()
+    assert process.returncode == 1
+    assert f"port {port} (gateway) is already in use" in output
+    assert "stack: stopped" in output
