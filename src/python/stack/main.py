@@ -121,7 +121,7 @@ class Stack:
         self.processes: list[ServerProcess] = []  # what to stop, registered before starting
 
     def _started(self, name: str, url: str, process: ServerProcess | None) -> None:
-        log = str(process.log_path) if process else "(external)"
+        log = _shown(process.log_path) if process else "(external)"
         self.running.append(Running(name, url, log, process))
 
     def _start(self, process: ServerProcess, what: str) -> ServerProcess:
@@ -223,6 +223,14 @@ class Stack:
             "  stop: Ctrl-C (or SIGTERM to this process)",
         ]
         return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be said: relative to here when it is below here."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def main() -> None:
