@@ -219,7 +219,7 @@ class Stack:
         lines += [f"  {r.name:<8} {r.url:<{width}}  {r.log}" for r in self.running]
         lines += [
             "",
-            f"  state (data, dev JWT key, logs): {self.state_dir}",
+            f"  state (data, dev JWT key, logs): {_shown(self.state_dir)}",
             "  stop: Ctrl-C (or SIGTERM to this process)",
         ]
         return "\n".join(lines)
