@@ -122,6 +122,22 @@ def start(
     )
 
 
+def build(app_root: Path, cache_dir: Path | None = None) -> int:
+    """Install the frontend's packages and build it (what a container image bakes in)."""
+    env = reflex_env(app_root, cache_dir or default_cache_dir())
+    argv = [
+        sys.executable,
+        "-m",
+        "reflex",
+        "export",
+        "--frontend-only",
+        "--no-zip",
+        "--env",
+        "prod",
+    ]
+    return subprocess.run(argv, cwd=app_root, env=env, stdin=subprocess.DEVNULL).returncode
+
+
 def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
     """SIGTERM the group (bun/vite included); SIGKILL if it lingers."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -142,7 +158,14 @@ def main() -> None:
     )
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="install bun and build the frontend, then exit (container images)",
+    )
     args = parser.parse_args()
+    if args.build_only:
+        sys.exit(build(find_app_root()))
     process = start(find_app_root(), host=args.host, port=args.port)
 
     def forward(signum: int, _frame: object) -> None:

@@ -1,0 +1,1 @@
+from ticketing_common.testing.fixtures import *  # noqa: F403

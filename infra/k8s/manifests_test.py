@@ -1,0 +1,309 @@
+"""What can be proven about the deployment without a cluster or a Docker engine:
+schemas, cross-references, Dockerfile lint, and the pex files the images run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import latest_version
+
+from auth.core.config import AuthSettings
+from auth.main import create_auth_app
+from ticketing_common.servers import LOOPBACK, ServerProcess, find_executable
+from ticketing_common.testing.auth import TEST_JWT_KEY
+from tickets.core.config import TicketsSettings
+from tickets.main import create_tickets_app
+
+ROOT = Path.cwd()  # Pants runs tests from the sandbox root, files at their repo paths
+MANIFESTS = sorted((ROOT / "infra" / "k8s").glob("*.yaml"))
+SERVICES = ("auth", "tickets", "web")
+# Secrets made by hand (never committed); the README must say how.
+EXTERNAL_SECRETS = {"jwt-secret": {"JWT_KEY"}}
+WEB_PROBES = {"/ping", "/_health"}  # Reflex's own endpoints
+
+
+def resources() -> list[dict[str, Any]]:
+    return [doc for path in MANIFESTS for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def of_kind(*kinds: str) -> list[dict[str, Any]]:
+    return [doc for doc in resources() if doc["kind"] in kinds]
+
+
+def workloads() -> list[dict[str, Any]]:
+    return of_kind("Deployment", "StatefulSet")
+
+
+def containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
+    return workload["spec"]["template"]["spec"]["containers"]
+
+
+def deployment(name: str) -> dict[str, Any]:
+    return next(d for d in of_kind("Deployment") if d["metadata"]["name"] == f"{name}-depl")
+
+
+def test_there_are_manifests_for_every_part():
+    names = {doc["metadata"]["name"] for doc in resources()}
+    assert {
+        "auth-depl",
+        "tickets-depl",
+        "web-depl",
+        "auth-mongo",
+        "tickets-mongo",
+        "nats",
+        "ingress-service",
+        "ticketing-config",
+    } <= names
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_manifest_validates_against_the_kubernetes_schemas(path: Path):
+    for doc in yaml.safe_load_all(path.read_text()):
+        kubernetes_validate.validate(doc, latest_version(), strict=True)  # raises if invalid
+
+
+def test_skaffold_builds_every_image_the_cluster_runs_with_pants():
+    config = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+    artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
+    used = {
+        c["image"]
+        for w in workloads()
+        for c in containers(w)
+        if c["image"].startswith("ticketing/")
+    }
+    assert set(artifacts) == used == {f"ticketing/{s}" for s in SERVICES}
+    for image, artifact in artifacts.items():
+        command = artifact["custom"]["buildCommand"].split()
+        service = image.split("/")[1]
+        assert command == [
+            "infra/skaffold-build.sh",
+            f"src/python/{service}:image",
+            f"{image}:latest",
+        ]
+        assert (ROOT / f"src/python/{service}/Dockerfile").is_file()
+    assert config["manifests"]["rawYaml"] == ["infra/k8s/*.yaml"]
+    assert "kubectl" in config["deploy"]
+
+
+def env_names(name: str) -> set[str]:
+    return {e["name"] for c in containers(deployment(name)) for e in c.get("env", [])}
+
+
+@pytest.mark.parametrize(
+    ("service", "settings"), [("auth", AuthSettings), ("tickets", TicketsSettings)]
+)
+def test_every_required_setting_is_provided_by_the_deployment(service, settings):
+    required = {
+        name.upper() for name, field in settings.model_fields.items() if field.is_required()
+    }
+    assert required, "no required settings found?"
+    assert required <= env_names(service)
+
+
+def test_the_web_client_is_pointed_at_the_services():
+    env = {e["name"]: e.get("value") for c in containers(deployment("web")) for e in c["env"]}
+    assert env["AUTH_URL"] == "http://auth-srv:3000"
+    assert env["TICKETS_URL"] == "http://tickets-srv:3000"
+
+
+def test_tickets_pods_name_their_nats_client_after_the_pod():
+    env = {e["name"]: e for c in containers(deployment("tickets")) for e in c["env"]}
+    assert env["NATS_CLIENT_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def test_every_referenced_configmap_and_secret_key_exists():
+    configmaps = {cm["metadata"]["name"]: set(cm["data"]) for cm in of_kind("ConfigMap")}
+    readme = (ROOT / "README.md").read_text()
+    for secret, keys in EXTERNAL_SECRETS.items():
+        for key in keys:
+            assert f"kubectl create secret generic {secret} --from-literal={key}=" in readme
+    for workload in workloads():
+        for container in containers(workload):
+            for env in container.get("env", []):
+                source = env.get("valueFrom", {})
+                if "configMapKeyRef" in source:
+                    ref = source["configMapKeyRef"]
+                    assert ref["key"] in configmaps.get(ref["name"], set()), (
+                        workload["metadata"],
+                        ref,
+                    )
+                if "secretKeyRef" in source:
+                    ref = source["secretKeyRef"]
+                    assert ref["key"] in EXTERNAL_SECRETS.get(ref["name"], set()), ref
+
+
+def test_services_select_pods_on_ports_they_expose():
+    pods = [(w["spec"]["template"]["metadata"]["labels"], w) for w in workloads()]
+    for service in of_kind("Service"):
+        selector = service["spec"]["selector"]
+        matches = [w for labels, w in pods if selector.items() <= labels.items()]
+        assert matches, f"{service['metadata']['name']} selects no pods"
+        exposed = {p["containerPort"] for w in matches for c in containers(w) for p in c["ports"]}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in exposed, (service["metadata"]["name"], port)
+
+
+def test_statefulsets_have_their_headless_service():
+    services = {s["metadata"]["name"]: s for s in of_kind("Service")}
+    for statefulset in of_kind("StatefulSet"):
+        assert statefulset["spec"]["serviceName"] in services
+
+
+def test_ingress_routes_like_the_local_gateway_to_existing_services():
+    services = {
+        s["metadata"]["name"]: {p["port"] for p in s["spec"]["ports"]} for s in of_kind("Service")
+    }
+    [ingress] = of_kind("Ingress")
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "ticketing.dev"
+    routes = {p["path"]: p["backend"]["service"] for p in rule["http"]["paths"]}
+    assert {path: backend["name"] for path, backend in routes.items()} == {
+        "/api/users": "auth-srv",
+        "/api/tickets": "tickets-srv",
+        "/": "web-srv",
+    }
+    for backend in routes.values():
+        assert backend["port"]["number"] in services[backend["name"]]
+
+
+def app_paths(service: str) -> set[str]:
+    common = {"mongo_uri": "mongodb://unused", "jwt_key": TEST_JWT_KEY}
+    if service == "auth":
+        app = create_auth_app(AuthSettings(**common))
+    else:
+        app = create_tickets_app(TicketsSettings(**common, nats_url="nats://unused"))
+    return set(app.openapi()["paths"])
+
+
+def http_probe_paths(name: str) -> set[str]:
+    paths = set()
+    for container in containers(deployment(name)):
+        for probe in ("livenessProbe", "readinessProbe"):
+            paths.add(container[probe]["httpGet"]["path"].split("?")[0])
+    return paths
+
+
+@pytest.mark.parametrize("service", ["auth", "tickets"])
+def test_probe_paths_exist_in_the_services(service):
+    assert http_probe_paths(service) == {"/healthz", "/readyz"}
+    assert http_probe_paths(service) <= app_paths(service)
+
+
+def test_web_probes_use_reflexs_endpoints():
+    from reflex.constants import Endpoint
+
+    assert http_probe_paths("web") == WEB_PROBES == {str(Endpoint.PING), str(Endpoint.HEALTH)}
+
+
+def test_every_container_has_probes_and_resource_limits():
+    for workload in workloads():
+        for container in containers(workload):
+            assert "readinessProbe" in container, workload["metadata"]["name"]
+            assert {"requests", "limits"} <= set(container["resources"]), workload["metadata"][
+                "name"
+            ]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_lints_clean(service):
+    hadolint = find_executable("hadolint")
+    result = subprocess.run(
+        [hadolint, f"src/python/{service}/Dockerfile"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_dockerfile_copies_the_pex_that_pants_packages(service):
+    dockerfile = (ROOT / f"src/python/{service}/Dockerfile").read_text()
+    [pex] = re.findall(r"^COPY (\S+\.pex) ", dockerfile, re.M)
+    assert pex == f"src.python.{service}/{service}.pex"
+    assert (ROOT / pex).is_file(), f"./pants package did not produce {pex}"
+    assert re.search(r"^USER 10001$", dockerfile, re.M), "the image must not run as root"
+
+
+class PexProcess(ServerProcess):
+    """A packaged service run the way its container runs it: `python x.pex`."""
+
+    def __init__(self, name: str, workdir: Path, env: dict[str, str], ready: str) -> None:
+        self.name = name
+        super().__init__(workdir)
+        self.ready_pattern = re.compile(ready)
+        # nothing of the test's own interpreter set-up leaks in: the pex stands alone
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("PEX", "PYTHON"))}
+        self.env = {**clean, **env}
+
+    def argv(self) -> list[str]:
+        return [sys.executable, str(ROOT / f"src.python.{self.name}/{self.name}.pex")]
+
+
+def web_app_root(destination: Path) -> Path:
+    """What the web image puts in its app root: rxconfig.py, the lock, the bun pin."""
+    web = ROOT / "src/python/web"
+    for name in ("rxconfig.py", "reflex.lock", "tools/package.json", "tools/package-lock.json"):
+        (destination / name).parent.mkdir(parents=True, exist_ok=True)
+        if (web / name).is_dir():
+            shutil.copytree(web / name, destination / name)
+        else:
+            shutil.copy2(web / name, destination / name)
+    return destination
+
+
+def test_each_pex_starts_outside_pants_and_is_ready(mongo_server, nats_server, tmp_path):
+    common = {"MONGO_URI": mongo_server.uri, "JWT_KEY": TEST_JWT_KEY, "HOST": LOOPBACK, "PORT": "0"}
+    uvicorn = r"Uvicorn running on http://[\d.]+:(\d+)"
+    started = []
+    try:
+        for name, env in (("auth", common), ("tickets", {**common, "NATS_URL": nats_server.url})):
+            process = PexProcess(name, tmp_path / name, env, uvicorn)
+            started.append(process.start(timeout=300))
+            assert httpx.get(f"http://{LOOPBACK}:{process.port}/readyz").status_code == 200
+        web = PexProcess(
+            "web",
+            tmp_path / "web",
+            {
+                "WEB_APP_DIR": str(web_app_root(tmp_path / "site")),
+                "AUTH_URL": "http://127.0.0.1:1",
+                "TICKETS_URL": "http://127.0.0.1:2",
+                "HOST": LOOPBACK,
+                "PORT": str(_free_port()),
+            },
+            r"App running at: http://[\d.]+:(\d+)",
+        )
+        started.append(web.start(timeout=600))
+        # Reflex says "App running" as the frontend is ready; its backend follows shortly
+        assert wait_for_200(f"http://{LOOPBACK}:{web.port}/ping")
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def wait_for_200(url: str, within: float = 60.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
