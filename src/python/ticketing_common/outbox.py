@@ -123,17 +123,23 @@ class OutboxRelay:
             return False
         try:
             async with asyncio.timeout(self.publish_timeout):
-                await self.flush()
+                sent = await self._flush()
         except (TimeoutError, PublishError, PyMongoError) as exc:
             log.warning("event %s left to the outbox relay: %r", msg_id, exc)
             return False
+        if msg_id in sent:
+            return True
+        # another flush (the relay, a concurrent request) may have sent it meanwhile
         return await self.db[OUTBOX].count_documents({"_id": msg_id, "sentAt": None}) == 0
 
     async def flush(self) -> int:
         """Publish unsent records in (aggregate, version) order until none is left or one
         fails (later records wait, so versions are never published out of order).
         Returns how many were sent."""
-        sent = 0
+        return len(await self._flush())
+
+    async def _flush(self) -> set[str]:
+        sent: set[str] = set()
         async with self._lock:
             while True:
                 batch = await self._pending()
@@ -150,7 +156,9 @@ class OutboxRelay:
                     await self.db[OUTBOX].update_one(
                         {"_id": record["_id"]}, {"$set": {"sentAt": datetime.now(UTC)}}
                     )
-                    sent += 1
+                    sent.add(record["_id"])
+                if len(batch) < self.batch_size:
+                    return sent  # that was all of it: no need to ask again
 
     async def _pending(self) -> list[dict[str, Any]]:
         cursor = (

@@ -1,0 +1,1 @@
+"""Benchmarks of the core path: `./pants run src/python/bench:bench` (see BENCHMARKS.md)."""

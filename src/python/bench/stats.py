@@ -1,0 +1,63 @@
+"""Latency/throughput bookkeeping for the benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Result:
+    name: str
+    concurrency: int
+    ops: int
+    throughput: float  # ops/s
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def measure(
+    name: str, op: Callable[[int], Awaitable[None]], *, ops: int, concurrency: int
+) -> Result:
+    """Run `op(i)` for i in range(ops) with `concurrency` workers; time each op."""
+    latencies: list[float] = []
+    counter = iter(range(ops))
+
+    async def worker() -> None:
+        for i in counter:
+            start = time.perf_counter()
+            await op(i)
+            latencies.append(time.perf_counter() - start)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return Result(
+        name, concurrency, ops, ops / elapsed,
+        *(percentile(latencies, q) * 1000 for q in (0.50, 0.95, 0.99)),
+    )
+
+
+def median_result(results: list[Result]) -> Result:
+    """Median of each figure over repetitions."""
+    first = results[0]
+    return Result(
+        first.name, first.concurrency, first.ops,
+        statistics.median(r.throughput for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p95_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+    )
