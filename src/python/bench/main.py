@@ -22,13 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from bench.stats import Result, measure, median_result, percentile
 from ticketing_common.auth import SESSION_COOKIE, encode_session, sign_jwt
-from ticketing_common.events import STREAM_NAME, TICKETING_STREAM, Listener, Subject, TicketCreatedEvent
+from ticketing_common.events import (
+    STREAM_NAME,
+    TICKETING_STREAM,
+    Listener,
+    Subject,
+    TicketCreatedEvent,
+)
 from ticketing_common.nats_client import NatsClientManager
 from ticketing_common.servers import MongoServer, NatsServer, ServiceProcess
 
@@ -43,16 +48,22 @@ class Bench:
         self.results: list[Result] = []
         self.extra: dict[str, Any] = {}
 
-    async def run_case(self, name: str, op, *, concurrency: int, ops: int | None = None) -> Result:
+    async def run_case(
+        self, name: str, op, *, concurrency: int, ops: int | None = None, warmup: int | None = None
+    ) -> Result:
         ops = ops or self.args.ops
-        await measure(name, op, ops=self.args.warmup, concurrency=concurrency)  # warm-up
-        runs = [await measure(name, op, ops=ops, concurrency=concurrency)
-                for _ in range(self.args.repeats)]
+        await measure(name, op, ops=warmup or self.args.warmup, concurrency=concurrency)
+        runs = [
+            await measure(name, op, ops=ops, concurrency=concurrency)
+            for _ in range(self.args.repeats)
+        ]
         result = median_result(runs)
         self.results.append(result)
-        print(f"  {name:<34} c={concurrency:<3} {result.throughput:8.0f} ops/s   "
-              f"p50 {result.p50_ms:6.2f} ms  p95 {result.p95_ms:6.2f}  p99 {result.p99_ms:6.2f}",
-              flush=True)
+        print(
+            f"  {name:<34} c={concurrency:<3} {result.throughput:8.0f} ops/s   "
+            f"p50 {result.p50_ms:6.2f} ms  p95 {result.p95_ms:6.2f}  p99 {result.p99_ms:6.2f}",
+            flush=True,
+        )
         return result
 
 
@@ -62,8 +73,9 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     mongo_server = MongoServer(workdir / "mongo").start()
     common = {"MONGO_URI": mongo_server.uri, "JWT_KEY": JWT_KEY, "COOKIE_SECURE": "false"}
     auth = ServiceProcess("auth", "auth.main", common, workdir / "auth").start()
-    tickets = ServiceProcess("tickets", "tickets.main", {**common, "NATS_URL": nats_server.url},
-                             workdir / "tickets").start()
+    tickets = ServiceProcess(
+        "tickets", "tickets.main", {**common, "NATS_URL": nats_server.url}, workdir / "tickets"
+    ).start()
     bench = Bench(args, workdir)
     try:
         await run_all(bench, mongo_server.uri, nats_server.url, auth.url, tickets.url)  # type: ignore[attr-defined]
@@ -74,7 +86,9 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     return report(bench)
 
 
-async def run_all(bench: Bench, mongo_uri: str, nats_url: str, auth_url: str, tickets_url: str) -> None:
+async def run_all(
+    bench: Bench, mongo_uri: str, nats_url: str, auth_url: str, tickets_url: str
+) -> None:
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri)
     floor_db = mongo["bench_floor"]
     manager = NatsClientManager()
@@ -84,14 +98,18 @@ async def run_all(bench: Bench, mongo_uri: str, nats_url: str, auth_url: str, ti
     user_id = str(ObjectId())
     cookies = {SESSION_COOKIE: encode_session(sign_jwt(user_id, "bench@test.com", JWT_KEY))}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=tickets_url, cookies=cookies, limits=limits, timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=tickets_url, cookies=cookies, limits=limits, timeout=30
+    ) as http:
         print("core path (median of repeats):", flush=True)
         for concurrency in (1, 16):
+
             async def floor(i: int) -> None:
                 oid = ObjectId()
                 await floor_db.tickets.insert_one({"_id": oid, **TICKET, "version": 0})
-                await js.publish("ticket.created", b'{"bench":1}',
-                                 headers={"Nats-Msg-Id": f"floor:{oid}"})
+                await js.publish(
+                    "ticket.created", b'{"bench":1}', headers={"Nats-Msg-Id": f"floor:{oid}"}
+                )
 
             async def create(i: int) -> None:
                 response = await http.post("/api/tickets", json=TICKET)
@@ -100,8 +118,12 @@ async def run_all(bench: Bench, mongo_uri: str, nats_url: str, auth_url: str, ti
             await bench.run_case("floor: insert_one + JS publish", floor, concurrency=concurrency)
             await bench.run_case("POST /api/tickets", create, concurrency=concurrency)
 
-        ids = [d["_id"] for d in await mongo["tickets"]["tickets"].find({}, {"_id": 1}).limit(500).to_list()]
+        ids = [
+            d["_id"]
+            for d in await mongo["tickets"]["tickets"].find({}, {"_id": 1}).limit(500).to_list()
+        ]
         for concurrency in (1, 16):
+
             async def find_one(i: int) -> None:
                 assert await mongo["tickets"]["tickets"].find_one({"_id": ids[i % len(ids)]})
 
@@ -114,19 +136,29 @@ async def run_all(bench: Bench, mongo_uri: str, nats_url: str, auth_url: str, ti
 
         stored = await mongo["tickets"]["tickets"].count_documents({})
         await add_tickets(mongo, max(0, 10_000 - stored), user_id)
-        bench.extra["tickets_stored_for_list"] = await mongo["tickets"]["tickets"].count_documents({})
+        bench.extra["tickets_stored_for_list"] = await mongo["tickets"]["tickets"].count_documents(
+            {}
+        )
 
         async def list_page(i: int) -> None:
             response = await http.get("/api/tickets")
             assert response.status_code == 200 and len(response.json()) == 50
 
         for concurrency in (1, 16):
-            await bench.run_case("GET /api/tickets (first page, 10k)", list_page,
-                                 concurrency=concurrency, ops=max(200, bench.args.ops // 2))
+            await bench.run_case(
+                "GET /api/tickets (first page, 10k)",
+                list_page,
+                concurrency=concurrency,
+                ops=bench.args.list_ops,
+                warmup=max(1, bench.args.list_ops // 5),
+            )
 
     bench.extra["event_latency_ms"] = await event_latency(manager, bench.args.events)
-    print(f"  event publish → listener handler: p50 {bench.extra['event_latency_ms']['p50']:.2f} ms"
-          f"  p99 {bench.extra['event_latency_ms']['p99']:.2f} ms", flush=True)
+    print(
+        f"  event publish → listener handler: p50 {bench.extra['event_latency_ms']['p50']:.2f} ms"
+        f"  p99 {bench.extra['event_latency_ms']['p99']:.2f} ms",
+        flush=True,
+    )
     await manager.drain()
     await mongo.close()
 
@@ -135,10 +167,20 @@ async def add_tickets(mongo: AsyncMongoClient[Any], count: int, user_id: str) ->
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
-    docs = [{"_id": ObjectId(), "title": f"Stored {n}", "priceCents": 1000 + n, "userId": user_id,
-             "version": 0, "orderId": None, "createdAt": now} for n in range(count)]
+    docs = [
+        {
+            "_id": ObjectId(),
+            "title": f"Stored {n}",
+            "priceCents": 1000 + n,
+            "userId": user_id,
+            "version": 0,
+            "orderId": None,
+            "createdAt": now,
+        }
+        for n in range(count)
+    ]
     for start in range(0, len(docs), 1000):
-        await mongo["tickets"]["tickets"].insert_many(docs[start:start + 1000])
+        await mongo["tickets"]["tickets"].insert_many(docs[start : start + 1000])
 
 
 class TimingListener(Listener[TicketCreatedEvent]):
@@ -172,13 +214,18 @@ async def event_latency(manager: NatsClientManager, count: int) -> dict[str, flo
     for n in range(count):
         ticket_id = f"evt{n}"
         sent[ticket_id] = time.perf_counter()
-        payload = json.dumps({"id": ticket_id, "version": 0, "title": "t", "price": 1, "userId": "u"})
+        payload = json.dumps(
+            {"id": ticket_id, "version": 0, "title": "t", "price": 1, "userId": "u"}
+        )
         await js.publish("ticket.created", payload.encode(), headers={"Nats-Msg-Id": ticket_id})
         await asyncio.sleep(0.002)  # one at a time: latency, not queueing
     await asyncio.wait_for(listener.done.wait(), 60)
     await listener.stop()
-    return {"p50": percentile(listener.latencies, 0.5) * 1000,
-            "p99": percentile(listener.latencies, 0.99) * 1000, "events": count}
+    return {
+        "p50": percentile(listener.latencies, 0.5) * 1000,
+        "p99": percentile(listener.latencies, 0.99) * 1000,
+        "events": count,
+    }
 
 
 def rss_mib(pid: int) -> float:
@@ -197,20 +244,33 @@ def report(bench: Bench) -> dict[str, Any]:
             "read_vs_find_one": ("GET /api/tickets/{id}", "floor: find_one"),
         }
         for label, (service, floor) in pairs.items():
-            ratio = by_key[(service, concurrency)].throughput / by_key[(floor, concurrency)].throughput
+            ratio = (
+                by_key[(service, concurrency)].throughput / by_key[(floor, concurrency)].throughput
+            )
             ratios[f"{label}_c{concurrency}"] = ratio
     rows = [f"{'case':<36}{'conc':>5}{'ops/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"]
-    rows += [f"{r.name:<36}{r.concurrency:>5}{r.throughput:>9.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}"
-             f"{r.p99_ms:>9.2f}" for r in bench.results]
+    rows += [
+        f"{r.name:<36}{r.concurrency:>5}{r.throughput:>9.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}"
+        f"{r.p99_ms:>9.2f}"
+        for r in bench.results
+    ]
     rows.append("")
     rows += [f"ratio {k:<28}{v:>8.0%}" for k, v in ratios.items()]
     events = bench.extra["event_latency_ms"]
-    rows.append(f"event latency (publish → handler)  p50 {events['p50']:.2f} ms  p99 {events['p99']:.2f} ms")
-    rows.append("RSS after the run: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in bench.extra["rss_mib"].items()))
+    rows.append(
+        f"event latency (publish → handler)  p50 {events['p50']:.2f} ms  p99 {events['p99']:.2f} ms"
+    )
+    rows.append(
+        "RSS after the run: "
+        + ", ".join(f"{k} {v:.0f} MiB" for k, v in bench.extra["rss_mib"].items())
+    )
     print("\n" + "\n".join(rows), flush=True)
     return {
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+        },
         "settings": {k: v for k, v in vars(bench.args).items() if k != "out"},
         "results": [r.as_dict() for r in bench.results],
         "ratios": ratios,
@@ -225,6 +285,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--list-ops", type=int, default=60, help="list requests per run (slow)")
     parser.add_argument("--out", type=Path, default=Path("dist/benchmarks.json"))
     args = parser.parse_args()
     data = asyncio.run(benchmark(args))

@@ -46,7 +46,10 @@ async def measure(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     return Result(
-        name, concurrency, ops, ops / elapsed,
+        name,
+        concurrency,
+        ops,
+        ops / elapsed,
         *(percentile(latencies, q) * 1000 for q in (0.50, 0.95, 0.99)),
     )
 
@@ -55,7 +58,9 @@ def median_result(results: list[Result]) -> Result:
     """Median of each figure over repetitions."""
     first = results[0]
     return Result(
-        first.name, first.concurrency, first.ops,
+        first.name,
+        first.concurrency,
+        first.ops,
         statistics.median(r.throughput for r in results),
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p95_ms for r in results),

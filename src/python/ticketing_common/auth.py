@@ -106,7 +106,7 @@ def token_from_request(request: Request) -> str | None:
     return decode_session(cookie) if cookie else None
 
 
-def current_user(request: Request) -> CurrentUser | None:
+async def current_user(request: Request) -> CurrentUser | None:
     """FastAPI dependency: the signed-in user, or None (absent or invalid credentials)."""
     token = token_from_request(request)
     if token is None:
@@ -114,7 +114,7 @@ def current_user(request: Request) -> CurrentUser | None:
     return verify_jwt(token, request.app.state.jwt_key)
 
 
-def require_user(user: Annotated[CurrentUser | None, Depends(current_user)]) -> CurrentUser:
+async def require_user(user: Annotated[CurrentUser | None, Depends(current_user)]) -> CurrentUser:
     """FastAPI dependency: the signed-in user, or 401 Not authorized."""
     if user is None:
         raise NotAuthorizedError()

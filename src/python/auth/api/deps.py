@@ -10,11 +10,11 @@ from auth.core.config import AuthSettings
 from auth.core.passwords import Passwords
 
 
-def get_auth_settings(request: Request) -> AuthSettings:
+async def get_auth_settings(request: Request) -> AuthSettings:
     return request.app.state.settings
 
 
-def get_passwords(request: Request) -> Passwords:
+async def get_passwords(request: Request) -> Passwords:
     return request.app.state.passwords
 
 

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from ticketing_common.outbox import OutboxRelay
 
 
-def get_relay(request: Request) -> OutboxRelay:
+async def get_relay(request: Request) -> OutboxRelay:
     return request.app.state.relay
 
 
