@@ -5,7 +5,8 @@ Here the change and an outbox record are written in ONE Mongo transaction; publi
 happens after the commit, from the outbox:
 
 - the request handler calls `relay.deliver()` right after the commit, so in normal
-  operation the response is sent only once JetStream has acked the event (bounded wait);
+  operation the response is sent only once JetStream has acked the event (bounded
+  wait; concurrent requests share one flush);
 - the relay also scans for unsent records every `interval` seconds (NATS was down, the
   process crashed after the commit, the bounded wait ran out) and publishes them.
 
@@ -114,37 +115,42 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._waiters: dict[str, asyncio.Future[None]] = {}  # msg_id -> resolved when sent
 
     async def deliver(self, msg_id: str) -> bool:
-        """Publish pending records now (the caller's included), waiting at most
-        `publish_timeout`. True if `msg_id` is sent; False leaves it to the relay."""
+        """Have the relay publish now (the caller's record included) and wait at most
+        `publish_timeout` for it. True once `msg_id` is sent; False leaves it to the
+        relay's next attempts.
+
+        Requests arriving together share one flush (group commit): under load the
+        outbox is read once per batch of requests, not once per request.
+        """
         if not self.nats.is_connected:
             self._wake.set()  # the relay retries; no point waiting on a dead link
             return False
+        sent = asyncio.get_running_loop().create_future()
+        self._waiters[msg_id] = sent
+        self._wake.set()
         try:
             async with asyncio.timeout(self.publish_timeout):
-                sent = await self._flush()
-        except (TimeoutError, PublishError, PyMongoError) as exc:
-            log.warning("event %s left to the outbox relay: %r", msg_id, exc)
+                await asyncio.shield(sent)
+        except TimeoutError:
+            log.warning(
+                "event %s left to the outbox relay (no ack in %ss)", msg_id, self.publish_timeout
+            )
             return False
-        if msg_id in sent:
-            return True
-        # another flush (the relay, a concurrent request) may have sent it meanwhile
-        return await self.db[OUTBOX].count_documents({"_id": msg_id, "sentAt": None}) == 0
+        finally:
+            self._waiters.pop(msg_id, None)
+        return True
 
     async def flush(self) -> int:
         """Publish unsent records in (aggregate, version) order until none is left or one
         fails (later records wait, so versions are never published out of order).
         Returns how many were sent."""
-        return len(await self._flush())
-
-    async def _flush(self) -> set[str]:
-        sent: set[str] = set()
+        sent = 0
         async with self._lock:
             while True:
                 batch = await self._pending()
-                if not batch:
-                    return sent
                 for record in batch:
                     await publish_raw(
                         self.nats.jetstream,
@@ -156,9 +162,9 @@ class OutboxRelay:
                     await self.db[OUTBOX].update_one(
                         {"_id": record["_id"]}, {"$set": {"sentAt": datetime.now(UTC)}}
                     )
-                    sent.add(record["_id"])
+                    sent += 1
                 if len(batch) < self.batch_size:
-                    return sent  # that was all of it: no need to ask again
+                    return sent  # that was all of it
 
     async def _pending(self) -> list[dict[str, Any]]:
         cursor = (
@@ -192,10 +198,16 @@ class OutboxRelay:
             self._wake.clear()
             if not self.nats.is_connected:
                 continue
+            # Records of these waiters were committed before this flush reads the outbox:
+            # after a complete flush each of them is sent (by us, or by another replica).
+            waiting = list(self._waiters.values())
             try:
                 sent = await self.flush()
             except (PublishError, PyMongoError) as exc:
                 log.warning("outbox relay: will retry: %r", exc)
                 continue
-            if sent:
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)
+            if sent and not waiting:
                 log.info("outbox relay published %d pending event(s)", sent)
