@@ -104,6 +104,13 @@ class ServerProcess:
             self._log.close()
             self._log = None
 
+    def kill(self) -> None:
+        """SIGKILL the group: a crash, no chance to clean up."""
+        if self.process is not None:
+            _signal_group(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.stop()
+
     def restart(self, timeout: float = 60.0) -> ServerProcess:
         """Stop, then start again on the same port (clients reconnect to it)."""
         port = self.port

@@ -1,0 +1,142 @@
+"""Faults on REAL servers: NATS restarted under load, the Mongo-wire server down.
+
+Prints its figures (pytest -s, or Pants' test output) for RELIABILITY.md.
+"""
+
+import asyncio
+import json
+from collections import Counter
+
+import httpx
+from bson import ObjectId
+
+from ticketing_common.events import Listener, Subject, TicketCreatedEvent
+from ticketing_common.testing.auth import TEST_JWT_KEY, session_cookie
+from ticketing_common.testing.http import app_client
+from ticketing_common.testing.streams import stream_messages
+from ticketing_common.testing.waiting import eventually
+from tickets.main import create_tickets_app
+
+CREATES = 1000
+CLIENTS = 8
+RESTART_AFTER = (250, 600)  # NATS is killed when this many creates have been answered
+
+
+class CountingListener(Listener[TicketCreatedEvent]):
+    subject = Subject.TICKET_CREATED
+    poll_seconds = 0.5
+
+    def __init__(self, js) -> None:
+        super().__init__(js, "faults-test-service")
+        self.received: Counter[str] = Counter()
+
+    async def on_message(self, data: TicketCreatedEvent, msg) -> None:
+        self.received[data.id] += 1
+
+
+async def test_nats_restarts_under_load_lose_and_duplicate_nothing(
+    make_settings, clean_db, nats_manager, nats_server
+):
+    app = create_tickets_app(make_settings(publish_timeout=1.0), database=clean_db.name)
+    statuses: Counter[int] = Counter()
+    answered = 0
+    restarts = 0
+
+    async with app_client(app) as client:
+
+        async def seller(worker: int) -> None:
+            nonlocal answered
+            cookies = session_cookie(TEST_JWT_KEY, user_id=str(ObjectId()))
+            for n in range(worker, CREATES, CLIENTS):
+                response = await client.post(
+                    "/api/tickets", json={"title": f"t{n}", "price": 10}, cookies=cookies
+                )
+                statuses[response.status_code] += 1
+                answered += 1
+
+        async def chaos() -> None:
+            nonlocal restarts
+            for threshold in RESTART_AFTER:
+                await eventually(lambda threshold=threshold: answered >= threshold, within=300)
+                nats_server.kill()  # SIGKILL: a crash, connections drop mid-publish
+                await eventually(lambda: not app.state.nats.is_connected, within=60)
+                down_at = answered
+                await eventually(lambda down_at=down_at: answered >= down_at + 50, within=300)
+                nats_server.restart()
+                restarts += 1
+
+        await asyncio.gather(chaos(), *(seller(w) for w in range(CLIENTS)))
+        await eventually(
+            lambda: app.state.nats.is_connected and nats_manager.is_connected, within=60
+        )
+        await eventually(lambda: _unsent(clean_db, 0), within=120)
+
+    listener = CountingListener(nats_manager.jetstream)
+    await listener.start()
+    await eventually(lambda: sum(listener.received.values()) >= CREATES, within=120)
+    await asyncio.sleep(1)  # a duplicate, if any, would arrive now
+    await listener.stop()
+
+    tickets = {str(d["_id"]) for d in await clean_db.tickets.find({}, {"_id": 1}).to_list()}
+    messages = await stream_messages(nats_manager.jetstream, "ticket.created")
+    on_stream = Counter(json.loads(m.data)["id"] for m in messages)
+    figures = {
+        "creates": CREATES,
+        "status_201": statuses[201],
+        "other_statuses": sum(statuses.values()) - statuses[201],
+        "nats_restarts": restarts,
+        "tickets_in_mongo": len(tickets),
+        "published": len(messages),
+        "lost": len(tickets - set(on_stream)),
+        "duplicates_on_stream": sum(c - 1 for c in on_stream.values() if c > 1),
+        "consumer_received": sum(listener.received.values()),
+        "consumer_duplicates": sum(c - 1 for c in listener.received.values() if c > 1),
+    }
+    print("\nRELIABILITY nats-restart-under-load " + json.dumps(figures))
+    assert statuses == Counter({201: CREATES})
+    assert restarts == len(RESTART_AFTER)
+    assert set(on_stream) == tickets and len(tickets) == CREATES
+    assert figures["lost"] == 0
+    assert figures["duplicates_on_stream"] == 0
+    assert set(listener.received) == tickets
+    assert figures["consumer_duplicates"] == 0
+
+
+async def test_mongo_down_gives_a_clear_503_and_recovers_without_restart(
+    make_settings, clean_db, nats_manager, mongo_server, recording_nats
+):
+    app = create_tickets_app(make_settings(), database=clean_db.name, nats=recording_nats)
+    cookies = session_cookie(TEST_JWT_KEY)
+    async with app_client(app) as client:
+        mongo_server.stop()
+        try:
+            for request in (
+                client.get("/api/tickets"),
+                client.post("/api/tickets", json={"title": "t", "price": 1}, cookies=cookies),
+                client.get(f"/api/tickets/{ObjectId()}"),
+            ):
+                response = await asyncio.wait_for(request, 60)  # no hang (bounded by the driver)
+                assert response.status_code == 503
+                assert response.json() == {
+                    "errors": [{"message": "Service unavailable, please retry shortly"}]
+                }
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["mongo"] is False
+        finally:
+            mongo_server.restart()
+        # the same process recovers by itself once the server is back
+        await eventually(lambda: _ready(client), within=60)
+        created = await client.post(
+            "/api/tickets", json={"title": "t", "price": 1}, cookies=cookies
+        )
+        assert created.status_code == 201
+    print("\nRELIABILITY mongo-down " + json.dumps({"503_answers": 3, "recovered": True}))
+
+
+async def _unsent(db, expected: int) -> bool:
+    return await db.outbox.count_documents({"sentAt": None}) == expected
+
+
+async def _ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).status_code == 200
