@@ -5,12 +5,14 @@ Prints its figures (pytest -s, or Pants' test output) for RELIABILITY.md.
 
 import asyncio
 import json
+import signal
 from collections import Counter
 
 import httpx
 from bson import ObjectId
 
 from ticketing_common.events import Listener, Subject, TicketCreatedEvent
+from ticketing_common.servers import ServiceProcess
 from ticketing_common.testing.auth import TEST_JWT_KEY, session_cookie
 from ticketing_common.testing.http import app_client
 from ticketing_common.testing.streams import stream_messages
@@ -140,3 +142,58 @@ async def _unsent(db, expected: int) -> bool:
 
 async def _ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).status_code == 200
+
+
+async def test_sigterm_under_load_finishes_in_flight_requests_and_loses_no_acknowledged_write(
+    mongo_server, nats_server, mongo_client, tmp_path
+):
+    service = ServiceProcess(
+        "tickets",
+        "tickets.main",
+        {  # its database: "tickets"
+            "MONGO_URI": mongo_server.uri,
+            "NATS_URL": nats_server.url,
+            "JWT_KEY": TEST_JWT_KEY,
+            "COOKIE_SECURE": "false",
+        },
+        tmp_path,
+    ).start()
+    acknowledged: list[str] = []
+    refused = 0
+    cookies = session_cookie(TEST_JWT_KEY)
+
+    async def seller(client: httpx.AsyncClient) -> None:
+        nonlocal refused
+        for n in range(200):
+            try:
+                response = await client.post("/api/tickets", json={"title": f"t{n}", "price": 3})
+            except httpx.TransportError:
+                refused += 1  # the server stopped accepting: fine, nothing was acknowledged
+                return
+            if response.status_code == 201:
+                acknowledged.append(response.json()["id"])
+            if len(acknowledged) == 100 and service.process is not None:
+                service.process.send_signal(signal.SIGTERM)  # mid-load
+
+    async with httpx.AsyncClient(base_url=service.url, cookies=cookies, timeout=30) as client:
+        await asyncio.gather(*(seller(client) for _ in range(8)))
+    exit_code = service.process.wait(60)
+    service.stop()
+    stored = {
+        str(d["_id"]) for d in await mongo_client["tickets"].tickets.find({}, {"_id": 1}).to_list()
+    }
+    missing = [ticket for ticket in acknowledged if ticket not in stored]
+    print(
+        "\nRELIABILITY sigterm-under-load "
+        + json.dumps(
+            {
+                "acknowledged": len(acknowledged),
+                "refused_after_sigterm": refused,
+                "missing_acknowledged": len(missing),
+                "exit_code": exit_code,
+            }
+        )
+    )
+    assert exit_code == 0
+    assert len(acknowledged) >= 100
+    assert missing == []
