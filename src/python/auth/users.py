@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -10,13 +11,44 @@ from pymongo.errors import DuplicateKeyError
 
 from auth.schemas import UserOut
 from ticketing_common.errors import BadRequestError
+from ticketing_common.mongo import parse_object_id
 
 USERS = "users"
-INDEXES = {USERS: [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")]}
+SIGNIN_FAILURES = "signin_failures"  # {_id: email, count, since}
+INDEXES = {
+    USERS: [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
+    # old failure counters are deleted by Mongo's TTL monitor (the code does not rely on it)
+    SIGNIN_FAILURES: [IndexModel([("since", ASCENDING)], expireAfterSeconds=86_400)],
+}
 
 
 class EmailInUse(BadRequestError):
     default_message = "Email in use"
+
+
+async def exists(db: AsyncDatabase[Any], user_id: str) -> bool:
+    oid = parse_object_id(user_id)
+    return oid is not None and await db[USERS].count_documents({"_id": oid}, limit=1) == 1
+
+
+async def recent_failures(db: AsyncDatabase[Any], email: str, window: timedelta) -> int:
+    record = await db[SIGNIN_FAILURES].find_one({"_id": email})
+    if record is None or record["since"] < datetime.now(UTC) - window:
+        return 0
+    return int(record["count"])
+
+
+async def record_failure(db: AsyncDatabase[Any], email: str, window: timedelta) -> None:
+    """Count a failed sign-in; a counter older than the window starts again at 1."""
+    now = datetime.now(UTC)
+    await db[SIGNIN_FAILURES].delete_one({"_id": email, "since": {"$lt": now - window}})
+    await db[SIGNIN_FAILURES].update_one(
+        {"_id": email}, {"$inc": {"count": 1}, "$setOnInsert": {"since": now}}, upsert=True
+    )
+
+
+async def clear_failures(db: AsyncDatabase[Any], email: str) -> None:
+    await db[SIGNIN_FAILURES].delete_one({"_id": email})
 
 
 async def find_by_email(db: AsyncDatabase[Any], email: str) -> dict[str, Any] | None:

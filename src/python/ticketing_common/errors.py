@@ -79,6 +79,11 @@ class PayloadTooLargeError(CustomError):
     default_message = "Request body is too large"
 
 
+class TooManyRequestsError(CustomError):
+    status_code = 429
+    default_message = "Too many requests; try again later"
+
+
 class ServiceUnavailableError(CustomError):
     status_code = 503
     default_message = "Service unavailable, please retry shortly"
@@ -102,6 +107,7 @@ _STATUS_DESCRIPTIONS = {
     404: "Not found",
     409: "Changed by another request meanwhile",
     413: "Request body too large",
+    429: "Too many attempts; try again later",
     503: "A dependency is unavailable; retry",
 }
 

@@ -13,3 +13,7 @@ class AuthSettings(ServiceSettings):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65_536, ge=8)
     argon2_parallelism: int = Field(1, ge=1)
+    # Brute force: after this many failed sign-ins for one email within the window,
+    # sign-in for that email answers 429 until the window has passed.
+    signin_max_failures: int = Field(5, ge=1)
+    signin_failure_window_seconds: int = Field(900, ge=1)

@@ -17,13 +17,17 @@ from ticketing_common.auth import (
     sign_jwt,
 )
 from ticketing_common.deps import DbDep
-from ticketing_common.errors import BadRequestError, error_responses
+from ticketing_common.errors import BadRequestError, TooManyRequestsError, error_responses
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 
 
 class InvalidCredentials(BadRequestError):
     default_message = "Invalid credentials"
+
+
+class TooManyFailedSignins(TooManyRequestsError):
+    default_message = "Too many failed sign-ins for this email; try again later"
 
 
 def _start_session(response: Response, user: UserOut, settings: AuthSettings) -> None:
@@ -61,7 +65,7 @@ async def signup(
     "/signin",
     response_model=UserOut,
     summary="Sign in",
-    responses=error_responses(400, 413),
+    responses=error_responses(400, 413, 429),
 )
 async def signin(
     body: SigninRequest,
@@ -71,11 +75,17 @@ async def signin(
     settings: AuthSettingsDep,
 ) -> UserOut:
     """400 `Invalid credentials` for an unknown email and a wrong password alike (the
-    same work is done for both). Sets the `session` cookie."""
+    same work is done for both). After `SIGNIN_MAX_FAILURES` failures for one email
+    within the window, 429 — for known and unknown emails alike. Sets the cookie."""
+    window = timedelta(seconds=settings.signin_failure_window_seconds)
+    if await users.recent_failures(db, body.email, window) >= settings.signin_max_failures:
+        raise TooManyFailedSignins()
     existing = await users.find_by_email(db, body.email)
     check = await passwords.check(existing["password"] if existing else None, body.password)
     if existing is None or not check.ok:
+        await users.record_failure(db, body.email, window)
         raise InvalidCredentials()
+    await users.clear_failures(db, body.email)
     if check.new_hash:
         await users.replace_hash(db, existing, check.new_hash)
     user = UserOut(id=str(existing["_id"]), email=existing["email"])
@@ -90,6 +100,9 @@ async def signout(response: Response, settings: AuthSettingsDep) -> dict[str, st
 
 
 @router.get("/currentuser", response_model=CurrentUserOut, summary="Who is signed in")
-async def current_user(user: OptionalUser) -> CurrentUserOut:
-    """`{"currentUser": {id, email, iat, exp}}`, or `{"currentUser": null}`."""
+async def current_user(user: OptionalUser, db: DbDep) -> CurrentUserOut:
+    """`{"currentUser": {id, email, iat, exp}}`, or `{"currentUser": null}` — also for
+    a valid token of a user who no longer exists."""
+    if user is not None and not await users.exists(db, user.id):
+        user = None
     return CurrentUserOut(currentUser=user)

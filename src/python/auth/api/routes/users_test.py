@@ -3,7 +3,7 @@
 import asyncio
 import base64
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -258,11 +258,53 @@ async def test_currentuser_is_null_for_expired_or_tampered_tokens(client):
 
 
 async def test_currentuser_accepts_a_bearer_token(client):
-    token = sign_jwt("abc", "bearer@test.com", TEST_JWT_KEY)
+    created = (await client.post(SIGNUP, json=USER)).json()
+    client.cookies.clear()
+    token = sign_jwt(created["id"], created["email"], TEST_JWT_KEY)
     response = await client.get(
         "/api/users/currentuser", headers={"Authorization": f"Bearer {token}"}
     )
-    assert response.json()["currentUser"]["email"] == "bearer@test.com"
+    assert response.json()["currentUser"]["email"] == "test@test.com"
+
+
+async def test_currentuser_is_null_for_a_deleted_user(client, clean_db):
+    await client.post(SIGNUP, json=USER)
+    await clean_db.users.delete_many({})
+    response = await client.get("/api/users/currentuser")
+    assert response.json() == {"currentUser": None}
+
+
+async def test_repeated_failed_signins_are_limited_for_known_and_unknown_emails(client, clean_db):
+    await client.post(SIGNUP, json=USER)
+    client.cookies.clear()
+    for email in ("test@test.com", "nobody@test.com"):
+        for _ in range(5):
+            response = await client.post(SIGNIN, json={"email": email, "password": "wrong!"})
+            assert errors(response) == [{"message": "Invalid credentials"}]
+        # the 6th attempt is refused even with the right password, and says so plainly
+        response = await client.post(SIGNIN, json={"email": email, "password": "password"})
+        assert response.status_code == 429
+        assert errors(response) == [
+            {"message": "Too many failed sign-ins for this email; try again later"}
+        ]
+    # once the window has passed, sign-in works again and the counter is cleared
+    await clean_db.signin_failures.update_many(
+        {}, {"$set": {"since": datetime(2000, 1, 1, tzinfo=UTC)}}
+    )
+    assert (await client.post(SIGNIN, json=USER)).status_code == 200
+    assert await clean_db.signin_failures.count_documents({"_id": "test@test.com"}) == 0
+
+
+async def test_a_successful_signin_resets_the_failure_count(client, clean_db):
+    await client.post(SIGNUP, json=USER)
+    for _ in range(4):
+        await client.post(SIGNIN, json={"email": USER["email"], "password": "wrong!"})
+    assert (await client.post(SIGNIN, json=USER)).status_code == 200
+    for _ in range(4):
+        assert (
+            await client.post(SIGNIN, json={"email": USER["email"], "password": "x!x!"})
+        ).status_code == 400
+    assert (await client.post(SIGNIN, json=USER)).status_code == 200
 
 
 async def test_openapi_documents_each_route_with_the_error_shape(client):
