@@ -1,0 +1,35 @@
+"""Fuzz the tickets service (a real process, real servers) through its OpenAPI."""
+
+import json
+
+from ticketing_common.servers import ServiceProcess
+from ticketing_common.testing.auth import TEST_JWT_KEY, session_cookie
+from ticketing_common.testing.fuzz import fuzz_openapi
+
+
+def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(
+    mongo_server, nats_server, tmp_path
+):
+    service = ServiceProcess(
+        "tickets",
+        "tickets.main",
+        {
+            "MONGO_URI": mongo_server.uri,
+            "NATS_URL": nats_server.url,
+            "JWT_KEY": TEST_JWT_KEY,
+            "COOKIE_SECURE": "false",
+        },
+        tmp_path,
+    ).start()
+    try:
+        report = fuzz_openapi(service.url, examples=150, cookies=session_cookie(TEST_JWT_KEY))
+    finally:
+        service.stop()
+    print(
+        "\nRELIABILITY fuzz-tickets "
+        + json.dumps(
+            {"requests": report.requests, "5xx": report.server_errors, "statuses": report.statuses}
+        )
+    )
+    assert report.requests >= 1000
+    assert report.problems == []
