@@ -5,6 +5,7 @@ Prints its figures (pytest -s, or Pants' test output) for RELIABILITY.md.
 
 import asyncio
 import json
+import os
 import signal
 from collections import Counter
 
@@ -19,9 +20,12 @@ from ticketing_common.testing.streams import stream_messages
 from ticketing_common.testing.waiting import eventually
 from tickets.main import create_tickets_app
 
-CREATES = 1000
+# FAULTS_SOAK=1: a longer run (10,000 creates, NATS killed five times).
+SOAK = os.environ.get("FAULTS_SOAK") == "1"
+CREATES = 10_000 if SOAK else 1000
 CLIENTS = 8
-RESTART_AFTER = (250, 600)  # NATS is killed when this many creates have been answered
+# NATS is killed when this many creates have been answered
+RESTART_AFTER = (1000, 3000, 5000, 7000, 9000) if SOAK else (250, 600)
 
 
 class CountingListener(Listener[TicketCreatedEvent]):

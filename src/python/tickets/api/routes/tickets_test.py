@@ -282,3 +282,37 @@ async def test_concurrent_updates_never_lose_one_silently(client, recording_nats
     assert final["title"] == max(winners, key=lambda w: w["version"])["title"]
     versions = [p["version"] for p in recording_nats.payloads("ticket.updated")]
     assert sorted(versions) == list(range(1, len(winners) + 1))
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Café ☕ — «front row»",
+        "مقعد أمامي",
+        "\U0001f3ab\U0001f3b8 x2",
+        "e\u0301le\u0300ve",
+        "a\u202eb",
+    ],
+)
+async def test_unicode_titles_round_trip_exactly(client, title):
+    created = await create(client, title=title)
+    assert created["title"] == title
+    assert (await client.get(f"{URL}/{created['id']}")).json()["title"] == title
+
+
+async def test_deeply_nested_json_and_1_mb_bodies_are_refused_cleanly(client, clean_db):
+    nested = '{"a":' * 10_000 + "1" + "}" * 10_000
+    for body in (
+        '{"title": ' + nested + ', "price": 5}',
+        '{"title": "t", "price": ' + nested + "}",
+    ):
+        response = await client.post(
+            URL, content=body, headers={"content-type": "application/json"}, cookies=signed_in()
+        )
+        assert response.status_code == 400
+        assert "errors" in response.json()
+    response = await client.post(
+        URL, json={"title": "x" * 1_000_000, "price": 5}, cookies=signed_in()
+    )
+    assert response.status_code == 413
+    assert await clean_db.tickets.count_documents({}) == 0
