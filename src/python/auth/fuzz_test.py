@@ -8,7 +8,7 @@ from ticketing_common.testing.fuzz import fuzz_openapi
 
 
 def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(mongo_server, tmp_path):
-    service = ServiceProcess(
+    with ServiceProcess(
         "auth",
         "auth.main",
         {
@@ -19,11 +19,8 @@ def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(mongo_server,
             "ARGON2_MEMORY_KIB": "1024",
         },
         tmp_path,
-    ).start()
-    try:
+    ) as service:
         report = fuzz_openapi(service.url, examples=300)
-    finally:
-        service.stop()
     print(
         "\nRELIABILITY fuzz-auth "
         + json.dumps(

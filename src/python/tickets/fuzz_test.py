@@ -10,7 +10,7 @@ from ticketing_common.testing.fuzz import fuzz_openapi
 def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(
     mongo_server, nats_server, tmp_path
 ):
-    service = ServiceProcess(
+    with ServiceProcess(
         "tickets",
         "tickets.main",
         {
@@ -20,11 +20,8 @@ def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(
             "COOKIE_SECURE": "false",
         },
         tmp_path,
-    ).start()
-    try:
+    ) as service:
         report = fuzz_openapi(service.url, examples=150, cookies=session_cookie(TEST_JWT_KEY))
-    finally:
-        service.stop()
     print(
         "\nRELIABILITY fuzz-tickets "
         + json.dumps(
