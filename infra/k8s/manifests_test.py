@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +15,17 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
+from ticketing_web.process import IMAGE_APP_FILES, copy_app
 
 from auth.core.config import AuthSettings
 from auth.main import create_auth_app
-from ticketing_common.servers import LOOPBACK, ServerProcess, find_executable
+from ticketing_common.servers import (
+    LOOPBACK,
+    ServerProcess,
+    find_executable,
+    free_port,
+    wait_http_ok,
+)
 from ticketing_common.testing.auth import TEST_JWT_KEY
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
@@ -248,18 +253,6 @@ class PexProcess(ServerProcess):
         return [sys.executable, str(ROOT / f"src.python.{self.name}/{self.name}.pex")]
 
 
-def web_app_root(destination: Path) -> Path:
-    """What the web image puts in its app root: rxconfig.py, the lock, the bun pin."""
-    web = ROOT / "src/python/web"
-    for name in ("rxconfig.py", "reflex.lock", "tools/package.json", "tools/package-lock.json"):
-        (destination / name).parent.mkdir(parents=True, exist_ok=True)
-        if (web / name).is_dir():
-            shutil.copytree(web / name, destination / name)
-        else:
-            shutil.copy2(web / name, destination / name)
-    return destination
-
-
 def test_each_pex_starts_outside_pants_and_is_ready(mongo_server, nats_server, tmp_path):
     common = {"MONGO_URI": mongo_server.uri, "JWT_KEY": TEST_JWT_KEY, "HOST": LOOPBACK, "PORT": "0"}
     uvicorn = r"Uvicorn running on http://[\d.]+:(\d+)"
@@ -273,37 +266,17 @@ def test_each_pex_starts_outside_pants_and_is_ready(mongo_server, nats_server, t
             "web",
             tmp_path / "web",
             {
-                "WEB_APP_DIR": str(web_app_root(tmp_path / "site")),
+                "WEB_APP_DIR": str(copy_app(tmp_path / "site", IMAGE_APP_FILES)),
                 "AUTH_URL": "http://127.0.0.1:1",
                 "TICKETS_URL": "http://127.0.0.1:2",
                 "HOST": LOOPBACK,
-                "PORT": str(_free_port()),
+                "PORT": str(free_port()),
             },
             r"App running at: http://[\d.]+:(\d+)",
         )
         started.append(web.start(timeout=600))
         # Reflex says "App running" as the frontend is ready; its backend follows shortly
-        assert wait_for_200(f"http://{LOOPBACK}:{web.port}/ping")
+        assert wait_http_ok(f"http://{LOOPBACK}:{web.port}/ping")
     finally:
         for process in reversed(started):
             process.stop()
-
-
-def wait_for_200(url: str, within: float = 60.0) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]

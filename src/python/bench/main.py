@@ -36,6 +36,7 @@ from ticketing_common.events import (
 )
 from ticketing_common.nats_client import NatsClientManager
 from ticketing_common.servers import MongoServer, NatsServer, ServiceProcess
+from tickets.repository import TICKETS, new_document
 
 JWT_KEY = "benchmark-only-jwt-key-0123456789abcdef"  # local throwaway servers only
 TICKET = {"title": "Benchmark ticket", "price": 20}
@@ -120,12 +121,12 @@ async def run_all(
 
         ids = [
             d["_id"]
-            for d in await mongo["tickets"]["tickets"].find({}, {"_id": 1}).limit(500).to_list()
+            for d in await mongo["tickets"][TICKETS].find({}, {"_id": 1}).limit(500).to_list()
         ]
         for concurrency in (1, 16):
 
             async def find_one(i: int) -> None:
-                assert await mongo["tickets"]["tickets"].find_one({"_id": ids[i % len(ids)]})
+                assert await mongo["tickets"][TICKETS].find_one({"_id": ids[i % len(ids)]})
 
             async def show(i: int) -> None:
                 response = await http.get(f"/api/tickets/{ids[i % len(ids)]}")
@@ -134,11 +135,9 @@ async def run_all(
             await bench.run_case("floor: find_one", find_one, concurrency=concurrency)
             await bench.run_case("GET /api/tickets/{id}", show, concurrency=concurrency)
 
-        stored = await mongo["tickets"]["tickets"].count_documents({})
+        stored = await mongo["tickets"][TICKETS].count_documents({})
         await add_tickets(mongo, max(0, 10_000 - stored), user_id)
-        bench.extra["tickets_stored_for_list"] = await mongo["tickets"]["tickets"].count_documents(
-            {}
-        )
+        bench.extra["tickets_stored_for_list"] = await mongo["tickets"][TICKETS].count_documents({})
 
         async def list_page(i: int) -> None:
             response = await http.get("/api/tickets")
@@ -164,23 +163,9 @@ async def run_all(
 
 
 async def add_tickets(mongo: AsyncMongoClient[Any], count: int, user_id: str) -> None:
-    from datetime import UTC, datetime
-
-    now = datetime.now(UTC)
-    docs = [
-        {
-            "_id": ObjectId(),
-            "title": f"Stored {n}",
-            "priceCents": 1000 + n,
-            "userId": user_id,
-            "version": 0,
-            "orderId": None,
-            "createdAt": now,
-        }
-        for n in range(count)
-    ]
+    docs = [new_document(f"Stored {n}", 1000 + n, user_id) for n in range(count)]
     for start in range(0, len(docs), 1000):
-        await mongo["tickets"]["tickets"].insert_many(docs[start : start + 1000])
+        await mongo["tickets"][TICKETS].insert_many(docs[start : start + 1000])
 
 
 class TimingListener(Listener[TicketCreatedEvent]):

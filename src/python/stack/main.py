@@ -19,12 +19,10 @@ import signal
 import socket
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import httpx
 from ticketing_web.launcher import find_app_root
 from ticketing_web.process import WebProcess
 
@@ -35,6 +33,7 @@ from ticketing_common.servers import (
     ServerProcess,
     ServiceProcess,
     find_executable,
+    wait_http_ok,
 )
 
 
@@ -76,10 +75,11 @@ class CaddyGateway(ServerProcess):
 
 @dataclass
 class Running:
+    """A row of the table (an external server has no log of ours)."""
+
     name: str
     url: str
     log: str
-    process: ServerProcess | None  # None: an external server we did not start
 
 
 def dev_jwt_key(state_dir: Path) -> str:
@@ -101,16 +101,9 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def wait_http(url: str, what: str, log: Path | str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise StackError(f"{what} did not become ready at {url}; see {log}")
+def wait_http(url: str, what: str, log: Path, within: float = 120.0) -> None:
+    if not wait_http_ok(url, within):
+        raise StackError(f"{what} did not become ready at {url}; see {_shown(log)}")
 
 
 class Stack:
@@ -122,7 +115,7 @@ class Stack:
 
     def _started(self, name: str, url: str, process: ServerProcess | None) -> None:
         log = _shown(process.log_path) if process else "(external)"
-        self.running.append(Running(name, url, log, process))
+        self.running.append(Running(name, url, log))
 
     def _start(self, process: ServerProcess, what: str) -> ServerProcess:
         self.processes.append(process)
@@ -201,8 +194,8 @@ class Stack:
     def _url(self, name: str) -> str:
         return next(r.url for r in self.running if r.name == name)
 
-    def dead(self) -> Running | None:
-        return next((r for r in self.running if r.process and not r.process.running), None)
+    def dead(self) -> ServerProcess | None:
+        return next((p for p in self.processes if not p.running), None)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -269,7 +262,7 @@ def main() -> None:
         while not stopping.wait(0.5):
             dead = stack.dead()
             if dead is not None:
-                raise StackError(f"{dead.name} exited unexpectedly; see {dead.log}")
+                raise StackError(f"{dead.name} exited unexpectedly; see {_shown(dead.log_path)}")
     except Interrupted:
         pass
     except StackError as exc:

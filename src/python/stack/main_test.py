@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 import nats
-from ticketing_web.process import copy_app, free_port
+from ticketing_web.process import copy_app
 
 from ticketing_common.events import STREAM_NAME
-from ticketing_common.servers import python_path
+from ticketing_common.servers import free_port, python_path
 
 UP = "Ticketing is up at"
 

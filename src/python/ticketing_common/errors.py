@@ -133,9 +133,8 @@ def field_error(message: str) -> PydanticCustomError:
     return PydanticCustomError("invalid", message)
 
 
-# Messages for pydantic's generic error types, in the API's own words.
-_GENERIC_MESSAGES = {
-    "missing": "{field} is required",
+# Errors about the body as a whole, in the API's own words (no field).
+_BODY_ERRORS = {
     "json_invalid": "Request body must be valid JSON",
     "model_attributes_type": "Request body must be a JSON object",
     "dict_type": "Request body must be a JSON object",
@@ -146,18 +145,16 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     """Map FastAPI/pydantic validation errors to `[{message, field}]`."""
     items: list[dict[str, str]] = []
     for err in exc.errors():
-        loc = [part for part in err.get("loc", ()) if isinstance(part, str)]
+        kind = err.get("type", "")
+        if kind in _BODY_ERRORS:
+            items.append(error_item(_BODY_ERRORS[kind]))
+            continue
         # loc is e.g. ("body", "email") or ("query", "limit"); the first part is the source.
-        field = ".".join(loc[1:]) or None
-        template = _GENERIC_MESSAGES.get(err.get("type", ""))
-        if template:
-            message = template.format(field=(field or "Request body").capitalize())
-            if err.get("type") == "missing" and field is None:
-                message = "Request body is required"
+        field = ".".join(part for part in err.get("loc", ())[1:] if isinstance(part, str)) or None
+        if kind == "missing":
+            message = f"{field.capitalize()} is required" if field else "Request body is required"
         else:
             message = str(err.get("msg", "Invalid value")).removeprefix("Value error, ")
-        if err.get("type") in ("json_invalid", "model_attributes_type", "dict_type"):
-            field = None
         items.append(error_item(message, field))
     return items or [error_item("Invalid request")]
 

@@ -96,6 +96,11 @@ async def add_event(
     return msg_id
 
 
+async def unsent_count(db: AsyncDatabase[Any]) -> int:
+    """How many recorded events are not yet acknowledged by JetStream."""
+    return await db[OUTBOX].count_documents({"sentAt": None})
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -111,7 +116,6 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.interval = interval
         self.batch_size = batch_size
-        self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -146,25 +150,25 @@ class OutboxRelay:
     async def flush(self) -> int:
         """Publish unsent records in (aggregate, version) order until none is left or one
         fails (later records wait, so versions are never published out of order).
-        Returns how many were sent."""
+        Returns how many were sent. Only the relay's own task calls it (and `stop()`
+        after that task has ended), so flushes never overlap."""
         sent = 0
-        async with self._lock:
-            while True:
-                batch = await self._pending()
-                for record in batch:
-                    await publish_raw(
-                        self.nats.jetstream,
-                        record["subject"],
-                        record["data"].encode(),
-                        record["_id"],
-                        self.publish_timeout,
-                    )
-                    await self.db[OUTBOX].update_one(
-                        {"_id": record["_id"]}, {"$set": {"sentAt": datetime.now(UTC)}}
-                    )
-                    sent += 1
-                if len(batch) < self.batch_size:
-                    return sent  # that was all of it
+        while True:
+            batch = await self._pending()
+            for record in batch:
+                await publish_raw(
+                    self.nats.jetstream,
+                    record["subject"],
+                    record["data"].encode(),
+                    record["_id"],
+                    self.publish_timeout,
+                )
+                await self.db[OUTBOX].update_one(
+                    {"_id": record["_id"]}, {"$set": {"sentAt": datetime.now(UTC)}}
+                )
+                sent += 1
+            if len(batch) < self.batch_size:
+                return sent  # that was all of it
 
     async def _pending(self) -> list[dict[str, Any]]:
         cursor = (

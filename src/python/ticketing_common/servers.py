@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,30 @@ import time
 from pathlib import Path
 from typing import IO
 
+import httpx
+
 LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A port free right now, for servers that must be told one up front (Reflex, a
+    gateway); those that can pick their own (`ServerProcess` subclasses) do."""
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def wait_http_ok(url: str, within: float = 60.0) -> bool:
+    """Poll `url` until it answers 200 (True), or `within` seconds pass (False)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
 
 
 def find_executable(name: str) -> str:
@@ -214,12 +238,14 @@ class ServiceProcess(ServerProcess):
             **os.environ,
             "PYTHONPATH": python_path(),
             "HOST": LOOPBACK,
-            "PORT": "0",
             **env,
         }
 
-    def argv(self) -> list[str]:
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         self.env["PORT"] = str(self.requested_port)  # 0 at first; the same one on restart()
+        return super().start(timeout)
+
+    def argv(self) -> list[str]:
         return [sys.executable, "-m", self.module]
 
     @property

@@ -16,7 +16,7 @@ from ticketing_common.events import Listener, Subject, TicketCreatedEvent
 from ticketing_common.servers import ServiceProcess
 from ticketing_common.testing.auth import TEST_JWT_KEY, session_cookie
 from ticketing_common.testing.http import app_client
-from ticketing_common.testing.streams import stream_messages
+from ticketing_common.testing.streams import outbox_drained, stream_messages
 from ticketing_common.testing.waiting import eventually
 from tickets.main import create_tickets_app
 
@@ -75,7 +75,7 @@ async def test_nats_restarts_under_load_lose_and_duplicate_nothing(
         await eventually(
             lambda: app.state.nats.is_connected and nats_manager.is_connected, within=60
         )
-        await eventually(lambda: _unsent(clean_db, 0), within=120)
+        await eventually(lambda: outbox_drained(clean_db), within=120)
 
     listener = CountingListener(nats_manager.jetstream)
     await listener.start()
@@ -138,10 +138,6 @@ async def test_mongo_down_gives_a_clear_503_and_recovers_without_restart(
         )
         assert created.status_code == 201
     print("\nRELIABILITY mongo-down " + json.dumps({"503_answers": 3, "recovered": True}))
-
-
-async def _unsent(db, expected: int) -> bool:
-    return await db.outbox.count_documents({"sentAt": None}) == expected
 
 
 async def _ready(client: httpx.AsyncClient) -> bool:

@@ -5,9 +5,10 @@ import asyncio
 
 from bson import ObjectId
 
+from ticketing_common.outbox import unsent_count
 from ticketing_common.testing.auth import TEST_JWT_KEY, session_cookie
 from ticketing_common.testing.http import app_client
-from ticketing_common.testing.streams import stream_messages, stream_payloads
+from ticketing_common.testing.streams import outbox_drained, stream_messages, stream_payloads
 from ticketing_common.testing.waiting import eventually
 from tickets.main import create_tickets_app
 
@@ -32,7 +33,7 @@ async def test_create_and_update_are_on_the_stream_with_exact_payload_and_msg_id
     assert (await stream_payloads(nats_manager.jetstream)) == [
         {"id": created["id"], "version": 0, "title": "Gig", "price": 12.5, "userId": user}
     ]
-    assert await clean_db.outbox.count_documents({"sentAt": None}) == 0
+    assert await unsent_count(clean_db) == 0
 
     response = await live_client.put(
         f"{URL}/{created['id']}", json={"title": "Gig!", "price": 15}, cookies=signed_in(user)
@@ -61,11 +62,11 @@ async def test_nats_down_creates_still_succeed_and_every_event_arrives_once(
             )
             assert response.status_code == 201
             ids.append(response.json()["id"])
-        assert await clean_db.outbox.count_documents({"sentAt": None}) == 5
+        assert await unsent_count(clean_db) == 5
 
         nats_server.restart()
         await eventually(lambda: app.state.nats.is_connected and nats_manager.is_connected)
-        await eventually(lambda: _count_unsent(clean_db, 0))
+        await eventually(lambda: outbox_drained(clean_db))
         assert (await client.get("/readyz")).status_code == 200
 
     messages = await stream_messages(nats_manager.jetstream, "ticket.created")
@@ -89,7 +90,7 @@ async def test_crash_between_commit_and_publish_is_healed_by_the_relay(
             await client.post(URL, json={"title": "t", "price": 5}, cookies=signed_in("u1"))
         ).json()
         # nothing published by the handler; the relay's scan delivers it
-        await eventually(lambda: _count_unsent(clean_db, 0))
+        await eventually(lambda: outbox_drained(clean_db))
     [message] = await stream_messages(nats_manager.jetstream)
     assert message.headers["Nats-Msg-Id"] == f"ticket.created:{created['id']}:0"
 
@@ -107,10 +108,10 @@ async def test_pending_events_from_a_previous_process_are_sent_on_start(
         # this process ends with the event unsent (NATS still down)
     nats_server.restart()
     await eventually(lambda: nats_manager.is_connected)
-    assert await clean_db.outbox.count_documents({"sentAt": None}) == 1
+    assert await unsent_count(clean_db) == 1
     second = create_tickets_app(make_settings(), database=clean_db.name)
     async with app_client(second):
-        await eventually(lambda: _count_unsent(clean_db, 0))
+        await eventually(lambda: outbox_drained(clean_db))
     [message] = await stream_messages(nats_manager.jetstream)
     assert message.headers["Nats-Msg-Id"] == f"ticket.created:{created['id']}:0"
 
@@ -138,7 +139,3 @@ async def test_versions_on_the_stream_strictly_increase_per_ticket(live_client, 
     assert versions == list(range(1, final["version"] + 1))
     last = (await stream_payloads(nats_manager.jetstream, "ticket.updated"))[-1]
     assert last["title"] == final["title"]
-
-
-async def _count_unsent(db, expected: int) -> bool:
-    return await db.outbox.count_documents({"sentAt": None}) == expected

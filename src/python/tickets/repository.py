@@ -36,18 +36,23 @@ def event_payload(doc: Doc) -> dict[str, Any]:
     return to_out(doc).model_dump(exclude_none=True)
 
 
-async def insert(
-    db: AsyncDatabase[Any], ticket: TicketIn, user_id: str, session: AsyncClientSession
-) -> Doc:
-    doc = {
+def new_document(title: str, price_cents: int, user_id: str) -> Doc:
+    """A ticket for sale, at version 0."""
+    return {
         "_id": ObjectId(),
-        "title": ticket.title,
-        "priceCents": ticket.price_cents,
+        "title": title,
+        "priceCents": price_cents,
         "userId": user_id,
         "version": 0,
         "orderId": None,
         "createdAt": datetime.now(UTC),
     }
+
+
+async def insert(
+    db: AsyncDatabase[Any], ticket: TicketIn, user_id: str, session: AsyncClientSession
+) -> Doc:
+    doc = new_document(ticket.title, ticket.price_cents, user_id)
     await db[TICKETS].insert_one(doc, session=session)
     return doc
 

@@ -4,7 +4,7 @@ returned as a JSON number (20, 20.5, 19.99) as the original returns them."""
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -31,10 +31,7 @@ def price_to_cents(value: object) -> int:
         raise field_error("Price must be greater than 0")
     if isinstance(value, float) and not math.isfinite(value):
         raise field_error("Price must be greater than 0")
-    try:
-        exact = Decimal(str(value))  # the shortest repr: 19.99 stays 19.99
-    except InvalidOperation:
-        raise field_error("Price must be greater than 0") from None
+    exact = Decimal(str(value))  # the shortest repr of a finite number: 19.99 stays 19.99
     if exact <= 0:
         raise field_error("Price must be greater than 0")
     cents = exact * 100

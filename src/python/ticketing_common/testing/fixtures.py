@@ -19,12 +19,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from ticketing_common.events.contracts import STREAM_NAME
 from ticketing_common.nats_client import NatsClientManager
 from ticketing_common.servers import MongoServer, NatsServer
-from ticketing_common.testing.auth import TEST_JWT_KEY
 from ticketing_common.testing.fakes import RecordingNats
 
 __all__ = [
     "clean_db",
-    "jwt_key",
     "mongo_client",
     "mongo_server",
     "nats_manager",
@@ -82,8 +80,3 @@ async def nats_manager(nats_server: NatsServer) -> AsyncIterator[NatsClientManag
 @pytest.fixture
 def recording_nats() -> RecordingNats:
     return RecordingNats()
-
-
-@pytest.fixture
-def jwt_key() -> str:
-    return TEST_JWT_KEY

@@ -1,4 +1,5 @@
-"""Read back what is stored on the TICKETING stream."""
+"""Read back what is stored on the TICKETING stream, and whether the outbox has sent
+everything it recorded."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 from nats.js.api import RawStreamMsg
 from nats.js.client import JetStreamContext
+from pymongo.asynchronous.database import AsyncDatabase
 
 from ticketing_common.events.contracts import STREAM_NAME
+from ticketing_common.outbox import unsent_count
 
 
 async def stream_messages(js: JetStreamContext, subject: str | None = None) -> list[RawStreamMsg]:
@@ -25,3 +28,8 @@ async def stream_messages(js: JetStreamContext, subject: str | None = None) -> l
 
 async def stream_payloads(js: JetStreamContext, subject: str | None = None) -> list[dict[str, Any]]:
     return [json.loads(m.data) for m in await stream_messages(js, subject)]
+
+
+async def outbox_drained(db: AsyncDatabase[Any]) -> bool:
+    """Every event recorded in `db`'s outbox has been acknowledged by JetStream."""
+    return await unsent_count(db) == 0

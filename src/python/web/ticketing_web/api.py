@@ -109,60 +109,38 @@ class Services:
     def __init__(self, settings: WebSettings | None = None) -> None:
         self.settings = settings or WebSettings.from_env()
 
-    def _auth(self, path: str) -> str:
-        return f"{self.settings.auth_url}/api/users{path}"
+    async def _auth(self, method: str, path: str, **kwargs: Any) -> ApiResult:
+        url = f"{self.settings.auth_url}/api/users{path}"
+        return await call(method, url, timeout=self.settings.api_timeout, **kwargs)
 
-    def _tickets(self, path: str = "") -> str:
-        return f"{self.settings.tickets_url}/api/tickets{path}"
+    async def _tickets(self, method: str, path: str = "", **kwargs: Any) -> ApiResult:
+        url = f"{self.settings.tickets_url}/api/tickets{path}"
+        return await call(method, url, timeout=self.settings.api_timeout, **kwargs)
 
     async def current_user(self, session: str) -> ApiResult:
-        return await call(
-            "GET", self._auth("/currentuser"), session=session, timeout=self.settings.api_timeout
-        )
+        return await self._auth("GET", "/currentuser", session=session)
 
     async def signup(self, email: str, password: str) -> ApiResult:
-        return await call(
-            "POST",
-            self._auth("/signup"),
-            json={"email": email, "password": password},
-            timeout=self.settings.api_timeout,
-        )
+        return await self._auth("POST", "/signup", json={"email": email, "password": password})
 
     async def signin(self, email: str, password: str) -> ApiResult:
-        return await call(
-            "POST",
-            self._auth("/signin"),
-            json={"email": email, "password": password},
-            timeout=self.settings.api_timeout,
-        )
+        return await self._auth("POST", "/signin", json={"email": email, "password": password})
 
     async def signout(self, session: str) -> ApiResult:
-        return await call(
-            "POST", self._auth("/signout"), session=session, timeout=self.settings.api_timeout
-        )
+        return await self._auth("POST", "/signout", session=session)
 
     async def list_tickets(self) -> ApiResult:
-        return await call("GET", self._tickets(), timeout=self.settings.api_timeout)
+        return await self._tickets("GET")
 
     async def get_ticket(self, ticket_id: str) -> ApiResult:
-        return await call("GET", self._tickets(f"/{ticket_id}"), timeout=self.settings.api_timeout)
+        return await self._tickets("GET", f"/{ticket_id}")
 
     async def create_ticket(self, session: str, title: str, price: str) -> ApiResult:
-        return await call(
-            "POST",
-            self._tickets(),
-            session=session,
-            json={"title": title, "price": price_for_api(price)},
-            timeout=self.settings.api_timeout,
-        )
+        body = {"title": title, "price": price_for_api(price)}
+        return await self._tickets("POST", session=session, json=body)
 
     async def update_ticket(
         self, session: str, ticket_id: str, title: str, price: str
     ) -> ApiResult:
-        return await call(
-            "PUT",
-            self._tickets(f"/{ticket_id}"),
-            session=session,
-            json={"title": title, "price": price_for_api(price)},
-            timeout=self.settings.api_timeout,
-        )
+        body = {"title": title, "price": price_for_api(price)}
+        return await self._tickets("PUT", f"/{ticket_id}", session=session, json=body)

@@ -6,6 +6,9 @@ import reflex as rx
 
 from ticketing_web.state import FormState, SessionState
 
+# The centred column the header and every page share.
+COLUMN = {"width": "100%", "max_width": "960px", "margin_x": "auto"}
+
 
 def header() -> rx.Component:
     signed_in_links = rx.hstack(
@@ -24,11 +27,9 @@ def header() -> rx.Component:
             rx.spacer(),
             rx.cond(SessionState.signed_in, signed_in_links, signed_out_links),
             align="center",
-            width="100%",
-            max_width="960px",
-            margin_x="auto",
             padding_x="1.25em",
             padding_y="0.9em",
+            **COLUMN,
         ),
         border_bottom=f"1px solid {rx.color('gray', 5)}",
         background=rx.color("gray", 1),
@@ -56,12 +57,10 @@ def page(*children: rx.Component, title: str) -> rx.Component:
             banner(),
             rx.heading(title, size="7", margin_bottom="0.5em"),
             *children,
-            width="100%",
-            max_width="960px",
-            margin_x="auto",
             padding="1.25em",
             spacing="4",
             align="stretch",
+            **COLUMN,
         ),
         min_height="100vh",
     )

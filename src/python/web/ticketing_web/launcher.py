@@ -21,11 +21,11 @@ from pathlib import Path
 ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
 
 
-def find_app_root(start: Path | None = None) -> Path:
+def find_app_root() -> Path:
     """The folder holding rxconfig.py: WEB_APP_DIR, else src/python/web from the repo."""
     if os.environ.get("WEB_APP_DIR"):
         return Path(os.environ["WEB_APP_DIR"]).resolve()
-    here = (start or Path.cwd()).resolve()
+    here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         for candidate in (folder, folder / "src" / "python" / "web"):
             if (candidate / "rxconfig.py").is_file() and (candidate / "ticketing_web").is_dir():
@@ -70,9 +70,14 @@ def ensure_bun(app_root: Path) -> Path:
     return bun
 
 
-def reflex_env(app_root: Path, cache_dir: Path) -> dict[str, str]:
+def reflex_command(app_root: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment to run `reflex <args>` for the app at `app_root`, offline:
+    pinned bun, no version check or telemetry, caches out of the home folder."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    cache_dir = Path(base) / "ticketing-web"
     env = dict(os.environ)
-    env.setdefault("REFLEX_BUN_PATH", str(ensure_bun(app_root)))
+    if "REFLEX_BUN_PATH" not in env:  # a bun of your own wins; no npm then
+        env["REFLEX_BUN_PATH"] = str(ensure_bun(app_root))
     env.update(
         REFLEX_CHECK_LATEST_VERSION="0",
         REFLEX_TELEMETRY_ENABLED="false",
@@ -82,23 +87,13 @@ def reflex_env(app_root: Path, cache_dir: Path) -> dict[str, str]:
         # the Reflex subprocess imports this package from wherever this one came from
         PYTHONPATH=os.pathsep.join([str(app_root), *(os.path.abspath(p) for p in sys.path if p)]),
     )
-    return env
+    return [sys.executable, "-m", "reflex", *args], env
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ticketing-web"
-
-
-def start(
-    app_root: Path, *, host: str, port: int, cache_dir: Path | None = None, log=None
-) -> subprocess.Popen[bytes]:
-    """Start Reflex (prod) in its own process group; stop it with `stop()`."""
-    env = reflex_env(app_root, cache_dir or default_cache_dir())
-    argv = [
-        sys.executable,
-        "-m",
-        "reflex",
+def start(app_root: Path, *, host: str, port: int) -> subprocess.Popen[bytes]:
+    """Start Reflex (prod, one port) in its own process group; stop it with `stop()`."""
+    argv, env = reflex_command(
+        app_root,
         "run",
         "--env",
         "prod",
@@ -110,31 +105,15 @@ def start(
         str(port),
         "--loglevel",
         "info",
-    ]
+    )
     return subprocess.Popen(
-        argv,
-        cwd=app_root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT if log else None,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
+        argv, cwd=app_root, env=env, stdin=subprocess.DEVNULL, start_new_session=True
     )
 
 
-def build(app_root: Path, cache_dir: Path | None = None) -> int:
+def build(app_root: Path) -> int:
     """Install the frontend's packages and build it (what a container image bakes in)."""
-    env = reflex_env(app_root, cache_dir or default_cache_dir())
-    argv = [
-        sys.executable,
-        "-m",
-        "reflex",
-        "export",
-        "--frontend-only",
-        "--no-zip",
-        "--env",
-        "prod",
-    ]
+    argv, env = reflex_command(app_root, "export", "--frontend-only", "--no-zip", "--env", "prod")
     return subprocess.run(argv, cwd=app_root, env=env, stdin=subprocess.DEVNULL).returncode
 
 

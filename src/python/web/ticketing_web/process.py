@@ -5,33 +5,22 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import ticketing_web
-from ticketing_common.servers import LOOPBACK, ServerProcess, python_path
+from ticketing_common.servers import LOOPBACK, ServerProcess, free_port, python_path
 
-APP_FILES = (
-    "rxconfig.py",
-    "ticketing_web",
-    "reflex.lock",
-    "tools/package.json",
-    "tools/package-lock.json",
-)
+# What the container image puts in its app root (src/python/web/Dockerfile): the
+# package itself comes from the pex there.
+IMAGE_APP_FILES = ("rxconfig.py", "reflex.lock", "tools/package.json", "tools/package-lock.json")
+APP_FILES = ("ticketing_web", *IMAGE_APP_FILES)
 
 
-def free_port() -> int:
-    """Reflex needs its port up front; it reports the one it really took, which we read."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-def copy_app(destination: Path) -> Path:
+def copy_app(destination: Path, files: tuple[str, ...] = APP_FILES) -> Path:
     """A private copy of the app root (Reflex writes .web/ and its lock there)."""
     source = Path(ticketing_web.__file__).resolve().parent.parent
-    for name in APP_FILES:
+    for name in files:
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if (source / name).is_dir():
