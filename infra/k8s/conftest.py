@@ -1,1 +1,1 @@
-from ticketing_common.testing.fixtures import *  # noqa: F403
+from common.testing.fixtures import *  # noqa: F403

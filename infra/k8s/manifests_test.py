@@ -15,18 +15,18 @@ import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate.utils import latest_version
-from ticketing_web.process import IMAGE_APP_FILES, copy_app
 
 from auth.core.config import AuthSettings
 from auth.main import create_auth_app
-from ticketing_common.servers import (
+from common.testing.auth import TEST_JWT_KEY
+from harness.servers import (
     LOOPBACK,
     ServerProcess,
     find_executable,
     free_port,
     wait_http_ok,
 )
-from ticketing_common.testing.auth import TEST_JWT_KEY
+from harness.web import IMAGE_APP_FILES, copy_app
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 

@@ -1,5 +1,5 @@
 """Attacks on the auth service, each rejected cleanly with nothing stored (against the
-real Mongo-wire server). Token attacks: ticketing_common/auth_test.py and the routes'
+real Mongo-wire server). Token attacks: common/auth_test.py and the routes'
 tests; brute force: api/routes/users_test.py."""
 
 import json

@@ -5,9 +5,9 @@ import pytest
 
 from auth.core.config import AuthSettings
 from auth.main import create_auth_app
-from ticketing_common.testing.auth import TEST_JWT_KEY
-from ticketing_common.testing.fixtures import *  # noqa: F403
-from ticketing_common.testing.http import app_client
+from common.testing.auth import TEST_JWT_KEY
+from common.testing.fixtures import *  # noqa: F403
+from common.testing.http import app_client
 
 # Cheap argon2 parameters: tests exercise the logic, not the cost.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}

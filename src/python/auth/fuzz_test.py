@@ -2,9 +2,9 @@
 
 import json
 
-from ticketing_common.servers import ServiceProcess
-from ticketing_common.testing.auth import TEST_JWT_KEY
-from ticketing_common.testing.fuzz import fuzz_openapi
+from common.testing.auth import TEST_JWT_KEY
+from common.testing.fuzz import fuzz_openapi
+from harness.servers import ServiceProcess
 
 
 def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(mongo_server, tmp_path):

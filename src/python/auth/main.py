@@ -8,8 +8,8 @@ from auth.api.routes.users import router
 from auth.core.config import AuthSettings
 from auth.core.passwords import Passwords
 from auth.users import INDEXES
-from ticketing_common.app import create_app, run_service
-from ticketing_common.settings import load_settings
+from common.app import create_app, run_service
+from common.settings import load_settings
 
 
 def create_auth_app(settings: AuthSettings, database: str = "auth") -> FastAPI:

@@ -7,8 +7,8 @@ from typing import Annotated
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from ticketing_common.auth import CurrentUser
-from ticketing_common.errors import field_error
+from common.auth import CurrentUser
+from common.errors import field_error
 
 PASSWORD_MIN, PASSWORD_MAX = 4, 20
 EMAIL_MAX = 254  # RFC 5321 path limit

@@ -9,9 +9,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from auth.schemas import UserOut
-from ticketing_common.errors import BadRequestError
-from ticketing_common.mongo import parse_object_id
+from common.mongo import parse_object_id
 
 USERS = "users"
 SIGNIN_FAILURES = "signin_failures"  # {_id: email, count, since}
@@ -22,8 +20,8 @@ INDEXES = {
 }
 
 
-class EmailInUse(BadRequestError):
-    default_message = "Email in use"
+class EmailTaken(Exception):
+    """An account with this email exists (the unique index said so)."""
 
 
 async def exists(db: AsyncDatabase[Any], user_id: str) -> bool:
@@ -55,15 +53,16 @@ async def find_by_email(db: AsyncDatabase[Any], email: str) -> dict[str, Any] | 
     return await db[USERS].find_one({"email": email})
 
 
-async def create_user(db: AsyncDatabase[Any], email: str, password_hash: str) -> UserOut:
-    """Insert a user; the unique index settles a race between two signups (one 400)."""
+async def create_user(db: AsyncDatabase[Any], email: str, password_hash: str) -> str:
+    """Insert a user and return its id; the unique index settles a race between two
+    signups for one email (the second raises EmailTaken)."""
     try:
         result = await db[USERS].insert_one(
             {"email": email, "password": password_hash, "version": 0}
         )
     except DuplicateKeyError:
-        raise EmailInUse() from None
-    return UserOut(id=str(result.inserted_id), email=email)
+        raise EmailTaken() from None
+    return str(result.inserted_id)
 
 
 async def replace_hash(db: AsyncDatabase[Any], user: dict[str, Any], new_hash: str) -> None:

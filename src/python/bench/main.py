@@ -18,6 +18,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,10 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from bench.stats import Result, measure, median_result, percentile
-from ticketing_common.auth import SESSION_COOKIE, encode_session, sign_jwt
-from ticketing_common.events import (
-    STREAM_NAME,
-    TICKETING_STREAM,
-    Listener,
-    Subject,
-    TicketCreatedEvent,
-)
-from ticketing_common.nats_client import NatsClientManager
-from ticketing_common.servers import MongoServer, NatsServer, ServiceProcess
+from common.auth import SESSION_COOKIE, encode_session, sign_jwt
+from common.events import STREAM_NAME, TICKETING_STREAM, Listener, TicketCreatedEvent
+from common.nats_client import NatsClientManager
+from harness.servers import MongoServer, NatsServer, ServiceProcess
 from tickets.repository import TICKETS, new_document
 
 JWT_KEY = "benchmark-only-jwt-key-0123456789abcdef"  # local throwaway servers only
@@ -79,7 +74,7 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     ).start()
     bench = Bench(args, workdir)
     try:
-        await run_all(bench, mongo_server.uri, nats_server.url, auth.url, tickets.url)  # type: ignore[attr-defined]
+        await run_all(bench, mongo_server.uri, nats_server.url, tickets.url)  # type: ignore[attr-defined]
         bench.extra["rss_mib"] = {"auth": rss_mib(auth.process.pid), "tickets": rss_mib(tickets.process.pid)}  # type: ignore[union-attr]
     finally:
         for process in (tickets, auth, mongo_server, nats_server):
@@ -87,71 +82,32 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     return report(bench)
 
 
-async def run_all(
-    bench: Bench, mongo_uri: str, nats_url: str, auth_url: str, tickets_url: str
-) -> None:
+@dataclass
+class Targets:
+    """What the cases run against: the services, the servers and a signed-in client."""
+
+    http: httpx.AsyncClient
+    mongo: AsyncMongoClient[Any]
+    js: Any
+    user_id: str
+
+
+async def run_all(bench: Bench, mongo_uri: str, nats_url: str, tickets_url: str) -> None:
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri)
-    floor_db = mongo["bench_floor"]
     manager = NatsClientManager()
     await manager.connect(nats_url, "bench")
     await manager.ensure_stream()
-    js = manager.jetstream
     user_id = str(ObjectId())
     cookies = {SESSION_COOKIE: encode_session(sign_jwt(user_id, "bench@test.com", JWT_KEY))}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(
         base_url=tickets_url, cookies=cookies, limits=limits, timeout=30
     ) as http:
+        targets = Targets(http, mongo, manager.jetstream, user_id)
         print("core path (median of repeats):", flush=True)
-        for concurrency in (1, 16):
-
-            async def floor(i: int) -> None:
-                oid = ObjectId()
-                await floor_db.tickets.insert_one({"_id": oid, **TICKET, "version": 0})
-                await js.publish(
-                    "ticket.created", b'{"bench":1}', headers={"Nats-Msg-Id": f"floor:{oid}"}
-                )
-
-            async def create(i: int) -> None:
-                response = await http.post("/api/tickets", json=TICKET)
-                assert response.status_code == 201, response.text
-
-            await bench.run_case("floor: insert_one + JS publish", floor, concurrency=concurrency)
-            await bench.run_case("POST /api/tickets", create, concurrency=concurrency)
-
-        ids = [
-            d["_id"]
-            for d in await mongo["tickets"][TICKETS].find({}, {"_id": 1}).limit(500).to_list()
-        ]
-        for concurrency in (1, 16):
-
-            async def find_one(i: int) -> None:
-                assert await mongo["tickets"][TICKETS].find_one({"_id": ids[i % len(ids)]})
-
-            async def show(i: int) -> None:
-                response = await http.get(f"/api/tickets/{ids[i % len(ids)]}")
-                assert response.status_code == 200
-
-            await bench.run_case("floor: find_one", find_one, concurrency=concurrency)
-            await bench.run_case("GET /api/tickets/{id}", show, concurrency=concurrency)
-
-        stored = await mongo["tickets"][TICKETS].count_documents({})
-        await add_tickets(mongo, max(0, 10_000 - stored), user_id)
-        bench.extra["tickets_stored_for_list"] = await mongo["tickets"][TICKETS].count_documents({})
-
-        async def list_page(i: int) -> None:
-            response = await http.get("/api/tickets")
-            assert response.status_code == 200 and len(response.json()) == 50
-
-        for concurrency in (1, 16):
-            await bench.run_case(
-                "GET /api/tickets (first page, 10k)",
-                list_page,
-                concurrency=concurrency,
-                ops=bench.args.list_ops,
-                warmup=max(1, bench.args.list_ops // 5),
-            )
-
+        await create_cases(bench, targets)
+        await read_cases(bench, targets)
+        await list_cases(bench, targets)
     bench.extra["event_latency_ms"] = await event_latency(manager, bench.args.events)
     print(
         f"  event publish → listener handler: p50 {bench.extra['event_latency_ms']['p50']:.2f} ms"
@@ -162,6 +118,64 @@ async def run_all(
     await mongo.close()
 
 
+async def create_cases(bench: Bench, t: Targets) -> None:
+    """POST /api/tickets against its floor: one insert_one and one acked publish."""
+    floor_db = t.mongo["bench_floor"]
+    for concurrency in (1, 16):
+
+        async def floor(i: int) -> None:
+            oid = ObjectId()
+            await floor_db.tickets.insert_one({"_id": oid, **TICKET, "version": 0})
+            await t.js.publish(
+                "ticket.created", b'{"bench":1}', headers={"Nats-Msg-Id": f"floor:{oid}"}
+            )
+
+        async def create(i: int) -> None:
+            response = await t.http.post("/api/tickets", json=TICKET)
+            assert response.status_code == 201, response.text
+
+        await bench.run_case("floor: insert_one + JS publish", floor, concurrency=concurrency)
+        await bench.run_case("POST /api/tickets", create, concurrency=concurrency)
+
+
+async def read_cases(bench: Bench, t: Targets) -> None:
+    """GET /api/tickets/{id} against its floor: a bare find_one by id."""
+    tickets = t.mongo["tickets"][TICKETS]
+    ids = [d["_id"] for d in await tickets.find({}, {"_id": 1}).limit(500).to_list()]
+    for concurrency in (1, 16):
+
+        async def find_one(i: int) -> None:
+            assert await tickets.find_one({"_id": ids[i % len(ids)]})
+
+        async def show(i: int) -> None:
+            response = await t.http.get(f"/api/tickets/{ids[i % len(ids)]}")
+            assert response.status_code == 200
+
+        await bench.run_case("floor: find_one", find_one, concurrency=concurrency)
+        await bench.run_case("GET /api/tickets/{id}", show, concurrency=concurrency)
+
+
+async def list_cases(bench: Bench, t: Targets) -> None:
+    """The first page of GET /api/tickets with 10,000 tickets stored."""
+    tickets = t.mongo["tickets"][TICKETS]
+    stored = await tickets.count_documents({})
+    await add_tickets(t.mongo, max(0, 10_000 - stored), t.user_id)
+    bench.extra["tickets_stored_for_list"] = await tickets.count_documents({})
+
+    async def list_page(i: int) -> None:
+        response = await t.http.get("/api/tickets")
+        assert response.status_code == 200 and len(response.json()) == 50
+
+    for concurrency in (1, 16):
+        await bench.run_case(
+            "GET /api/tickets (first page, 10k)",
+            list_page,
+            concurrency=concurrency,
+            ops=bench.args.list_ops,
+            warmup=max(1, bench.args.list_ops // 5),
+        )
+
+
 async def add_tickets(mongo: AsyncMongoClient[Any], count: int, user_id: str) -> None:
     docs = [new_document(f"Stored {n}", 1000 + n, user_id) for n in range(count)]
     for start in range(0, len(docs), 1000):
@@ -169,7 +183,7 @@ async def add_tickets(mongo: AsyncMongoClient[Any], count: int, user_id: str) ->
 
 
 class TimingListener(Listener[TicketCreatedEvent]):
-    subject = Subject.TICKET_CREATED
+    event = TicketCreatedEvent
     poll_seconds = 5.0
 
     def __init__(self, js, sent: dict[str, float]) -> None:

@@ -23,10 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ticketing_web.launcher import find_app_root
-from ticketing_web.process import WebProcess
-
-from ticketing_common.servers import (
+from harness.servers import (
     LOOPBACK,
     MongoServer,
     NatsServer,
@@ -35,6 +32,8 @@ from ticketing_common.servers import (
     find_executable,
     wait_http_ok,
 )
+from harness.web import WebProcess
+from ticketing_web.launcher import find_app_root
 
 
 class StackError(Exception):
@@ -71,6 +70,24 @@ class CaddyGateway(ServerProcess):
             "--adapter",
             "caddyfile",
         ]
+
+
+@dataclass(frozen=True)
+class Service:
+    """An API service `./run` starts (module `<name>.main`), in start order."""
+
+    eventing: bool = False  # connects to NATS
+    env: tuple[tuple[str, str], ...] = ()  # settings of its own, `(VARIABLE, default)`
+
+    def settings(self) -> dict[str, str]:
+        """Its own settings: the environment's value when set, else the local default."""
+        return {name: os.environ.get(name, default) for name, default in self.env}
+
+
+SERVICES = {
+    "auth": Service(),
+    "tickets": Service(eventing=True),
+}
 
 
 @dataclass
@@ -131,15 +148,25 @@ class Stack:
                 f"port {self.gateway_port} (gateway) is already in use: stop what "
                 f"uses it, or pick another port with --port"
             )
+        nats_url, mongo_uri = self._start_servers()
+        upstreams = self._start_services(nats_url, mongo_uri)
+        upstreams["WEB_UPSTREAM"] = self._start_web()
+        self._start_gateway(upstreams)
+
+    def _start_servers(self) -> tuple[str, str]:
+        """nats-server and the MongoDB-wire server, unless NATS_URL / MONGO_URI name
+        servers of your own."""
         nats_url = os.environ.get("NATS_URL")
-        if not nats_url:
+        if nats_url:
+            self._started("nats", nats_url, None)
+        else:
             nats = self._start(NatsServer(self.state_dir / "nats"), "nats-server")
             nats_url = nats.url  # type: ignore[attr-defined]
             self._started("nats", nats_url, nats)
-        else:
-            self._started("nats", nats_url, None)
         mongo_uri = os.environ.get("MONGO_URI")
-        if not mongo_uri:
+        if mongo_uri:
+            self._started("mongo", mongo_uri, None)
+        else:
             data = self.state_dir / "mongo" / "data"
             data.mkdir(parents=True, exist_ok=True)
             mongo = self._start(
@@ -147,34 +174,38 @@ class Stack:
             )
             mongo_uri = mongo.uri  # type: ignore[attr-defined]
             self._started("mongo", mongo_uri, mongo)
-        else:
-            self._started("mongo", mongo_uri, None)
+        return nats_url, mongo_uri
 
-        gateway_url = f"http://{LOOPBACK}:{self.gateway_port}"
-        common = {
+    def _start_services(self, nats_url: str, mongo_uri: str) -> dict[str, str]:
+        """Each API service, one after another, each ready before the next; returns the
+        gateway's upstreams (`<NAME>_UPSTREAM`)."""
+        shared = {
             "MONGO_URI": mongo_uri,
             "JWT_KEY": dev_jwt_key(self.state_dir),
             "COOKIE_SECURE": "false",
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
         }
+        eventing = {"NATS_URL": nats_url}
         upstreams = {}
-        for name, module, extra in (
-            ("auth", "auth.main", {}),
-            ("tickets", "tickets.main", {"NATS_URL": nats_url, "NATS_CLIENT_ID": "tickets-local"}),
-        ):
-            service = ServiceProcess(name, module, {**common, **extra}, self.state_dir / name)
+        for name, env in SERVICES.items():
+            extra = {**eventing, "NATS_CLIENT_ID": f"{name}-local"} if env.eventing else {}
+            service = ServiceProcess(
+                name, f"{name}.main", {**shared, **extra, **env.settings()}, self.state_dir / name
+            )
             self._start(service, f"the {name} service")
             wait_http(f"{service.url}/readyz", f"the {name} service", service.log_path)
             self._started(name, service.url, service)
             upstreams[f"{name.upper()}_UPSTREAM"] = f"{LOOPBACK}:{service.port}"
+        return upstreams
 
+    def _start_web(self) -> str:
         web = WebProcess(
             find_app_root(),
             {
                 "AUTH_URL": self._url("auth"),
                 "TICKETS_URL": self._url("tickets"),
                 "COOKIE_SECURE": "false",
-                "API_URL": gateway_url,  # Reflex's websocket: via the gateway
+                "API_URL": self._gateway_url,  # Reflex's websocket: via the gateway
             },
             log_dir=self.state_dir / "web",
         )
@@ -184,12 +215,17 @@ class Stack:
         )
         self._start(web, "the web client")
         self._started("web", web.url, web)
-        upstreams["WEB_UPSTREAM"] = f"{LOOPBACK}:{web.port}"
+        return f"{LOOPBACK}:{web.port}"
 
+    def _start_gateway(self, upstreams: dict[str, str]) -> None:
         gateway = CaddyGateway(self.state_dir / "gateway", self.gateway_port, upstreams)
         self._start(gateway, "the Caddy gateway")
-        wait_http(f"{gateway_url}/api/users/currentuser", "the gateway", gateway.log_path)
-        self._started("gateway", gateway_url, gateway)
+        wait_http(f"{self._gateway_url}/api/users/currentuser", "the gateway", gateway.log_path)
+        self._started("gateway", self._gateway_url, gateway)
+
+    @property
+    def _gateway_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.gateway_port}"
 
     def _url(self, name: str) -> str:
         return next(r.url for r in self.running if r.name == name)

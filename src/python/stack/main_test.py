@@ -14,10 +14,10 @@ from pathlib import Path
 
 import httpx
 import nats
-from ticketing_web.process import copy_app
 
-from ticketing_common.events import STREAM_NAME
-from ticketing_common.servers import free_port, python_path
+from common.events import STREAM_NAME
+from harness.servers import free_port, python_path
+from harness.web import copy_app
 
 UP = "Ticketing is up at"
 

@@ -3,9 +3,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from ticketing_common.testing.auth import TEST_JWT_KEY
-from ticketing_common.testing.fixtures import *  # noqa: F403
-from ticketing_common.testing.http import app_client
+from common.testing.auth import TEST_JWT_KEY
+from common.testing.fixtures import *  # noqa: F403
+from common.testing.http import app_client
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 

@@ -12,13 +12,14 @@ from collections import Counter
 import httpx
 from bson import ObjectId
 
-from ticketing_common.events import Listener, Subject, TicketCreatedEvent
-from ticketing_common.servers import ServiceProcess
-from ticketing_common.testing.auth import TEST_JWT_KEY, session_cookie
-from ticketing_common.testing.http import app_client
-from ticketing_common.testing.streams import outbox_drained, stream_messages
-from ticketing_common.testing.waiting import eventually
+from common.events import Listener, TicketCreatedEvent
+from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.http import app_client
+from common.testing.streams import outbox_drained, stream_messages
+from common.testing.waiting import eventually
+from harness.servers import ServiceProcess
 from tickets.main import create_tickets_app
+from tickets.repository import TICKETS
 
 # FAULTS_SOAK=1: a longer run (10,000 creates, NATS killed five times).
 SOAK = os.environ.get("FAULTS_SOAK") == "1"
@@ -29,7 +30,7 @@ RESTART_AFTER = (1000, 3000, 5000, 7000, 9000) if SOAK else (250, 600)
 
 
 class CountingListener(Listener[TicketCreatedEvent]):
-    subject = Subject.TICKET_CREATED
+    event = TicketCreatedEvent
     poll_seconds = 0.5
 
     def __init__(self, js) -> None:
@@ -75,7 +76,7 @@ async def test_nats_restarts_under_load_lose_and_duplicate_nothing(
         await eventually(
             lambda: app.state.nats.is_connected and nats_manager.is_connected, within=60
         )
-        await eventually(lambda: outbox_drained(clean_db), within=120)
+        await eventually(lambda: outbox_drained(clean_db, TICKETS), within=120)
 
     listener = CountingListener(nats_manager.jetstream)
     await listener.start()

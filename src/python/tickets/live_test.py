@@ -5,12 +5,13 @@ import asyncio
 
 from bson import ObjectId
 
-from ticketing_common.outbox import unsent_count
-from ticketing_common.testing.auth import TEST_JWT_KEY, session_cookie
-from ticketing_common.testing.http import app_client
-from ticketing_common.testing.streams import outbox_drained, stream_messages, stream_payloads
-from ticketing_common.testing.waiting import eventually
+from common.outbox import unsent_count
+from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.http import app_client
+from common.testing.streams import outbox_drained, stream_messages, stream_payloads
+from common.testing.waiting import eventually
 from tickets.main import create_tickets_app
+from tickets.repository import TICKETS
 
 URL = "/api/tickets"
 
@@ -26,14 +27,15 @@ async def test_create_and_update_are_on_the_stream_with_exact_payload_and_msg_id
     created = (
         await live_client.post(URL, json={"title": "Gig", "price": 12.5}, cookies=signed_in(user))
     ).json()
-    # The response came after the ack: the message is already stored, the record sent.
+    # The response came after the ack: the message is already stored (and the event is
+    # cleared from the ticket's outbox soon after, off the request path).
     [message] = await stream_messages(nats_manager.jetstream)
     assert message.subject == "ticket.created"
     assert message.headers["Nats-Msg-Id"] == f"ticket.created:{created['id']}:0"
     assert (await stream_payloads(nats_manager.jetstream)) == [
         {"id": created["id"], "version": 0, "title": "Gig", "price": 12.5, "userId": user}
     ]
-    assert await unsent_count(clean_db) == 0
+    await eventually(lambda: outbox_drained(clean_db, TICKETS))
 
     response = await live_client.put(
         f"{URL}/{created['id']}", json={"title": "Gig!", "price": 15}, cookies=signed_in(user)
@@ -62,11 +64,11 @@ async def test_nats_down_creates_still_succeed_and_every_event_arrives_once(
             )
             assert response.status_code == 201
             ids.append(response.json()["id"])
-        assert await unsent_count(clean_db) == 5
+        assert await unsent_count(clean_db, [TICKETS]) == 5
 
         nats_server.restart()
         await eventually(lambda: app.state.nats.is_connected and nats_manager.is_connected)
-        await eventually(lambda: outbox_drained(clean_db))
+        await eventually(lambda: outbox_drained(clean_db, TICKETS))
         assert (await client.get("/readyz")).status_code == 200
 
     messages = await stream_messages(nats_manager.jetstream, "ticket.created")
@@ -82,15 +84,15 @@ async def test_crash_between_commit_and_publish_is_healed_by_the_relay(
     app = create_tickets_app(make_settings(), database=clean_db.name)
     async with app_client(app) as client:
 
-        async def crashed_before_publishing(msg_id: str) -> bool:
-            return False  # the handler "died" right after the commit
+        async def crashed_before_publishing(collection: str, doc: dict) -> bool:
+            return False  # the handler "died" right after the write
 
-        monkeypatch.setattr(app.state.relay, "deliver", crashed_before_publishing)
+        monkeypatch.setattr(app.state.outbox, "deliver", crashed_before_publishing)
         created = (
             await client.post(URL, json={"title": "t", "price": 5}, cookies=signed_in("u1"))
         ).json()
         # nothing published by the handler; the relay's scan delivers it
-        await eventually(lambda: outbox_drained(clean_db))
+        await eventually(lambda: outbox_drained(clean_db, TICKETS))
     [message] = await stream_messages(nats_manager.jetstream)
     assert message.headers["Nats-Msg-Id"] == f"ticket.created:{created['id']}:0"
 
@@ -108,10 +110,10 @@ async def test_pending_events_from_a_previous_process_are_sent_on_start(
         # this process ends with the event unsent (NATS still down)
     nats_server.restart()
     await eventually(lambda: nats_manager.is_connected)
-    assert await unsent_count(clean_db) == 1
+    assert await unsent_count(clean_db, [TICKETS]) == 1
     second = create_tickets_app(make_settings(), database=clean_db.name)
     async with app_client(second):
-        await eventually(lambda: outbox_drained(clean_db))
+        await eventually(lambda: outbox_drained(clean_db, TICKETS))
     [message] = await stream_messages(nats_manager.jetstream)
     assert message.headers["Nats-Msg-Id"] == f"ticket.created:{created['id']}:0"
 

@@ -1,5 +1,6 @@
 """The tickets collection. Documents: {_id, title, priceCents, userId, version, orderId,
-createdAt}; `version` starts at 0 and every update bumps it (optimistic concurrency)."""
+createdAt}; `version` starts at 0 and every update bumps it (optimistic concurrency).
+Every change is written with its event through the outbox (`common.outbox`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import DESCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ticketing_common.mongo import update_versioned
+from common.events import TicketCreatedEvent, TicketUpdatedEvent
+from common.outbox import PENDING, Outbox
 from tickets.schemas import TicketIn, TicketOut, cents_to_price
 
 TICKETS = "tickets"
@@ -31,9 +32,13 @@ def to_out(doc: Doc) -> TicketOut:
     )
 
 
-def event_payload(doc: Doc) -> dict[str, Any]:
-    """ticket.created / ticket.updated payload: {id, version, title, price, userId, orderId?}."""
-    return to_out(doc).model_dump(exclude_none=True)
+def created_event(doc: Doc) -> TicketCreatedEvent:
+    return TicketCreatedEvent(**to_out(doc).model_dump(exclude_none=True))
+
+
+def updated_event(doc: Doc) -> TicketUpdatedEvent:
+    """{id, version, title, price, userId, orderId?}: orderId while reserved."""
+    return TicketUpdatedEvent(**to_out(doc).model_dump(exclude_none=True))
 
 
 def new_document(title: str, price_cents: int, user_id: str) -> Doc:
@@ -49,16 +54,13 @@ def new_document(title: str, price_cents: int, user_id: str) -> Doc:
     }
 
 
-async def insert(
-    db: AsyncDatabase[Any], ticket: TicketIn, user_id: str, session: AsyncClientSession
-) -> Doc:
+async def insert(outbox: Outbox, ticket: TicketIn, user_id: str) -> Doc:
     doc = new_document(ticket.title, ticket.price_cents, user_id)
-    await db[TICKETS].insert_one(doc, session=session)
-    return doc
+    return await outbox.insert(TICKETS, doc, created_event(doc))
 
 
 async def get(db: AsyncDatabase[Any], ticket_id: ObjectId) -> Doc | None:
-    return await db[TICKETS].find_one({"_id": ticket_id})
+    return await db[TICKETS].find_one({"_id": ticket_id}, {PENDING: 0})
 
 
 async def list_for_sale(
@@ -68,17 +70,11 @@ async def list_for_sale(
     query: Doc = {"orderId": None}
     if before is not None:
         query["_id"] = {"$lt": before}
-    return await db[TICKETS].find(query).sort("_id", DESCENDING).limit(limit).to_list()
+    cursor = db[TICKETS].find(query, {PENDING: 0}).sort("_id", DESCENDING).limit(limit)
+    return await cursor.to_list()
 
 
-async def update(
-    db: AsyncDatabase[Any], doc: Doc, ticket: TicketIn, session: AsyncClientSession
-) -> Doc:
-    """Apply the edit if nobody changed the ticket since `doc` was read (else 409)."""
-    return await update_versioned(
-        db[TICKETS],
-        doc["_id"],
-        doc["version"],
-        {"title": ticket.title, "priceCents": ticket.price_cents},
-        session=session,
-    )
+async def update(outbox: Outbox, doc: Doc, changes: dict[str, Any]) -> Doc:
+    """Apply the change if nobody changed the ticket since `doc` was read (else 409),
+    bump its version and publish `ticket.updated`."""
+    return await outbox.update(TICKETS, doc, changes, updated_event)

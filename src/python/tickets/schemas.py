@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from ticketing_common.errors import field_error
+from common.errors import field_error
 
 TITLE_MAX = 200
 PRICE_MAX_CENTS = 100_000_000  # 1,000,000.00

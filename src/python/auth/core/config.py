@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ticketing_common.settings import ServiceSettings
+from common.settings import ServiceSettings
 
 
 class AuthSettings(ServiceSettings):

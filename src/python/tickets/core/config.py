@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from ticketing_common.settings import EventingSettings
+from common.settings import EventingSettings
 
 
 class TicketsSettings(EventingSettings):
-    outbox_interval: float = Field(
-        1.0, gt=0, description="Seconds between outbox relay scans for unsent events"
-    )
+    """Everything it reads is shared with other eventing services (`EventingSettings`);
+    settings of its own go here."""

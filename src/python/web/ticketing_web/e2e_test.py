@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from ticketing_common.servers import ServerProcess, ServiceProcess
-from ticketing_common.testing.auth import TEST_JWT_KEY
-from ticketing_web.process import WebProcess, copy_app
+from common.testing.auth import TEST_JWT_KEY
+from harness.servers import ServerProcess, ServiceProcess
+from harness.web import WebProcess, copy_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [

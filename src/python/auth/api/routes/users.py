@@ -10,16 +10,20 @@ from auth import users
 from auth.api.deps import AuthSettingsDep, PasswordsDep
 from auth.core.config import AuthSettings
 from auth.schemas import CurrentUserOut, SigninRequest, SignupRequest, UserOut
-from ticketing_common.auth import (
+from common.auth import (
     OptionalUser,
     clear_session_cookie,
     set_session_cookie,
     sign_jwt,
 )
-from ticketing_common.deps import DbDep
-from ticketing_common.errors import BadRequestError, TooManyRequestsError, error_responses
+from common.deps import DbDep
+from common.errors import BadRequestError, TooManyRequestsError, error_responses
 
 router = APIRouter(prefix="/api/users", tags=["users"])
+
+
+class EmailInUse(BadRequestError):
+    default_message = "Email in use"
 
 
 class InvalidCredentials(BadRequestError):
@@ -55,8 +59,12 @@ async def signup(
     """400 `Email must be valid`, `Password must be between 4 and 20 characters`,
     `Email in use`. Sets the `session` cookie."""
     if await users.find_by_email(db, body.email):
-        raise users.EmailInUse()
-    user = await users.create_user(db, body.email, await passwords.hash(body.password))
+        raise EmailInUse()
+    try:
+        user_id = await users.create_user(db, body.email, await passwords.hash(body.password))
+    except users.EmailTaken:
+        raise EmailInUse() from None
+    user = UserOut(id=user_id, email=body.email)
     _start_session(response, user, settings)
     return user
 

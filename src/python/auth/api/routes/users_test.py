@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from auth.main import create_auth_app
-from ticketing_common.auth import SESSION_COOKIE, sign_jwt
-from ticketing_common.testing.auth import TEST_JWT_KEY, session_cookie
-from ticketing_common.testing.http import app_client
+from common.auth import SESSION_COOKIE, sign_jwt
+from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.http import app_client
 
 SIGNUP = "/api/users/signup"
 SIGNIN = "/api/users/signin"

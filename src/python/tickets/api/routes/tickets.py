@@ -6,14 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from ticketing_common.auth import RequiredUser
-from ticketing_common.deps import DbDep, MongoDep
-from ticketing_common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
-from ticketing_common.mongo import parse_object_id
-from ticketing_common.outbox import add_event, transaction
+from common.auth import RequiredUser
+from common.deps import DbDep, OutboxDep
+from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
+from common.mongo import parse_object_id
 from tickets import repository
-from tickets.api.deps import RelayDep
-from tickets.events import TicketCreatedPublisher, TicketUpdatedPublisher
 from tickets.schemas import TicketIn, TicketOut
 
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
@@ -41,17 +38,11 @@ async def _find(db: DbDep, ticket_id: str) -> dict:
     summary="List a ticket for sale",
     responses=error_responses(400, 401, 413, 503),
 )
-async def create_ticket(
-    body: TicketIn, user: RequiredUser, db: DbDep, mongo: MongoDep, relay: RelayDep
-) -> TicketOut:
-    """Saves the ticket and its `ticket.created` event in one transaction, then waits
+async def create_ticket(body: TicketIn, user: RequiredUser, outbox: OutboxDep) -> TicketOut:
+    """Saves the ticket with its `ticket.created` event in one write, then waits
     (bounded) for JetStream's ack. If NATS is down the ticket is still created: the
     outbox relay publishes the event when NATS is back."""
-    async with transaction(mongo) as session:
-        doc = await repository.insert(db, body, user.id, session)
-        msg_id = await add_event(db, session, TicketCreatedPublisher, repository.event_payload(doc))
-    await relay.deliver(msg_id)
-    return repository.to_out(doc)
+    return repository.to_out(await repository.insert(outbox, body, user.id))
 
 
 @router.get(
@@ -103,8 +94,7 @@ async def update_ticket(
     body: TicketIn,
     user: RequiredUser,
     db: DbDep,
-    mongo: MongoDep,
-    relay: RelayDep,
+    outbox: OutboxDep,
 ) -> TicketOut:
     """Checks, in order: 401 not signed in, 400 invalid, 404, 400 reserved, 403 not
     yours. The edit applies only if nobody changed the ticket meanwhile (else 409);
@@ -114,10 +104,5 @@ async def update_ticket(
         raise BadRequestError("Cannot edit a reserved ticket")
     if doc["userId"] != user.id:
         raise ForbiddenError("You do not own this ticket")
-    async with transaction(mongo) as session:
-        updated = await repository.update(db, doc, body, session)
-        msg_id = await add_event(
-            db, session, TicketUpdatedPublisher, repository.event_payload(updated)
-        )
-    await relay.deliver(msg_id)
-    return repository.to_out(updated)
+    changes = {"title": body.title, "priceCents": body.price_cents}
+    return repository.to_out(await repository.update(outbox, doc, changes))

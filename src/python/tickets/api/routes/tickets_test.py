@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from bson import ObjectId
 
-from ticketing_common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.auth import TEST_JWT_KEY, session_cookie
 
 URL = "/api/tickets"
 TICKET = {"title": "Concert", "price": 20}

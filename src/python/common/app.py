@@ -1,0 +1,244 @@
+"""App factory: everything a Ticketing service shares, so each service's `main` is short.
+
+Start: connect Mongo (indexes created: fails fast if unreachable), connect NATS and
+ensure the stream (for services with `EventingSettings`), then the outbox relay and
+every listener. Serve `/healthz` and `/readyz`. Stop (SIGINT/SIGTERM, via uvicorn):
+stop accepting, finish in-flight requests, stop the listeners, the relay's last flush,
+drain NATS, close Mongo, exit 0. If NATS closes for good while running, the process
+exits 1 so the orchestrator restarts it (the seed's `process.exit()`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from common.errors import (
+    ErrorResponse,
+    error_item,
+    install_error_handlers,
+)
+from common.events.listener import Listener
+from common.middleware import RequestContextMiddleware
+from common.mongo import create_mongo_client, ensure_indexes, ping
+from common.nats_client import NatsClientManager
+from common.outbox import Outbox, outbox_indexes
+from common.settings import EventingSettings, ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """What a service's listeners get (`self.context`): the same database, outbox and
+    settings its routes use."""
+
+    db: AsyncDatabase[dict[str, Any]]
+    outbox: Outbox | None
+    settings: ServiceSettings
+
+
+def create_app(
+    *,
+    name: str,
+    settings: ServiceSettings,
+    database: str,
+    routers: Sequence[APIRouter],
+    indexes: Mapping[str, Sequence[IndexModel]] | None = None,
+    outbox: Sequence[str] = (),
+    listeners: Sequence[type[Listener[Any]]] = (),
+    nats: NatsClientManager | None = None,
+) -> FastAPI:
+    """Build a service app.
+
+    `outbox`: the collections whose documents carry their own pending events (routes
+    record through the `OutboxDep` dependency; the relay runs while the app does).
+    `listeners`: Listener classes, each started as durable consumer `<name>-<subject>`.
+    Both need `EventingSettings`. `nats`: tests pass the recording fake.
+    """
+    eventing = isinstance(settings, EventingSettings)
+    if (outbox or listeners) and not eventing:
+        raise TypeError(f"{name}: an outbox or listeners need EventingSettings")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        mongo = create_mongo_client(settings.mongo_uri, name)
+        app.state.mongo, app.state.db = mongo, mongo[database]
+        started: list[Listener[Any]] = []
+        try:
+            await _check_mongo(mongo)
+            await ensure_indexes(app.state.db, {**(indexes or {}), **outbox_indexes(outbox)})
+            if isinstance(settings, EventingSettings):
+                await app.state.nats.connect(
+                    settings.nats_url,
+                    settings.nats_client_id,
+                    on_unexpected_close=lambda: _exit_after_shutdown(app),
+                )
+                await app.state.nats.ensure_stream()
+                if outbox:
+                    app.state.outbox = Outbox(
+                        app.state.db,
+                        app.state.nats,
+                        outbox,
+                        publish_timeout=settings.publish_timeout,
+                        interval=settings.outbox_interval,
+                    )
+                    await app.state.outbox.start()
+                context = ServiceContext(app.state.db, app.state.outbox, settings)
+                for listener_class in listeners:
+                    listener = listener_class(app.state.nats.jetstream, name, context)
+                    await listener.start()
+                    started.append(listener)
+            app.state.listeners = started
+            log.info("%s ready", name)
+            yield
+        finally:
+            for listener in started:  # no new work first ...
+                await listener.stop()
+            if app.state.outbox is not None:  # ... then the relay's last flush ...
+                await app.state.outbox.stop()
+            await app.state.nats.drain()  # ... then in-flight publishes
+            await mongo.close()
+            log.info("%s stopped", name)
+
+    app = FastAPI(title=f"Ticketing {name} service", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.jwt_key = settings.jwt_key.get_secret_value()
+    app.state.nats = nats or NatsClientManager()
+    app.state.outbox = None
+    app.state.exit_code = 0
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health_router(uses_nats=isinstance(settings, EventingSettings)))
+    for router in routers:
+        app.include_router(router)
+    _document_400_not_422(app)
+    return app
+
+
+def _document_400_not_422(app: FastAPI) -> None:
+    """FastAPI documents validation failures as 422; ours answer 400 in the error shape."""
+    build_schema = app.openapi
+    error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build_schema()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    responses = operation.get("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault(
+                            "400",
+                            {
+                                "description": "Invalid input (each error names its field)",
+                                "content": {"application/json": {"schema": error_ref}},
+                            },
+                        )
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            error_schema = ErrorResponse.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            schemas.update(error_schema.pop("$defs", {}))
+            schemas["ErrorResponse"] = error_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _check_mongo(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
+    try:
+        await mongo.admin.command("ping")
+    except PyMongoError as exc:
+        raise RuntimeError(f"Could not reach MongoDB (MONGO_URI): {exc}") from exc
+
+
+def health_router(*, uses_nats: bool) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="The process is up (liveness)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Mongo (and NATS) are reachable (readiness)")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = {"mongo": await ping(request.app.state.mongo)}
+        if uses_nats:
+            checks["nats"] = await request.app.state.nats.check()
+        down = [dependency for dependency, ok in checks.items() if not ok]
+        if down:
+            body = {
+                "errors": [error_item(f"Not ready: {', '.join(down)} unreachable")],
+                "checks": checks,
+            }
+            return JSONResponse(status_code=503, content=body)
+        return JSONResponse({"status": "ready", "checks": checks})
+
+    return router
+
+
+def _exit_after_shutdown(app: FastAPI) -> None:
+    """Ask uvicorn for a graceful shutdown, then `run_service` exits 1."""
+    app.state.exit_code = 1
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_service(app: FastAPI, settings: ServiceSettings) -> None:
+    """Serve until SIGINT/SIGTERM; exit with the app's exit code (0, or 1 if NATS closed)."""
+    import uvicorn  # only the process entry point needs the server
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM after its graceful shutdown, so the process would
+        end "killed by signal"; a clean shutdown should exit with our code instead."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SHUTDOWN_SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    configure_logging(settings.log_level)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+        access_log=False,
+    )
+    server = GracefulServer(config)
+    server.run()
+    if not server.started:
+        sys.exit(3)  # start-up failed; the reason is logged above
+    sys.exit(app.state.exit_code)
+
+
+_SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -1,0 +1,125 @@
+"""Authentication shared by every service: JWT, the `session` cookie, FastAPI dependencies.
+
+Any service reads the current user from the request alone (no call to the auth
+service): the `session` cookie — base64 of JSON `{"jwt": "<token>"}`, as the original
+app's cookie-session writes it — or an `Authorization: Bearer <token>` header.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from datetime import timedelta
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request, Response
+from pydantic import BaseModel, ValidationError
+
+from common.errors import NotAuthorizedError
+
+SESSION_COOKIE = "session"
+JWT_ALGORITHM = "HS256"
+DEFAULT_TOKEN_LIFETIME = timedelta(days=1)
+
+
+class CurrentUser(BaseModel):
+    """The JWT payload: who is signed in, and when the token was issued / expires."""
+
+    id: str
+    email: str
+    iat: int
+    exp: int
+
+
+def sign_jwt(
+    user_id: str, email: str, key: str, lifetime: timedelta = DEFAULT_TOKEN_LIFETIME
+) -> str:
+    now = int(time.time())
+    payload = {
+        "id": user_id,
+        "email": email,
+        "iat": now,
+        "exp": now + int(lifetime.total_seconds()),
+    }
+    return jwt.encode(payload, key, algorithm=JWT_ALGORITHM)
+
+
+def verify_jwt(token: str, key: str) -> CurrentUser | None:
+    """The token's user, or None if it is forged, expired, malformed or not HS256."""
+    try:
+        payload = jwt.decode(
+            token, key, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "iat"]}
+        )
+        return CurrentUser.model_validate(payload)
+    except (jwt.InvalidTokenError, ValidationError):
+        return None
+
+
+def encode_session(token: str) -> str:
+    return base64.b64encode(json.dumps({"jwt": token}).encode()).decode()
+
+
+def decode_session(value: str) -> str | None:
+    """The JWT inside a `session` cookie value, or None if the value is not one."""
+    try:
+        data = json.loads(base64.b64decode(value, validate=False))
+    except (binascii.Error, ValueError):
+        return None
+    token = data.get("jwt") if isinstance(data, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
+def set_session_cookie(response: Response, token: str, *, secure: bool, max_age: int) -> None:
+    _append_cookie(response, encode_session(token), secure=secure, max_age=max_age)
+
+
+def clear_session_cookie(response: Response, *, secure: bool) -> None:
+    _append_cookie(response, "", secure=secure, max_age=0)
+
+
+def _append_cookie(response: Response, value: str, *, secure: bool, max_age: int) -> None:
+    # Written by hand: Python's cookie writer wraps base64 values ("=" padding) in quotes,
+    # which browsers keep as part of the value; the original app writes them bare.
+    parts = [
+        f"{SESSION_COOKIE}={value}",
+        "Path=/",
+        f"Max-Age={max_age}",
+        "HttpOnly",
+        "SameSite=lax",
+    ]
+    if max_age == 0:
+        parts.append("Expires=Thu, 01 Jan 1970 00:00:00 GMT")
+    if secure:
+        parts.append("Secure")
+    response.headers.append("set-cookie", "; ".join(parts))
+
+
+def token_from_request(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return decode_session(cookie) if cookie else None
+
+
+async def current_user(request: Request) -> CurrentUser | None:
+    """FastAPI dependency: the signed-in user, or None (absent or invalid credentials)."""
+    token = token_from_request(request)
+    if token is None:
+        return None
+    return verify_jwt(token, request.app.state.jwt_key)
+
+
+async def require_user(user: Annotated[CurrentUser | None, Depends(current_user)]) -> CurrentUser:
+    """FastAPI dependency: the signed-in user, or 401 Not authorized."""
+    if user is None:
+        raise NotAuthorizedError()
+    return user
+
+
+OptionalUser = Annotated[CurrentUser | None, Depends(current_user)]
+RequiredUser = Annotated[CurrentUser, Depends(require_user)]

@@ -1,0 +1,155 @@
+import base64
+import json
+import time
+from datetime import timedelta
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from common.auth import (
+    OptionalUser,
+    RequiredUser,
+    decode_session,
+    encode_session,
+    sign_jwt,
+    verify_jwt,
+)
+from common.errors import install_error_handlers
+from common.testing.auth import session_cookie
+
+KEY = "unit-test-key-of-at-least-32-bytes"
+
+
+def test_jwt_round_trip_carries_id_email_iat_exp():
+    token = sign_jwt("u1", "a@b.com", KEY, timedelta(minutes=5))
+    user = verify_jwt(token, KEY)
+    assert user is not None
+    assert (user.id, user.email) == ("u1", "a@b.com")
+    assert user.exp - user.iat == 300
+
+
+def test_expired_token_is_rejected():
+    token = sign_jwt("u1", "a@b.com", KEY, timedelta(seconds=-1))
+    assert verify_jwt(token, KEY) is None
+
+
+def test_token_signed_with_another_key_is_rejected():
+    assert verify_jwt(sign_jwt("u1", "a@b.com", "another-key-of-at-least-32-bytes"), KEY) is None
+
+
+def test_tampered_payload_is_rejected():
+    header, payload, signature = sign_jwt("u1", "a@b.com", KEY).split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["id"] = "admin"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert verify_jwt(f"{header}.{forged}.{signature}", KEY) is None
+
+
+def test_alg_none_token_is_rejected():
+    now = int(time.time())
+    claims = {"id": "u1", "email": "a@b.com", "iat": now, "exp": now + 60}
+    unsigned = jwt.encode(claims, key=None, algorithm="none")
+    assert verify_jwt(unsigned, KEY) is None
+
+
+def test_other_hmac_algorithm_is_rejected():
+    now = int(time.time())
+    claims = {"id": "u1", "email": "a@b.com", "iat": now, "exp": now + 60}
+    assert verify_jwt(jwt.encode(claims, KEY, algorithm="HS512"), KEY) is None
+
+
+def test_token_without_exp_is_rejected():
+    token = jwt.encode({"id": "u1", "email": "a@b.com", "iat": int(time.time())}, KEY)
+    assert verify_jwt(token, KEY) is None
+
+
+def test_token_missing_user_fields_is_rejected():
+    now = int(time.time())
+    assert verify_jwt(jwt.encode({"iat": now, "exp": now + 60}, KEY), KEY) is None
+
+
+def test_session_cookie_matches_the_original_cookie_session_format():
+    # cookie-session stores base64(JSON.stringify({jwt})); this value is what it writes.
+    original = base64.b64encode(b'{"jwt":"abc.def.ghi"}').decode()
+    assert decode_session(original) == "abc.def.ghi"
+    assert decode_session(encode_session("abc.def.ghi")) == "abc.def.ghi"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "!!!not-base64!!!",
+        base64.b64encode(b"not json").decode(),
+        base64.b64encode(b'["jwt"]').decode(),
+        base64.b64encode(b'{"jwt": 5}').decode(),
+        base64.b64encode(b'{"other": "x"}').decode(),
+        base64.b64encode(b"\xff\xfe").decode(),
+    ],
+)
+def test_garbage_session_cookie_decodes_to_none(value):
+    assert decode_session(value) is None
+
+
+def _auth_app() -> FastAPI:
+    app = FastAPI()
+    app.state.jwt_key = KEY
+    install_error_handlers(app)
+
+    @app.get("/whoami")
+    async def whoami(user: OptionalUser) -> dict:
+        return {"currentUser": user.model_dump() if user else None}
+
+    @app.get("/private")
+    async def private(user: RequiredUser) -> dict:
+        return {"id": user.id}
+
+    return app
+
+
+@pytest.fixture
+async def client():
+    transport = httpx.ASGITransport(app=_auth_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        yield c
+
+
+async def test_current_user_is_null_without_credentials(client):
+    assert (await client.get("/whoami")).json() == {"currentUser": None}
+
+
+async def test_current_user_from_session_cookie(client):
+    response = await client.get("/whoami", cookies=session_cookie(KEY, user_id="u7", email="x@y.z"))
+    assert response.json()["currentUser"]["id"] == "u7"
+    assert response.json()["currentUser"]["email"] == "x@y.z"
+
+
+async def test_current_user_from_bearer_token(client):
+    token = sign_jwt("u8", "b@c.d", KEY)
+    response = await client.get("/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert response.json()["currentUser"]["id"] == "u8"
+
+
+async def test_invalid_cookie_means_no_user_not_an_error(client):
+    response = await client.get("/whoami", cookies={"session": "garbage"})
+    assert response.status_code == 200
+    assert response.json() == {"currentUser": None}
+
+
+async def test_require_user_answers_401_in_the_error_shape(client):
+    response = await client.get("/private")
+    assert response.status_code == 401
+    assert response.json() == {"errors": [{"message": "Not authorized"}]}
+
+
+async def test_require_user_rejects_an_expired_cookie(client):
+    expired = session_cookie(KEY, lifetime=timedelta(seconds=-5))
+    assert (await client.get("/private", cookies=expired)).status_code == 401
+
+
+async def test_require_user_passes_with_a_valid_cookie(client):
+    response = await client.get("/private", cookies=session_cookie(KEY, user_id="u9"))
+    assert response.status_code == 200
+    assert response.json() == {"id": "u9"}

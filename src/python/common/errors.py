@@ -1,0 +1,186 @@
+"""Error hierarchy and the FastAPI handlers that render every error in one shape.
+
+Every error response body is `{"errors": [{"message": str, "field": str?}]}` — the
+contract of the original app — whatever raised it: our own errors, request validation,
+unknown routes, a database outage, or a bug (500 "Something went wrong", never a trace).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from pydantic_core import PydanticCustomError
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class CustomError(Exception):
+    """Base of the errors a handler may raise on purpose; renders as `status_code`."""
+
+    status_code: int = 400
+    default_message: str = "Bad request"
+
+    def __init__(self, message: str | None = None, field: str | None = None) -> None:
+        self.message = message or self.default_message
+        self.field = field
+        super().__init__(self.message)
+
+    def serialize(self) -> list[dict[str, str]]:
+        return [error_item(self.message, self.field)]
+
+
+class BadRequestError(CustomError):
+    status_code = 400
+
+
+class NotAuthorizedError(CustomError):
+    status_code = 401
+    default_message = "Not authorized"
+
+
+class ForbiddenError(CustomError):
+    status_code = 403
+    default_message = "Forbidden"
+
+
+class NotFoundError(CustomError):
+    status_code = 404
+    default_message = "Not Found"
+
+
+class ConflictError(CustomError):
+    status_code = 409
+    default_message = "The resource was changed by another request; reload and try again"
+
+
+class PayloadTooLargeError(CustomError):
+    status_code = 413
+    default_message = "Request body is too large"
+
+
+class TooManyRequestsError(CustomError):
+    status_code = 429
+    default_message = "Too many requests; try again later"
+
+
+class ServiceUnavailableError(CustomError):
+    status_code = 503
+    default_message = "Service unavailable, please retry shortly"
+
+
+class ErrorItem(BaseModel):
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The one error body of every service (for the OpenAPI docs)."""
+
+    errors: list[ErrorItem]
+
+
+_STATUS_DESCRIPTIONS = {
+    400: "Invalid input (each error names its field) or a rule was broken",
+    401: "Not signed in",
+    403: "Signed in, but not allowed",
+    404: "Not found",
+    409: "Changed by another request meanwhile",
+    413: "Request body too large",
+    429: "Too many attempts; try again later",
+    503: "A dependency is unavailable; retry",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: document its error statuses with the error shape."""
+    return {
+        code: {"model": ErrorResponse, "description": _STATUS_DESCRIPTIONS[code]}
+        for code in statuses
+    }
+
+
+def error_item(message: str, field: str | None = None) -> dict[str, str]:
+    return {"message": message} if field is None else {"message": message, "field": field}
+
+
+def errors_response(status_code: int, errors: list[dict[str, str]]) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content={"errors": errors})
+
+
+def field_error(message: str) -> PydanticCustomError:
+    """Raise from a pydantic validator to report `message` verbatim (no "Value error, ")."""
+    return PydanticCustomError("invalid", message)
+
+
+# Errors about the body as a whole, in the API's own words (no field).
+_BODY_ERRORS = {
+    "json_invalid": "Request body must be valid JSON",
+    "model_attributes_type": "Request body must be a JSON object",
+    "dict_type": "Request body must be a JSON object",
+}
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    """Map FastAPI/pydantic validation errors to `[{message, field}]`."""
+    items: list[dict[str, str]] = []
+    for err in exc.errors():
+        kind = err.get("type", "")
+        if kind in _BODY_ERRORS:
+            items.append(error_item(_BODY_ERRORS[kind]))
+            continue
+        # loc is e.g. ("body", "email") or ("query", "limit"); the first part is the source.
+        field = ".".join(part for part in err.get("loc", ())[1:] if isinstance(part, str)) or None
+        if kind == "missing":
+            message = f"{field.capitalize()} is required" if field else "Request body is required"
+        else:
+            message = str(err.get("msg", "Invalid value")).removeprefix("Value error, ")
+        items.append(error_item(message, field))
+    return items or [error_item("Invalid request")]
+
+
+def request_id_of(request: Request) -> str:
+    return getattr(request.state, "request_id", "-")
+
+
+async def _custom_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CustomError)
+    return errors_response(exc.status_code, exc.serialize())
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return errors_response(400, validation_errors(exc))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "Request failed"
+    response = errors_response(exc.status_code, [error_item(message)])
+    response.headers.update(dict(exc.headers or {}))  # e.g. Allow on a 405
+    return response
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable (request %s): %r", request_id_of(request), exc)
+    return errors_response(503, [error_item(ServiceUnavailableError.default_message)])
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error (request %s)", request_id_of(request), exc_info=exc)
+    return errors_response(500, [error_item("Something went wrong")])
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CustomError, _custom_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for exc_type in (ConnectionFailure, ExecutionTimeout, WTimeoutError):
+        app.add_exception_handler(exc_type, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected_error)

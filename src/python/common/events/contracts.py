@@ -1,0 +1,141 @@
+"""The events contract, defined once: subjects, payload models, stream, dedupe ids.
+
+The Python twin of the seed's `Subjects` enum and `TicketCreatedEvent`-style interfaces.
+Payloads are validated when published and when received.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Subject(StrEnum):
+    TICKET_CREATED = "ticket.created"
+    TICKET_UPDATED = "ticket.updated"
+    ORDER_CREATED = "order.created"
+    ORDER_CANCELLED = "order.cancelled"
+    EXPIRATION_COMPLETE = "expiration.complete"
+    PAYMENT_CREATED = "payment.created"
+
+
+class OrderStatus(StrEnum):
+    """Order life cycle, as in the original app."""
+
+    CREATED = "created"
+    CANCELLED = "cancelled"
+    AWAITING_PAYMENT = "awaiting:payment"
+    COMPLETE = "complete"
+
+
+class Event(BaseModel):
+    """Base of every payload: each subclass is bound to its one subject. Unknown fields
+    are ignored so a newer publisher can add some."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    subject: ClassVar[Subject]
+
+    def dedupe_key(self) -> str:
+        """The part of `Nats-Msg-Id` after the subject: `<id>:<version>` for versioned data."""
+        return f"{self.id}:{self.version}"  # type: ignore[attr-defined]
+
+    def message_id(self) -> str:
+        """`Nats-Msg-Id`: JetStream drops a second message with the same id (in the window)."""
+        return f"{self.subject.value}:{self.dedupe_key()}"
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+class TicketCreatedEvent(Event):
+    subject = Subject.TICKET_CREATED
+    id: str
+    version: int = Field(ge=0)
+    title: str
+    price: float = Field(gt=0)
+    userId: str
+
+
+class TicketUpdatedEvent(Event):
+    subject = Subject.TICKET_UPDATED
+    id: str
+    version: int = Field(ge=0)
+    title: str
+    price: float = Field(gt=0)
+    userId: str
+    orderId: str | None = None
+
+
+class OrderTicket(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str
+    price: float = Field(gt=0)
+
+
+class OrderTicketRef(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    id: str
+
+
+class OrderCreatedEvent(Event):
+    subject = Subject.ORDER_CREATED
+    id: str
+    version: int = Field(ge=0)
+    status: OrderStatus
+    userId: str
+    expiresAt: datetime
+    ticket: OrderTicket
+
+
+class OrderCancelledEvent(Event):
+    subject = Subject.ORDER_CANCELLED
+    id: str
+    version: int = Field(ge=0)
+    ticket: OrderTicketRef
+
+
+class ExpirationCompleteEvent(Event):
+    subject = Subject.EXPIRATION_COMPLETE
+    orderId: str
+
+    def dedupe_key(self) -> str:  # happens once per order
+        return self.orderId
+
+
+class PaymentCreatedEvent(Event):
+    subject = Subject.PAYMENT_CREATED
+    id: str
+    orderId: str
+    stripeId: str
+
+    def dedupe_key(self) -> str:  # a payment is never updated
+        return self.id
+
+
+EVENT_MODELS: dict[Subject, type[Event]] = {
+    model.subject: model
+    for model in (
+        TicketCreatedEvent,
+        TicketUpdatedEvent,
+        OrderCreatedEvent,
+        OrderCancelledEvent,
+        ExpirationCompleteEvent,
+        PaymentCreatedEvent,
+    )
+}
+"""Which payload model a subject carries (derived from the models: one place each)."""
+
+STREAM_NAME = "TICKETING"
+DUPLICATE_WINDOW_SECONDS = 120.0
+
+TICKETING_STREAM = StreamConfig(
+    name=STREAM_NAME,
+    subjects=["ticket.>", "order.>", "expiration.>", "payment.>"],
+    storage=StorageType.FILE,
+    retention=RetentionPolicy.LIMITS,
+    duplicate_window=DUPLICATE_WINDOW_SECONDS,
+)

@@ -1,0 +1,239 @@
+"""Listeners: a durable JetStream pull consumer per service and subject, explicit acks.
+
+- success → ack;
+- `EventAhead` (an earlier version of the aggregate has not been applied yet) → nak
+  with a short delay, so the message comes back after its predecessor;
+- handler error or timeout → nak with a delay (redelivered), until `max_deliver`;
+- still failing on the last delivery (a poison message) → term, logged with its ids;
+  a message the server stops redelivering by itself (its last delivery was never
+  acked: a crashed replica) is logged the same way, from JetStream's advisory;
+- payload that fails validation → term at once, logged (retrying cannot fix it).
+
+While a batch is handled, its messages are kept alive with in-progress acks, so a slow
+handler never has its message redelivered to another replica mid-handling. An ack, nak
+or term that fails is logged and the loop goes on (the message is then redelivered).
+Replicas of a service share the durable consumer, so each message is handled by one of
+them (what the seed's queue group did).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Generic, TypeVar
+
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import ConnectionClosedError
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
+from pydantic import ValidationError
+
+from common.events.contracts import STREAM_NAME, Event, Subject
+from common.tasks import Loop
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+
+
+class EventAhead(Exception):
+    """The event is ahead of what is stored (version N arrived before N-1): retry later."""
+
+
+def durable_name(service: str, subject: Subject) -> str:
+    """JetStream durable names cannot contain dots and are bound to one subject."""
+    return f"{service}-{subject.value.replace('.', '-')}"
+
+
+class Listener(ABC, Generic[E]):
+    """Subclass per subject, like the seed, and implement `on_message`:
+
+    class TicketCreatedListener(Listener[TicketCreatedEvent]):
+        event = TicketCreatedEvent
+
+        async def on_message(self, data: TicketCreatedEvent, msg: Msg) -> None: ...
+
+    `context` is what the app factory hands every listener of a service (its database,
+    outbox and settings: `common.app.ServiceContext`).
+    """
+
+    event: ClassVar[type[Event]]
+    ack_wait: ClassVar[float] = 30.0  # seconds without an ack or heartbeat before redelivery
+    handler_timeout: ClassVar[float] = 60.0  # a handler still running then counts as failed
+    max_deliver: ClassVar[int] = 10
+    retry_delay: ClassVar[float] = 1.0  # seconds before a failed message is redelivered
+    ahead_delay: ClassVar[float] = 0.2  # seconds before an out-of-order message comes back
+    batch_size: ClassVar[int] = 16
+    poll_seconds: ClassVar[float] = 1.0
+
+    def __init__(self, js: JetStreamContext, service: str, context: Any = None) -> None:
+        self.js = js
+        self.service = service
+        self.context = context
+        self.subject = self.event.subject
+        self.durable = durable_name(service, self.subject)
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._advisories: Subscription | None = None
+        self._loop = Loop(f"listener:{self.durable}", self._step, pause=self.poll_seconds)
+
+    @abstractmethod
+    async def on_message(self, data: E, msg: Msg) -> None:
+        """Handle one event; raise to have it redelivered (`EventAhead`: soon)."""
+
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait,
+            max_deliver=self.max_deliver,
+            filter_subject=self.subject.value,
+        )
+
+    async def start(self) -> None:
+        """Create (or bind to) the durable consumer and start handling messages."""
+        self._sub = await self.js.pull_subscribe(
+            self.subject.value,
+            durable=self.durable,
+            stream=STREAM_NAME,
+            config=self.consumer_config(),
+        )
+        # The JetStream context's own connection (nats-py keeps it as `_nc`).
+        client = getattr(self.js, "_nc", None)
+        if client is not None:
+            self._advisories = await client.subscribe(
+                f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM_NAME}.{self.durable}",
+                queue=self.durable,  # one replica logs it
+                cb=self._on_max_deliveries,
+            )
+        self._loop.start()
+
+    async def stop(self) -> None:
+        """Stop fetching and drop this replica's inboxes (the durable consumer stays, with
+        what is unacked, for the other replicas and the next start)."""
+        await self._loop.stop()
+        for subscription in (self._sub, self._advisories):
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+        self._sub = self._advisories = None
+
+    @property
+    def running(self) -> bool:
+        return self._loop.running
+
+    async def _step(self) -> None:
+        assert self._sub is not None
+        try:
+            messages = await self._sub.fetch(self.batch_size, timeout=self.poll_seconds)
+        except (NatsTimeoutError, TimeoutError):
+            return  # nothing new
+        except ConnectionClosedError:
+            log.info("%s: NATS connection closed, listener stops", self.durable)
+            self._loop.stopping = True
+            return
+        except NatsError as exc:  # e.g. disconnected: the client reconnects by itself
+            log.warning("%s: fetch failed (%r), retrying", self.durable, exc)
+            await asyncio.sleep(self.poll_seconds)
+            return
+        pending = list(messages)
+        heartbeat = asyncio.create_task(self._keep_alive(pending))
+        try:
+            for msg in messages:
+                await self.handle(msg)
+                pending.remove(msg)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _keep_alive(self, pending: list[Msg]) -> None:
+        """Tell the server the fetched messages are still being worked on."""
+        while True:
+            await asyncio.sleep(self.ack_wait / 3)
+            for msg in list(pending):
+                await self._settle(msg, "in_progress")
+
+    async def handle(self, msg: Msg) -> None:
+        meta = msg.metadata
+        where = f"{self.durable} stream_seq={meta.sequence.stream} msg_id={_msg_id(msg)}"
+        try:
+            data = self.event.model_validate_json(msg.data)
+        except ValidationError as exc:
+            log.error("%s: invalid payload, terminated: %s", where, exc.errors(include_url=False))
+            await self._settle(msg, "term")
+            return
+        last_delivery = meta.num_delivered >= self.max_deliver
+        try:
+            async with asyncio.timeout(self.handler_timeout):
+                await self.on_message(data, msg)  # type: ignore[arg-type]
+        except EventAhead:
+            if last_delivery:
+                log.error(
+                    "%s: poison message, still ahead of its predecessor after %d deliveries, "
+                    "terminated",
+                    where,
+                    meta.num_delivered,
+                )
+                await self._settle(msg, "term")
+            else:
+                log.info("%s: ahead of its predecessor, retried shortly", where)
+                await self._settle(msg, "nak", delay=self.ahead_delay)
+            return
+        except Exception:
+            if last_delivery:
+                log.exception(
+                    "%s: poison message, failed %d deliveries, terminated",
+                    where,
+                    meta.num_delivered,
+                )
+                await self._settle(msg, "term")
+            else:
+                log.warning(
+                    "%s: handler failed on delivery %d/%d, will retry",
+                    where,
+                    meta.num_delivered,
+                    self.max_deliver,
+                    exc_info=True,
+                )
+                await self._settle(msg, "nak", delay=self.retry_delay)
+            return
+        await self._settle(msg, "ack")
+
+    async def _settle(self, msg: Msg, action: str, **kwargs: float) -> None:
+        """ack / nak / term / in_progress; a failure is logged, never fatal to the loop
+        (the server redelivers a message whose ack did not arrive)."""
+        try:
+            await getattr(msg, action)(**kwargs)
+        except Exception as exc:
+            log.warning("%s: %s failed (%r); it will be redelivered", self.durable, action, exc)
+
+    async def _on_max_deliveries(self, advisory: Msg) -> None:
+        try:
+            info = json.loads(advisory.data)
+            seq = int(info["stream_seq"])
+            deliveries = info.get("deliveries", self.max_deliver)
+        except (ValueError, KeyError, TypeError):
+            log.error("%s: unreadable max-deliveries advisory: %r", self.durable, advisory.data)
+            return
+        msg_id = "-"
+        with contextlib.suppress(Exception):
+            stored = await self.js.get_msg(STREAM_NAME, seq)
+            msg_id = (stored.headers or {}).get("Nats-Msg-Id", "-")
+        log.error(
+            "%s stream_seq=%d msg_id=%s: poison message, ran out of deliveries (%s), "
+            "no longer redelivered",
+            self.durable,
+            seq,
+            msg_id,
+            deliveries,
+        )
+
+
+def _msg_id(msg: Msg) -> str:
+    return (msg.headers or {}).get("Nats-Msg-Id", "-")

@@ -1,0 +1,59 @@
+"""MongoDB helpers: the client, index creation, ids, the version-conflict error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from common.errors import ConflictError
+
+Document = dict[str, Any]
+
+
+def create_mongo_client(
+    uri: str, app_name: str, *, server_selection_timeout_ms: int = 3000
+) -> AsyncMongoClient[Document]:
+    """A client that fails a request within seconds when the server is unreachable,
+    instead of hanging (those errors render as 503)."""
+    return AsyncMongoClient(
+        uri,
+        appname=app_name,
+        serverSelectionTimeoutMS=server_selection_timeout_ms,
+        connectTimeoutMS=server_selection_timeout_ms,
+        tz_aware=True,
+    )
+
+
+async def ping(client: AsyncMongoClient[Document], timeout: float = 1.0) -> bool:
+    """For /readyz: the server answers a ping within `timeout` seconds."""
+    try:
+        await client.admin.command("ping", maxTimeMS=int(timeout * 1000))
+    except Exception:
+        return False
+    return True
+
+
+async def ensure_indexes(
+    db: AsyncDatabase[Document], indexes: Mapping[str, Sequence[IndexModel]]
+) -> None:
+    """Create each collection's indexes (idempotent: existing ones are kept)."""
+    for collection, models in indexes.items():
+        if models:
+            await db[collection].create_indexes(list(models))
+
+
+def parse_object_id(value: str) -> ObjectId | None:
+    """The ObjectId for a path id, or None when malformed (routes answer 404)."""
+    try:
+        return ObjectId(value)
+    except (InvalidId, TypeError):
+        return None
+
+
+class VersionConflict(ConflictError):
+    """The document's version changed since it was read: a concurrent writer won."""

@@ -1,0 +1,150 @@
+"""The NATS client manager: the seed's `NatsWrapper`, done the asyncio way.
+
+One per process (services keep it on `app.state`, routes get it by dependency, so tests
+can swap in a fake). `connect()` awaits the connection and raises if it cannot be made;
+after that the client reconnects forever with backoff, logging each disconnect and
+reconnect. `drain()` on shutdown lets in-flight handlers finish and flushes publishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+import nats
+from nats.aio.client import Client
+from nats.js.api import StreamConfig, StreamInfo
+from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from common.events.contracts import TICKETING_STREAM
+
+log = logging.getLogger(__name__)
+
+
+class NatsConnectError(RuntimeError):
+    pass
+
+
+class NatsClientManager:
+    def __init__(self) -> None:
+        self._client: Client | None = None
+        self._jetstream: JetStreamContext | None = None
+        self._closing = False
+        self._on_unexpected_close: Callable[[], Awaitable[None] | None] | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("Cannot access NATS client before connecting")
+        return self._client
+
+    @property
+    def jetstream(self) -> JetStreamContext:
+        if self._jetstream is None:
+            raise RuntimeError("Cannot access NATS client before connecting")
+        return self._jetstream
+
+    @property
+    def is_connected(self) -> bool:
+        return self._client is not None and self._client.is_connected
+
+    async def connect(
+        self,
+        url: str,
+        name: str,
+        *,
+        connect_timeout: float = 2.0,
+        reconnect_wait: float = 1.0,
+        on_unexpected_close: Callable[[], Awaitable[None] | None] | None = None,
+    ) -> None:
+        """Connect (raising NatsConnectError if the server cannot be reached now).
+
+        `on_unexpected_close` runs if the connection closes for good while not shutting
+        down — services use it to exit non-zero, as the seed's `process.exit()` does.
+        """
+        self._on_unexpected_close = on_unexpected_close
+        self._closing = False
+        try:
+            self._client = await nats.connect(
+                servers=[url],
+                name=name,
+                connect_timeout=connect_timeout,
+                allow_reconnect=True,
+                # nats-py retries the *first* connect forever when this is -1; we want
+                # start-up to fail fast instead, so allow one retry here ...
+                max_reconnect_attempts=1,
+                reconnect_time_wait=reconnect_wait,
+                disconnected_cb=self._disconnected,
+                reconnected_cb=self._reconnected,
+                error_cb=self._error,
+                closed_cb=self._closed,
+            )
+        except Exception as exc:
+            raise NatsConnectError(
+                f"Could not connect to NATS at {url}: {exc or type(exc).__name__}"
+            ) from exc
+        # ... and, once connected, reconnect forever while the process runs.
+        self._client.options["max_reconnect_attempts"] = -1
+        self._jetstream = self._client.jetstream()
+        log.info("Connected to NATS at %s as %s", url, name)
+
+    async def ensure_stream(self, config: StreamConfig = TICKETING_STREAM) -> StreamInfo:
+        """Create the stream, or bring an existing one to `config` (idempotent)."""
+        js = self.jetstream
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            return await js.add_stream(config)
+        return await js.update_stream(config)
+
+    async def check(self, timeout: float = 1.0) -> bool:
+        """For /readyz: connected, and the server answers a round trip."""
+        if not self.is_connected:
+            return False
+        try:
+            await self.client.flush(timeout=timeout)
+        except Exception:
+            return False
+        return True
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Shutdown: finish in-flight messages, flush pending publishes, close. While
+        disconnected there is nothing to flush: just stop reconnecting and close."""
+        self._closing = True
+        client, self._client, self._jetstream = self._client, None, None
+        if client is None or client.is_closed:
+            return
+        try:
+            if client.is_connected:
+                await asyncio.wait_for(client.drain(), timeout)
+            else:
+                await asyncio.wait_for(client.close(), timeout)
+        except Exception as exc:  # a drain cut short must not block the shutdown
+            log.warning("NATS drain did not complete: %r", exc)
+            if not client.is_closed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.close(), timeout)
+
+    async def _disconnected(self) -> None:
+        if not self._closing:
+            log.warning("Disconnected from NATS; reconnecting")
+
+    async def _reconnected(self) -> None:
+        url = self._client.connected_url if self._client else None
+        log.info("Reconnected to NATS at %s", url.netloc if url else "?")
+
+    async def _error(self, exc: Exception) -> None:
+        log.warning("NATS error: %r", exc)
+
+    async def _closed(self) -> None:
+        if self._closing:
+            log.info("NATS connection closed")
+            return
+        log.error("NATS connection closed!")
+        if self._on_unexpected_close is not None:
+            result = self._on_unexpected_close()
+            if asyncio.iscoroutine(result):
+                await result

@@ -1,0 +1,125 @@
+"""The client manager against a REAL nats-server: connect, reconnect, drain, stream."""
+
+import asyncio
+import logging
+import uuid
+
+import pytest
+from nats.js.api import StorageType
+
+from common.events import STREAM_NAME, TICKETING_STREAM
+from common.nats_client import NatsClientManager, NatsConnectError
+from common.testing.waiting import eventually
+from harness.servers import NatsServer
+
+
+def test_client_and_jetstream_raise_before_connecting():
+    manager = NatsClientManager()
+    with pytest.raises(RuntimeError, match="Cannot access NATS client before connecting"):
+        _ = manager.client
+    with pytest.raises(RuntimeError, match="Cannot access NATS client before connecting"):
+        _ = manager.jetstream
+    assert manager.is_connected is False
+
+
+async def test_connect_fails_fast_with_a_clear_error_when_no_server(tmp_path):
+    server = NatsServer(tmp_path).start()
+    url = server.url
+    server.stop()  # a port that nothing listens on now
+    manager = NatsClientManager()
+    with pytest.raises(NatsConnectError, match=f"Could not connect to NATS at {url}"):
+        await manager.connect(url, "nobody", connect_timeout=0.5)
+    assert await manager.check() is False
+
+
+async def test_connect_then_check_and_drain(nats_server):
+    manager = NatsClientManager()
+    await manager.connect(nats_server.url, "check-test")
+    assert manager.is_connected
+    assert await manager.check()
+    client = manager.client
+    await manager.drain()
+    assert client.is_closed
+    assert await manager.check() is False
+    with pytest.raises(RuntimeError, match="before connecting"):
+        _ = manager.client
+
+
+async def test_ensure_stream_is_idempotent_and_applies_the_contract(nats_manager):
+    info = await nats_manager.ensure_stream()
+    again = await nats_manager.ensure_stream()
+    assert info.config.name == again.config.name == STREAM_NAME
+    assert set(again.config.subjects) == {"ticket.>", "order.>", "expiration.>", "payment.>"}
+    assert again.config.duplicate_window == 120
+    assert again.config.storage == StorageType.FILE
+
+
+async def test_ensure_stream_updates_an_existing_stream_to_the_contract(nats_manager):
+    js = nats_manager.jetstream
+    await js.update_stream(name=STREAM_NAME, subjects=["ticket.>"], duplicate_window=5)
+    info = await nats_manager.ensure_stream(TICKETING_STREAM)
+    assert len(info.config.subjects) == 4
+    assert info.config.duplicate_window == 120
+
+
+async def test_reconnects_after_the_server_restarts_and_keeps_publishing(nats_server, caplog):
+    manager = NatsClientManager()
+    await manager.connect(nats_server.url, "reconnect-test", reconnect_wait=0.1)
+    await manager.ensure_stream()
+    lost = asyncio.Event()
+    manager.client._disconnected_cb = _and_then(manager.client._disconnected_cb, lost.set)
+    caplog.set_level(logging.INFO)
+    try:
+        for _ in range(2):
+            lost.clear()
+            nats_server.restart()
+            await asyncio.wait_for(lost.wait(), 20)
+            await eventually(lambda: manager.is_connected)
+            ack = await manager.jetstream.publish(
+                "ticket.created", b"{}", headers={"Nats-Msg-Id": uuid.uuid4().hex}
+            )
+            assert ack.stream == STREAM_NAME
+        assert await manager.check()
+        messages = [r.getMessage() for r in caplog.records]
+        assert "Disconnected from NATS; reconnecting" in messages
+        assert any(m.startswith("Reconnected to NATS") for m in messages)
+    finally:
+        await manager.drain()
+
+
+async def test_unexpected_close_calls_back_but_shutdown_does_not(nats_server):
+    calls: list[str] = []
+    manager = NatsClientManager()
+    await manager.connect(
+        nats_server.url, "close-test", on_unexpected_close=lambda: calls.append("x")
+    )
+    await manager.client.close()  # closed, not by us shutting down
+    await eventually(lambda: calls == ["x"])
+
+    quiet = NatsClientManager()
+    await quiet.connect(
+        nats_server.url, "drain-test", on_unexpected_close=lambda: calls.append("y")
+    )
+    await quiet.drain()
+    await asyncio.sleep(0)  # let a callback run if one were (wrongly) scheduled
+    assert calls == ["x"]
+
+
+def _and_then(original, extra):
+    async def callback():
+        if original is not None:
+            await original()
+        extra()
+
+    return callback
+
+
+async def test_drain_while_disconnected_closes_without_waiting_for_the_server(tmp_path):
+    server = NatsServer(tmp_path).start()
+    manager = NatsClientManager()
+    await manager.connect(server.url, "drain-disconnected", reconnect_wait=0.1)
+    client = manager.client
+    server.stop()
+    await eventually(lambda: not client.is_connected)
+    await asyncio.wait_for(manager.drain(), 30)  # must not hang while reconnecting
+    assert client.is_closed

@@ -1,0 +1,276 @@
+"""The outbox: a committed change always gets its event, in version order, deduplicated.
+
+"Save, then publish" loses the event if the process dies (or NATS is down) in between.
+Here the event is stored IN the document it describes, by the same single-document
+write that makes the change (MongoDB applies one document's write atomically: no
+multi-document transaction, one round trip):
+
+    doc = await outbox.insert("tickets", doc, TicketCreatedEvent(...))
+    doc = await outbox.update("tickets", doc, {"title": t}, lambda new: TicketUpdatedEvent(...))
+
+The document's `_outbox` array holds its unsent events, oldest first. Right after the
+write the caller publishes them (awaiting JetStream's ack, bounded by the publish
+timeout: the seed's "awaiting publication"); the sent ones are then cleared from their
+documents in batches, off the request path (one bulk write for many documents). The
+relay scans every `interval` seconds for events left unsent (NATS was down, the
+process died after the write, the wait ran out) and publishes them, many documents at
+once (pipelined), one document's events in order.
+
+Each event keeps its `Nats-Msg-Id`, so one published twice (by two replicas, or sent
+but not yet cleared) is stored once by JetStream within its 2-minute window; past that
+window consumers drop it by version (`common.replica.apply_in_order`), or by id for
+once-only events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pymongo import IndexModel, ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from common.events.contracts import Event
+from common.events.publisher import DEFAULT_PUBLISH_TIMEOUT, PublishError, publish_raw
+from common.mongo import Document, VersionConflict
+from common.tasks import Loop
+
+log = logging.getLogger(__name__)
+
+PENDING = "_outbox"
+"""The field of a document that holds its unsent events: [{id, subject, data, at}]."""
+
+PENDING_INDEX = IndexModel(f"{PENDING}.at", name="outbox_pending", sparse=True)
+"""Lets the relay find documents with old unsent events without a collection scan."""
+
+RESCAN_AFTER = timedelta(seconds=1)
+"""The relay leaves an event this young to the request that is publishing it."""
+
+
+class JetStreamSource(Protocol):
+    """What the outbox needs of the client manager (or of the recording fake)."""
+
+    @property
+    def jetstream(self) -> Any: ...
+
+    @property
+    def is_connected(self) -> bool: ...
+
+
+def pending_event(event: Event) -> Document:
+    """How an event waits in its document's `_outbox` (validated when built)."""
+    return {
+        "id": event.message_id(),
+        "subject": event.subject.value,
+        "data": event.encode().decode(),
+        "at": datetime.now(UTC),
+    }
+
+
+def without_outbox(doc: Document) -> Document:
+    """The document as its service sees it (the pending events are the outbox's)."""
+    return {key: value for key, value in doc.items() if key != PENDING}
+
+
+def outbox_indexes(collections: Iterable[str]) -> dict[str, list[IndexModel]]:
+    return {collection: [PENDING_INDEX] for collection in collections}
+
+
+async def unsent_count(db: AsyncDatabase[Any], collections: Iterable[str]) -> int:
+    """How many documents hold events not yet acknowledged by JetStream."""
+    query = {f"{PENDING}.0": {"$exists": True}}
+    return sum([await db[c].count_documents(query) for c in collections])
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: AsyncDatabase[Any],
+        nats: JetStreamSource,
+        collections: Sequence[str],
+        *,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        interval: float = 1.0,
+        batch_size: int = 200,
+    ) -> None:
+        self.db = db
+        self.nats = nats
+        self.collections = tuple(collections)
+        self.publish_timeout = publish_timeout
+        self.interval = interval
+        self.batch_size = batch_size
+        self._sent: dict[str, dict[Any, list[str]]] = defaultdict(lambda: defaultdict(list))
+        self._wake = asyncio.Event()  # run the relay now
+        self._clear_wake = asyncio.Event()  # something was sent: clear it
+        self._relay = Loop("outbox-relay", self._relay_step, pause=interval)
+        self._clearer = Loop("outbox-clear", self._clear_step, pause=interval)
+
+    # -- recording (the one call a service makes) -----------------------------------
+
+    async def insert(self, collection: str, doc: Document, event: Event) -> Document:
+        """Insert `doc` with `event` pending in it, then publish the event (bounded
+        wait). Returns the document as inserted, without the outbox field."""
+        self._check(collection)
+        stored = {**doc, PENDING: [pending_event(event)]}
+        await self.db[collection].insert_one(stored)
+        await self.deliver(collection, stored)
+        return without_outbox(stored)
+
+    async def update(
+        self,
+        collection: str,
+        doc: Document,
+        changes: Mapping[str, Any],
+        event: Callable[[Document], Event],
+    ) -> Document:
+        """Apply `changes` (top-level fields) to `doc` only if it is still at the version
+        it was read at, bump `version`, and record `event(new_doc)` with it — one
+        atomic write. Raises VersionConflict (409) if another writer got there first.
+        Then publishes the document's pending events, oldest first (bounded wait)."""
+        self._check(collection)
+        version = doc["version"]
+        new_doc = {**without_outbox(doc), **changes, "version": version + 1}
+        updated = await self.db[collection].find_one_and_update(
+            {"_id": doc["_id"], "version": version},
+            {
+                "$set": dict(changes),
+                "$inc": {"version": 1},
+                "$push": {PENDING: pending_event(event(new_doc))},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if updated is None:
+            raise VersionConflict()
+        await self.deliver(collection, updated)
+        return without_outbox(updated)
+
+    def _check(self, collection: str) -> None:
+        if collection not in self.collections:
+            raise ValueError(f"{collection!r} is not an outbox collection {self.collections}")
+
+    # -- publishing ---------------------------------------------------------------
+
+    async def deliver(self, collection: str, doc: Document) -> bool:
+        """Publish `doc`'s pending events in order and wait (bounded) for the acks.
+        True when all were acked; False leaves them to the relay."""
+        if not self.nats.is_connected:
+            self._wake.set()  # nothing to wait for: the relay sends them when NATS is back
+            return False
+        try:
+            async with asyncio.timeout(self.publish_timeout):
+                await self._publish_document(collection, doc)
+        except (TimeoutError, PublishError) as exc:
+            log.warning("events of %s %s left to the relay: %s", collection, doc["_id"], exc)
+            return False
+        return True
+
+    async def _publish_document(self, collection: str, doc: Document) -> None:
+        """One document's events, one after another: JetStream stores them in the order
+        it acks them, so versions of one aggregate never overtake each other."""
+        for pending in doc.get(PENDING) or ():
+            await publish_raw(
+                self.nats.jetstream,
+                pending["subject"],
+                pending["data"].encode(),
+                pending["id"],
+                self.publish_timeout,
+            )
+            self._sent[collection][doc["_id"]].append(pending["id"])
+            self._clear_wake.set()
+
+    async def flush(self) -> int:
+        """Publish every event left pending (older than RESCAN_AFTER), documents in
+        parallel, each document's in order. Returns how many documents were sent.
+        Raises PublishError/PyMongoError if some could not be (they stay pending)."""
+        sent = 0
+        cutoff = datetime.now(UTC) - RESCAN_AFTER
+        for collection in self.collections:
+            after: Any = None
+            while True:
+                query: Document = {f"{PENDING}.at": {"$lte": cutoff}}
+                if after is not None:
+                    query["_id"] = {"$gt": after}
+                docs = (
+                    await self.db[collection]
+                    .find(query, {PENDING: 1})
+                    .sort("_id", 1)
+                    .limit(self.batch_size)
+                    .to_list()
+                )
+                results = await asyncio.gather(
+                    *(self._publish_document(collection, doc) for doc in docs),
+                    return_exceptions=True,
+                )
+                failures = [r for r in results if isinstance(r, BaseException)]
+                sent += len(docs) - len(failures)
+                await self._clear()
+                if failures:
+                    raise failures[0]
+                if len(docs) < self.batch_size:
+                    break
+                after = docs[-1]["_id"]
+        return sent
+
+    # -- clearing what was sent -------------------------------------------------------
+
+    async def _clear(self) -> None:
+        """Remove acknowledged events from their documents: one bulk write per
+        collection for everything sent since the last clear."""
+        sent, self._sent = self._sent, defaultdict(lambda: defaultdict(list))
+        for collection, by_doc in sent.items():
+            operations = [
+                UpdateOne({"_id": doc_id}, {"$pull": {PENDING: {"id": {"$in": ids}}}})
+                for doc_id, ids in by_doc.items()
+            ]
+            try:
+                await self.db[collection].bulk_write(operations, ordered=False)
+            except PyMongoError as exc:
+                # Not lost: they are re-sent (and deduplicated) by a later relay scan.
+                log.warning("outbox: could not clear %d sent event(s): %r", len(operations), exc)
+
+    async def _clear_step(self) -> None:
+        await self._clear_wake.wait()
+        self._clear_wake.clear()
+        await self._clear()
+
+    # -- the relay ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._clearer.start()
+        self._relay.start()
+        self._wake.set()  # events a previous process left pending go out now
+
+    async def stop(self) -> None:
+        """Stop the loops, then one last bounded attempt to send what is pending and
+        to clear what was sent."""
+        await self._relay.stop()
+        await self._clearer.stop()
+        if self.nats.is_connected:
+            with contextlib.suppress(TimeoutError, PublishError, PyMongoError):
+                async with asyncio.timeout(self.publish_timeout):
+                    await self.flush()
+        await self._clear()
+
+    async def unsent(self) -> int:
+        return await unsent_count(self.db, self.collections)
+
+    async def _relay_step(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.interval):
+                await self._wake.wait()
+        self._wake.clear()
+        if not self.nats.is_connected:
+            return
+        try:
+            sent = await self.flush()
+        except (PublishError, PyMongoError) as exc:
+            log.warning("outbox relay: will retry: %r", exc)
+            return
+        if sent:
+            log.info("outbox relay published the pending events of %d document(s)", sent)

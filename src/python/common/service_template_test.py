@@ -1,0 +1,99 @@
+"""A tiny service built from the template (`create_app(outbox=..., listeners=...)`), on a
+REAL nats-server and MongoDB-wire server: a route records its event through the outbox,
+a listener of the same service consumes it, and two replicas share the durable."""
+
+import asyncio
+from collections import Counter
+from typing import ClassVar
+
+from bson import ObjectId
+from fastapi import APIRouter
+
+from common.app import ServiceContext, create_app
+from common.deps import OutboxDep
+from common.events import Listener, TicketCreatedEvent
+from common.replica import apply_in_order
+from common.settings import EventingSettings
+from common.testing.auth import TEST_JWT_KEY
+from common.testing.http import app_client
+from common.testing.streams import outbox_drained, stream_messages
+from common.testing.waiting import eventually
+
+ITEMS = "items"
+router = APIRouter()
+
+
+@router.post("/items", status_code=201)
+async def add_item(outbox: OutboxDep) -> dict:
+    doc = {"_id": str(ObjectId()), "title": "thing", "version": 0}
+    event = TicketCreatedEvent(id=doc["_id"], version=0, title="thing", price=1, userId="u1")
+    await outbox.insert(ITEMS, doc, event)
+    return {"id": doc["_id"]}
+
+
+class ItemCopier(Listener[TicketCreatedEvent]):
+    """Copies each item into a replica collection, and remembers who handled it."""
+
+    event = TicketCreatedEvent
+    poll_seconds = 0.2
+    handled: ClassVar[Counter[str]] = Counter()
+
+    async def on_message(self, data: TicketCreatedEvent, msg) -> None:
+        context: ServiceContext = self.context
+        await apply_in_order(context.db.copies, data.id, data.version, {"title": data.title})
+        ItemCopier.handled[data.id] += 1
+
+
+def template_app(mongo_server, nats_server, database: str):
+    settings = EventingSettings(
+        mongo_uri=mongo_server.uri,
+        nats_url=nats_server.url,
+        jwt_key=TEST_JWT_KEY,
+        nats_client_id="template-test",
+        outbox_interval=0.1,
+    )
+    return create_app(
+        name="template",
+        settings=settings,
+        database=database,
+        routers=[router],
+        outbox=[ITEMS],
+        listeners=[ItemCopier],
+    )
+
+
+async def test_one_call_wires_outbox_and_listeners_and_replicas_share_the_work(
+    mongo_server, nats_server, nats_manager, clean_db
+):
+    ItemCopier.handled.clear()
+    first = template_app(mongo_server, nats_server, clean_db.name)
+    second = template_app(mongo_server, nats_server, clean_db.name)
+    async with app_client(first) as one, app_client(second) as two:
+        assert [type(listener) for listener in first.state.listeners] == [ItemCopier]
+        responses = await asyncio.gather(*(client.post("/items") for client in [one, two] * 15))
+        assert {r.status_code for r in responses} == {201}
+        ids = {r.json()["id"] for r in responses}
+        # every event is consumed once, by one replica or the other
+        await eventually(lambda: sum(ItemCopier.handled.values()) >= len(ids))
+        await eventually(lambda: outbox_drained(clean_db, ITEMS))
+        await asyncio.sleep(0.5)  # a second handling, if any, would show now
+    assert set(ItemCopier.handled) == ids
+    assert set(ItemCopier.handled.values()) == {1}
+    assert await clean_db.copies.count_documents({}) == len(ids)
+    messages = await stream_messages(nats_manager.jetstream, "ticket.created")
+    assert sorted(m.headers["Nats-Msg-Id"] for m in messages) == sorted(
+        f"ticket.created:{item_id}:0" for item_id in ids
+    )
+
+
+async def test_shutdown_stops_listeners_then_the_relay_then_nats(
+    mongo_server, nats_server, nats_manager, clean_db
+):
+    app = template_app(mongo_server, nats_server, clean_db.name)
+    async with app_client(app):
+        [listener] = app.state.listeners
+        outbox = app.state.outbox
+        assert listener.running
+    assert not listener.running
+    assert not outbox._relay.running
+    assert not app.state.nats.is_connected

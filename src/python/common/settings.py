@@ -1,0 +1,88 @@
+"""Settings from the environment (pydantic-settings), checked once at start.
+
+A missing or invalid variable stops the process with one line naming it — the seed's
+`NATS_URL must be defined` — instead of a failure on the first request.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.events.publisher import DEFAULT_PUBLISH_TIMEOUT
+
+S = TypeVar("S", bound=BaseSettings)
+
+MIN_JWT_KEY_LENGTH = 32
+
+
+class ServiceSettings(BaseSettings):
+    """What every HTTP service needs. Variable names are the upper-cased field names."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    mongo_uri: str = Field(min_length=1, description="MongoDB connection string")
+    jwt_key: SecretStr = Field(description="HS256 key shared by all services (>= 32 chars)")
+    cookie_secure: bool = Field(True, description="Send the session cookie over HTTPS only")
+    host: str = Field("0.0.0.0", description="Interface to listen on")  # noqa: S104 (in a pod)
+    port: int = Field(3000, ge=0, le=65535, description="Port to listen on (0: any free one)")
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(100_000, ge=1, description="Largest request body accepted")
+
+    @field_validator("jwt_key")
+    @classmethod
+    def _strong_enough(cls, key: SecretStr) -> SecretStr:
+        # HS256 wants a key of at least 32 bytes (RFC 7518 3.2).
+        if len(key.get_secret_value()) < MIN_JWT_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_JWT_KEY_LENGTH} characters; make one with "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return key
+
+
+class EventingSettings(ServiceSettings):
+    """A service that publishes or listens to events.
+
+    The seed's NATS_CLUSTER_ID has no JetStream meaning and is not read: the stream
+    name is fixed (`TICKETING`) by the events contract.
+    """
+
+    nats_url: str = Field(min_length=1, description="NATS server URL, e.g. nats://nats:4222")
+    nats_client_id: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="Client name shown by NATS (the pod name in Kubernetes)",
+    )
+    publish_timeout: float = Field(
+        DEFAULT_PUBLISH_TIMEOUT, gt=0, description="Seconds to wait for a JetStream ack"
+    )
+    outbox_interval: float = Field(
+        1.0, gt=0, description="Seconds between outbox relay scans for unsent events"
+    )
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line naming each bad variable: `MONGO_URI must be defined`."""
+    problems = []
+    for err in exc.errors():
+        name = "_".join(str(part) for part in err["loc"]).upper() or "settings"
+        if err["type"] == "missing":
+            problems.append(f"{name} must be defined")
+        else:
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name} is invalid: {message}")
+    return "; ".join(problems)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Read settings from the environment, or exit(2) with one clear line."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        print(f"configuration error: {describe_settings_error(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None

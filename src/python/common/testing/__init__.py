@@ -1,0 +1,6 @@
+"""Test helpers: real servers (NATS, MongoDB-wire), fakes, and pytest fixtures.
+
+Use the fixtures from a test package's conftest.py:
+
+    from common.testing.fixtures import *  # noqa: F403
+"""

@@ -1,0 +1,82 @@
+"""pytest fixtures: real servers per test process, a clean database per test, fakes.
+
+Servers are session-scoped: Pants runs each test file as its own pytest process, so
+each file gets its own NATS and MongoDB-wire server, stopped when the file is done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from nats.js.errors import NotFoundError
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from common.events.contracts import STREAM_NAME
+from common.nats_client import NatsClientManager
+from common.testing.fakes import RecordingNats
+from harness.servers import MongoServer, NatsServer
+
+__all__ = [
+    "clean_db",
+    "mongo_client",
+    "mongo_server",
+    "nats_manager",
+    "nats_server",
+    "recording_nats",
+]
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    server = MongoServer(tmp_path_factory.mktemp("mongo"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def mongo_client(mongo_server: MongoServer) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_server.uri, serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def clean_db(mongo_client: AsyncMongoClient[Any]) -> AsyncIterator[AsyncDatabase[Any]]:
+    """A database of its own for one test, dropped afterwards."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield mongo_client[name]
+    await mongo_client.drop_database(name)
+
+
+@pytest.fixture
+async def nats_manager(nats_server: NatsServer) -> AsyncIterator[NatsClientManager]:
+    """A connected client manager with a new, empty TICKETING stream for this test
+    (a new stream also forgets the dedupe ids of earlier tests)."""
+    manager = NatsClientManager()
+    await manager.connect(nats_server.url, f"test-{uuid.uuid4().hex[:8]}")
+    with contextlib.suppress(NotFoundError):
+        await manager.jetstream.delete_stream(STREAM_NAME)
+    await manager.ensure_stream()
+    yield manager
+    await manager.drain()
+
+
+@pytest.fixture
+def recording_nats() -> RecordingNats:
+    return RecordingNats()

@@ -1,1 +1,0 @@
-from ticketing_common.testing.fixtures import *  # noqa: F403

@@ -1,6 +1,0 @@
-"""Test helpers: real servers (NATS, MongoDB-wire), fakes, and pytest fixtures.
-
-Use the fixtures from a test package's conftest.py:
-
-    from ticketing_common.testing.fixtures import *  # noqa: F403
-"""
