@@ -28,12 +28,16 @@ from harness.servers import (
     wait_http_ok,
 )
 from harness.web import IMAGE_APP_FILES, copy_app
+from orders.core.config import OrdersSettings
+from orders.main import create_orders_app
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 
 ROOT = Path.cwd()  # Pants runs tests from the sandbox root, files at their repo paths
 MANIFESTS = sorted((ROOT / "infra" / "k8s").glob("*.yaml"))
-SERVICES = ("auth", "tickets", "web")
+SERVICES = ("auth", "tickets", "orders", "web")
+API_SERVICES = {"auth": AuthSettings, "tickets": TicketsSettings, "orders": OrdersSettings}
+EVENTING = ("tickets", "orders")
 # Secrets made by hand (never committed); the README must say how.
 EXTERNAL_SECRETS = {"jwt-secret": {"JWT_KEY"}}
 WEB_PROBES = {"/ping", "/_health"}  # Reflex's own endpoints
@@ -64,9 +68,11 @@ def test_there_are_manifests_for_every_part():
     assert {
         "auth-depl",
         "tickets-depl",
+        "orders-depl",
         "web-depl",
         "auth-mongo",
         "tickets-mongo",
+        "orders-mongo",
         "nats",
         "ingress-service",
         "ticketing-config",
@@ -106,9 +112,7 @@ def env_names(name: str) -> set[str]:
     return {e["name"] for c in containers(deployment(name)) for e in c.get("env", [])}
 
 
-@pytest.mark.parametrize(
-    ("service", "settings"), [("auth", AuthSettings), ("tickets", TicketsSettings)]
-)
+@pytest.mark.parametrize(("service", "settings"), API_SERVICES.items())
 def test_every_required_setting_is_provided_by_the_deployment(service, settings):
     required = {
         name.upper() for name, field in settings.model_fields.items() if field.is_required()
@@ -123,9 +127,16 @@ def test_the_web_client_is_pointed_at_the_services():
     assert env["TICKETS_URL"] == "http://tickets-srv:3000"
 
 
-def test_tickets_pods_name_their_nats_client_after_the_pod():
-    env = {e["name"]: e for c in containers(deployment("tickets")) for e in c["env"]}
+@pytest.mark.parametrize("service", EVENTING)
+def test_eventing_pods_name_their_nats_client_after_the_pod(service):
+    env = {e["name"]: e for c in containers(deployment(service)) for e in c["env"]}
     assert env["NATS_CLIENT_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def test_orders_expire_after_the_courses_15_minutes_by_default():
+    [config] = of_kind("ConfigMap")
+    assert config["data"]["ORDER_EXPIRATION_SECONDS"] == "900"
+    assert "ORDER_EXPIRATION_SECONDS" in env_names("orders")
 
 
 def test_every_referenced_configmap_and_secret_key_exists():
@@ -177,18 +188,24 @@ def test_ingress_routes_like_the_local_gateway_to_existing_services():
     assert {path: backend["name"] for path, backend in routes.items()} == {
         "/api/users": "auth-srv",
         "/api/tickets": "tickets-srv",
+        "/api/orders": "orders-srv",
         "/": "web-srv",
     }
     for backend in routes.values():
         assert backend["port"]["number"] in services[backend["name"]]
+    caddyfile = (ROOT / "src/python/stack/Caddyfile").read_text()
+    local = set(re.findall(r"^\s*handle (/\S+?)/?\*", caddyfile, re.M))
+    assert local == set(routes) - {"/"}, "./run's gateway routes differently"
 
 
 def app_paths(service: str) -> set[str]:
     common = {"mongo_uri": "mongodb://unused", "jwt_key": TEST_JWT_KEY}
-    if service == "auth":
-        app = create_auth_app(AuthSettings(**common))
-    else:
-        app = create_tickets_app(TicketsSettings(**common, nats_url="nats://unused"))
+    eventing = {**common, "nats_url": "nats://unused"}
+    app = {
+        "auth": lambda: create_auth_app(AuthSettings(**common)),
+        "tickets": lambda: create_tickets_app(TicketsSettings(**eventing)),
+        "orders": lambda: create_orders_app(OrdersSettings(**eventing)),
+    }[service]()
     return set(app.openapi()["paths"])
 
 
@@ -200,7 +217,7 @@ def http_probe_paths(name: str) -> set[str]:
     return paths
 
 
-@pytest.mark.parametrize("service", ["auth", "tickets"])
+@pytest.mark.parametrize("service", API_SERVICES)
 def test_probe_paths_exist_in_the_services(service):
     assert http_probe_paths(service) == {"/healthz", "/readyz"}
     assert http_probe_paths(service) <= app_paths(service)
@@ -271,7 +288,8 @@ def test_each_pex_starts_outside_pants_and_is_ready(mongo_server, nats_server, t
     uvicorn = r"Uvicorn running on http://[\d.]+:(\d+)"
     started = []
     try:
-        for name, env in (("auth", common), ("tickets", {**common, "NATS_URL": nats_server.url})):
+        eventing = {**common, "NATS_URL": nats_server.url}
+        for name, env in (("auth", common), ("tickets", eventing), ("orders", eventing)):
             process = PexProcess(name, tmp_path / name, env, uvicorn)
             started.append(process.start(timeout=300))
             assert httpx.get(f"http://{LOOPBACK}:{process.port}/readyz").status_code == 200

@@ -80,7 +80,7 @@ def create_app(
         started: list[Listener[Any]] = []
         try:
             await _check_mongo(mongo)
-            await ensure_indexes(app.state.db, {**(indexes or {}), **outbox_indexes(outbox)})
+            await ensure_indexes(app.state.db, _merged(indexes or {}, outbox_indexes(outbox)))
             if isinstance(settings, EventingSettings):
                 await app.state.nats.connect(
                     settings.nats_url,
@@ -127,6 +127,17 @@ def create_app(
         app.include_router(router)
     _document_400_not_422(app)
     return app
+
+
+def _merged(
+    *index_sets: Mapping[str, Sequence[IndexModel]],
+) -> dict[str, list[IndexModel]]:
+    """The indexes of every set, per collection (a collection may be in several)."""
+    merged: dict[str, list[IndexModel]] = {}
+    for index_set in index_sets:
+        for collection, models in index_set.items():
+            merged.setdefault(collection, []).extend(models)
+    return merged
 
 
 def _document_400_not_422(app: FastAPI) -> None:

@@ -74,19 +74,16 @@ class CaddyGateway(ServerProcess):
 
 @dataclass(frozen=True)
 class Service:
-    """An API service `./run` starts (module `<name>.main`), in start order."""
+    """An API service `./run` starts (module `<name>.main`). Its own settings come from
+    this process's environment (e.g. `ORDER_EXPIRATION_SECONDS=10 ./run`)."""
 
     eventing: bool = False  # connects to NATS
-    env: tuple[tuple[str, str], ...] = ()  # settings of its own, `(VARIABLE, default)`
-
-    def settings(self) -> dict[str, str]:
-        """Its own settings: the environment's value when set, else the local default."""
-        return {name: os.environ.get(name, default) for name, default in self.env}
 
 
-SERVICES = {
+SERVICES = {  # in start order
     "auth": Service(),
     "tickets": Service(eventing=True),
+    "orders": Service(eventing=True),
 }
 
 
@@ -187,10 +184,10 @@ class Stack:
         }
         eventing = {"NATS_URL": nats_url}
         upstreams = {}
-        for name, env in SERVICES.items():
-            extra = {**eventing, "NATS_CLIENT_ID": f"{name}-local"} if env.eventing else {}
+        for name, spec in SERVICES.items():
+            extra = {**eventing, "NATS_CLIENT_ID": f"{name}-local"} if spec.eventing else {}
             service = ServiceProcess(
-                name, f"{name}.main", {**shared, **extra, **env.settings()}, self.state_dir / name
+                name, f"{name}.main", {**shared, **extra}, self.state_dir / name
             )
             self._start(service, f"the {name} service")
             wait_http(f"{service.url}/readyz", f"the {name} service", service.log_path)

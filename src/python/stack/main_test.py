@@ -16,6 +16,7 @@ import httpx
 import nats
 
 from common.events import STREAM_NAME
+from common.testing.waiting import eventually
 from harness.servers import free_port, python_path
 from harness.web import copy_app
 
@@ -35,7 +36,7 @@ def start_stack(state: Path, app: Path, port: int) -> tuple[subprocess.Popen[str
     for line in process.stdout:  # bounded by the test timeout; the stack prints as it goes
         output.append(line)
         if line.startswith(UP):
-            for _ in range(9):  # the table
+            for _ in range(10):  # the table
                 output.append(process.stdout.readline())
             return process, "".join(output)
         if line.startswith("stack: ") and "building" not in line:
@@ -83,7 +84,7 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
     process, table = start_stack(state, app, port)
     try:
         nats_url = re.search(r"nats\s+(nats://\S+)", table).group(1)
-        for name in ("nats", "mongo", "auth", "tickets", "web", "gateway"):
+        for name in ("nats", "mongo", "auth", "tickets", "orders", "web", "gateway"):
             assert re.search(rf"^\s+{name}\s+\S+\s+\S+\.log$", table, re.M), table
         async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
             signup = await client.post(
@@ -97,6 +98,25 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
             assert ticket in (await client.get("/api/tickets")).json()
             home = await client.get("/")
             assert home.status_code == 200 and "<html" in home.text
+        async with httpx.AsyncClient(base_url=gateway, timeout=30) as buyer:
+            await buyer.post(
+                "/api/users/signup", json={"email": "buyer@test.com", "password": "secret1"}
+            )
+            bought: list[httpx.Response] = []
+
+            async def ordered() -> bool:  # 404 until orders has heard of the ticket
+                bought[:] = [await buyer.post("/api/orders", json={"ticketId": ticket["id"]})]
+                return bought[0].status_code != 404
+
+            await eventually(ordered)
+            assert bought[0].status_code == 201, bought[0].text
+            assert (await buyer.get("/api/orders")).json()[0]["ticket"]["id"] == ticket["id"]
+
+            async def reserved() -> bool:  # tickets heard order.created
+                shown = await buyer.get(f"/api/tickets/{ticket['id']}")
+                return shown.json().get("orderId") == bought[0].json()["id"]
+
+            await eventually(reserved)
         nc = await nats.connect(nats_url)
         message = await nc.jetstream().get_last_msg(STREAM_NAME, "ticket.created")
         await nc.close()
@@ -114,7 +134,9 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
                 "/api/users/signin", json={"email": "local@test.com", "password": "secret1"}
             )
             assert signin.status_code == 200
-            assert [t["id"] for t in (await client.get("/api/tickets")).json()] == [ticket["id"]]
+            # reserved by the buyer's order: no longer listed, but there
+            assert (await client.get("/api/tickets")).json() == []
+            assert (await client.get(f"/api/tickets/{ticket['id']}")).json()["orderId"]
     finally:
         code, _ = stop_stack(process)
     assert code == 0

@@ -9,6 +9,7 @@ from common.nats_client import NatsClientManager
 from common.settings import load_settings
 from tickets.api.routes.tickets import router
 from tickets.core.config import TicketsSettings
+from tickets.listeners import LISTENERS
 from tickets.repository import INDEXES, TICKETS
 
 
@@ -22,6 +23,7 @@ def create_tickets_app(
         routers=[router],
         indexes=INDEXES,
         outbox=[TICKETS],
+        listeners=LISTENERS,
         nats=nats,  # tests pass the recording fake
     )
 

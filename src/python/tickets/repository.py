@@ -12,11 +12,18 @@ from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.events import TicketCreatedEvent, TicketUpdatedEvent
+from common.money import cents_to_price
+from common.mongo import parse_object_id
 from common.outbox import PENDING, Outbox
-from tickets.schemas import TicketIn, TicketOut, cents_to_price
+from tickets.schemas import TicketIn, TicketOut
 
 TICKETS = "tickets"
-INDEXES = {TICKETS: [IndexModel([("orderId", 1), ("_id", DESCENDING)], name="for_sale_newest")]}
+CANCELLED_ORDERS = "cancelled_orders"  # {_id: order id, at}
+INDEXES = {
+    TICKETS: [IndexModel([("orderId", 1), ("_id", DESCENDING)], name="for_sale_newest")],
+    # a late order.created comes within minutes, not weeks
+    CANCELLED_ORDERS: [IndexModel("at", name="forget_after_a_week", expireAfterSeconds=604_800)],
+}
 
 Doc = dict[str, Any]
 
@@ -78,3 +85,21 @@ async def update(outbox: Outbox, doc: Doc, changes: dict[str, Any]) -> Doc:
     """Apply the change if nobody changed the ticket since `doc` was read (else 409),
     bump its version and publish `ticket.updated`."""
     return await outbox.update(TICKETS, doc, changes, updated_event)
+
+
+async def get_by_event_id(db: AsyncDatabase[Any], ticket_id: str) -> Doc | None:
+    """The ticket an event names (None for an id this service never issued)."""
+    oid = parse_object_id(ticket_id)
+    return await get(db, oid) if oid else None
+
+
+async def record_cancellation(db: AsyncDatabase[Any], order_id: str) -> None:
+    """Remember that an order is over, so its order.created, if it comes late, does not
+    reserve the ticket again (the two subjects are consumed independently)."""
+    await db[CANCELLED_ORDERS].update_one(
+        {"_id": order_id}, {"$setOnInsert": {"at": datetime.now(UTC)}}, upsert=True
+    )
+
+
+async def was_cancelled(db: AsyncDatabase[Any], order_id: str) -> bool:
+    return await db[CANCELLED_ORDERS].count_documents({"_id": order_id}, limit=1) == 1

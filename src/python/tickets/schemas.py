@@ -42,11 +42,6 @@ def price_to_cents(value: object) -> int:
     return int(cents)
 
 
-def cents_to_price(cents: int) -> int | float:
-    """20 for 2000 cents, 20.5 for 2050: JSON numbers like the original's."""
-    return cents // 100 if cents % 100 == 0 else cents / 100
-
-
 class TicketIn(BaseModel):
     model_config = ConfigDict(extra="ignore", validate_default=True)
 

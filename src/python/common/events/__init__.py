@@ -14,6 +14,7 @@ from common.events.contracts import (
     Subject,
     TicketCreatedEvent,
     TicketUpdatedEvent,
+    iso_utc,
 )
 from common.events.listener import EventAhead, Listener, durable_name
 from common.events.publisher import DEFAULT_PUBLISH_TIMEOUT, PublishError, publish, publish_raw
@@ -37,6 +38,7 @@ __all__ = [
     "TicketCreatedEvent",
     "TicketUpdatedEvent",
     "durable_name",
+    "iso_utc",
     "publish",
     "publish_raw",
 ]

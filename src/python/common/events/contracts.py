@@ -6,12 +6,12 @@ Payloads are validated when published and when received.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
 
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 
 class Subject(StrEnum):
@@ -81,6 +81,13 @@ class OrderTicketRef(BaseModel):
     id: str
 
 
+def iso_utc(moment: datetime) -> str:
+    """`2026-11-26T07:13:01.123Z`, as JavaScript's `toISOString()` writes it (a naive
+    datetime is taken to be UTC already)."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class OrderCreatedEvent(Event):
     subject = Subject.ORDER_CREATED
     id: str
@@ -89,6 +96,10 @@ class OrderCreatedEvent(Event):
     userId: str
     expiresAt: datetime
     ticket: OrderTicket
+
+    @field_serializer("expiresAt")
+    def _iso_utc(self, moment: datetime) -> str:
+        return iso_utc(moment)
 
 
 class OrderCancelledEvent(Event):

@@ -44,7 +44,7 @@ def test_order_created_carries_expiry_as_iso_8601():
         expiresAt=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
         ticket={"id": "t1", "price": 10},
     )
-    assert b'"expiresAt":"2026-01-02T03:04:05Z"' in event.encode()
+    assert b'"expiresAt":"2026-01-02T03:04:05.000Z"' in event.encode()
 
 
 @pytest.mark.parametrize(

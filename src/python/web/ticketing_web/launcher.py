@@ -10,6 +10,7 @@ included).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import platform
 import shutil
@@ -44,37 +45,53 @@ def ensure_bun(app_root: Path) -> Path:
             f"web: no pinned bun for {sys.platform}/{platform.machine()}; set REFLEX_BUN_PATH"
         )
     bun = tools / "node_modules" / "@oven" / f"bun-linux-{arch}" / "bin" / "bun"
-    if not bun.is_file():
-        npm = shutil.which("npm")
-        if npm is None:
-            raise SystemExit("web: npm not found; install Node.js with npm (needed once, for bun)")
-        print("web: installing bun from the npm registry (first run only) ...", file=sys.stderr)
-        try:
-            subprocess.run(
-                [
-                    npm,
-                    "ci",
-                    "--ignore-scripts",
-                    "--no-audit",
-                    "--no-fund",
-                    "--prefix",
-                    str(tools),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise SystemExit(
-                f"web: could not install bun with npm ({exc}); is Node.js/npm installed?"
-            ) from None
+    if bun.is_file():
+        return bun
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("web: npm not found; install Node.js with npm (needed once, for bun)")
+    # One install at a time on this machine: concurrent `npm ci` runs on a cold npm cache
+    # were seen to skip the optional package and still exit 0.
+    lock_path = _cache_dir() / "bun-install.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for _attempt in range(2):
+            if bun.is_file():
+                break
+            print("web: installing bun from the npm registry (first run only) ...", file=sys.stderr)
+            try:
+                subprocess.run(
+                    [
+                        npm,
+                        "ci",
+                        "--ignore-scripts",
+                        "--no-audit",
+                        "--no-fund",
+                        "--prefix",
+                        str(tools),
+                    ],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+            except (OSError, subprocess.CalledProcessError) as exc:
+                raise SystemExit(
+                    f"web: could not install bun with npm ({exc}); is Node.js/npm installed?"
+                ) from None
+    if not bun.is_file():  # npm treats the package as optional: it may "succeed" without it
+        raise SystemExit(f"web: npm ran but did not install {bun}; see npm's output above")
     return bun
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ticketing-web"
 
 
 def reflex_command(app_root: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     """argv and environment to run `reflex <args>` for the app at `app_root`, offline:
     pinned bun, no version check or telemetry, caches out of the home folder."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    cache_dir = Path(base) / "ticketing-web"
+    cache_dir = _cache_dir()
     env = dict(os.environ)
     if "REFLEX_BUN_PATH" not in env:  # a bun of your own wins; no npm then
         env["REFLEX_BUN_PATH"] = str(ensure_bun(app_root))

@@ -1,0 +1,116 @@
+"""/api/orders: buy a ticket (reserve it for a while), see and cancel your orders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from common.auth import CurrentUser, RequiredUser
+from common.deps import DbDep, OutboxDep
+from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
+from common.events import OrderStatus
+from common.mongo import VersionConflict, parse_object_id
+from orders import repository
+from orders.core.config import OrdersSettings
+from orders.schemas import OrderIn, OrderOut
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+CANCEL_ATTEMPTS = 3  # a cancel racing an expiration or a payment re-reads the order
+
+
+class TicketNotFound(NotFoundError):
+    default_message = "Ticket not found"
+
+
+class OrderNotFound(NotFoundError):
+    default_message = "Order not found"
+
+
+async def get_orders_settings(request: Request) -> OrdersSettings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[OrdersSettings, Depends(get_orders_settings)]
+
+
+async def _find_own(db: DbDep, order_id: str, user: CurrentUser) -> dict[str, Any]:
+    oid = parse_object_id(order_id)
+    doc = await repository.get(db, oid) if oid else None
+    if doc is None:
+        raise OrderNotFound()
+    if doc["userId"] != user.id:
+        raise ForbiddenError("This order is not yours")
+    return doc
+
+
+def _expiry(settings: OrdersSettings) -> datetime:
+    """Now + the window, to the millisecond (what MongoDB and the JSON keep)."""
+    moment = datetime.now(UTC) + timedelta(seconds=settings.order_expiration_seconds)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderOut,
+    summary="Buy a ticket: reserve it until the order expires",
+    responses=error_responses(400, 401, 404, 413, 503),
+)
+async def create_order(
+    body: OrderIn, user: RequiredUser, db: DbDep, outbox: OutboxDep, settings: SettingsDep
+) -> OrderOut:
+    """400 `TicketId must be provided`; 404 `Ticket not found`; 400 `You cannot buy your
+    own ticket`; 400 `Ticket is already reserved` — one atomic insert decides, so of
+    many simultaneous buyers exactly one gets the ticket. Publishes `order.created`."""
+    ticket = await repository.get_ticket(db, body.ticketId)
+    if ticket is None:
+        raise TicketNotFound()
+    if ticket["userId"] == user.id:
+        raise BadRequestError("You cannot buy your own ticket")
+    try:
+        doc = await repository.create(outbox, ticket, user.id, _expiry(settings))
+    except repository.TicketReserved:
+        raise BadRequestError("Ticket is already reserved") from None
+    return repository.to_out(doc)
+
+
+@router.get("", response_model=list[OrderOut], summary="Your orders, newest first")
+async def list_orders(user: RequiredUser, db: DbDep) -> list[OrderOut]:
+    return [repository.to_out(doc) for doc in await repository.list_for_user(db, user.id)]
+
+
+@router.get(
+    "/{order_id}",
+    response_model=OrderOut,
+    summary="One of your orders",
+    responses=error_responses(401, 403, 404),
+)
+async def show_order(order_id: str, user: RequiredUser, db: DbDep) -> OrderOut:
+    return repository.to_out(await _find_own(db, order_id, user))
+
+
+@router.delete(
+    "/{order_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Cancel your order (the ticket is for sale again)",
+    responses=error_responses(400, 401, 403, 404, 409, 503),
+)
+async def cancel_order(order_id: str, user: RequiredUser, db: DbDep, outbox: OutboxDep) -> None:
+    """404; 403 not yours; 400 `Cannot cancel a paid order`. Cancelling a cancelled
+    order is a 204 that publishes nothing new; otherwise `order.cancelled` is published."""
+    for _ in range(CANCEL_ATTEMPTS):
+        doc = await _find_own(db, order_id, user)
+        if doc["status"] == OrderStatus.COMPLETE:
+            raise BadRequestError("Cannot cancel a paid order")
+        if doc["status"] == OrderStatus.CANCELLED:
+            return
+        try:
+            await repository.cancel(outbox, doc)
+            return
+        except VersionConflict:
+            continue  # it changed meanwhile (expired, paid): decide again on what it is now
+    raise VersionConflict()

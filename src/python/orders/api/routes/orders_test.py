@@ -1,0 +1,244 @@
+"""The orders routes on the REAL MongoDB-wire server, events recorded by the fake (the
+original suite's cases, plus ownership, validation, bad input and the buyers' race)."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from bson import ObjectId
+
+from common.testing.auth import TEST_JWT_KEY, session_cookie
+
+URL = "/api/orders"
+
+
+def signed_in(user_id: str | None = None) -> dict[str, str]:
+    return session_cookie(TEST_JWT_KEY, user_id=user_id or str(ObjectId()))
+
+
+async def a_ticket(db, *, owner: str | None = None, price_cents: int = 2000) -> dict:
+    """A ticket in the orders service's replica, as ticket.created puts it there."""
+    ticket = {
+        "_id": str(ObjectId()),
+        "title": "Concert",
+        "priceCents": price_cents,
+        "userId": owner or str(ObjectId()),
+        "version": 0,
+    }
+    await db.tickets.insert_one(ticket)
+    return ticket
+
+
+async def order(client, ticket: dict, cookies=None):
+    return await client.post(URL, json={"ticketId": ticket["_id"]}, cookies=cookies or signed_in())
+
+
+def errors(response) -> list[dict]:
+    return response.json()["errors"]
+
+
+# --- create ---------------------------------------------------------------------------
+
+
+async def test_create_requires_sign_in(client, clean_db):
+    ticket = await a_ticket(clean_db)
+    response = await client.post(URL, json={"ticketId": ticket["_id"]})
+    assert response.status_code == 401
+    assert await clean_db.orders.count_documents({}) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"ticketId": ""}, {"ticketId": "nope"}, {"ticketId": {"$gt": ""}}, {"ticketId": 12}],
+)
+async def test_an_invalid_ticket_id_is_400_with_its_field(client, clean_db, body):
+    response = await client.post(URL, json=body, cookies=signed_in())
+    assert response.status_code == 400
+    assert errors(response) == [{"message": "TicketId must be provided", "field": "ticketId"}]
+    assert await clean_db.orders.count_documents({}) == 0
+
+
+async def test_an_unknown_ticket_is_404(client):
+    response = await client.post(URL, json={"ticketId": str(ObjectId())}, cookies=signed_in())
+    assert response.status_code == 404
+    assert errors(response) == [{"message": "Ticket not found"}]
+
+
+async def test_you_cannot_buy_your_own_ticket(client, clean_db, recording_nats):
+    owner = str(ObjectId())
+    ticket = await a_ticket(clean_db, owner=owner)
+    response = await order(client, ticket, signed_in(owner))
+    assert response.status_code == 400
+    assert errors(response) == [{"message": "You cannot buy your own ticket"}]
+    assert recording_nats.published == []
+
+
+async def test_ordering_reserves_the_ticket_and_publishes_order_created(
+    client, clean_db, recording_nats
+):
+    ticket = await a_ticket(clean_db, price_cents=2050)
+    buyer = str(ObjectId())
+    before = datetime.now(UTC)
+    response = await order(client, ticket, signed_in(buyer))
+    assert response.status_code == 201
+    body = response.json()
+    expires = datetime.fromisoformat(body["expiresAt"])
+    assert body["expiresAt"].endswith("Z")
+    assert timedelta(seconds=899) < expires - before < timedelta(seconds=902)
+    assert body == {
+        "id": body["id"],
+        "status": "created",
+        "userId": buyer,
+        "expiresAt": body["expiresAt"],
+        "version": 0,
+        "ticket": {"id": ticket["_id"], "title": "Concert", "price": 20.5, "version": 0},
+    }
+    [message] = recording_nats.published
+    assert message.subject == "order.created"
+    assert message.headers == {"Nats-Msg-Id": f"order.created:{body['id']}:0"}
+    assert message.data == {
+        "id": body["id"],
+        "version": 0,
+        "status": "created",
+        "userId": buyer,
+        "expiresAt": body["expiresAt"],
+        "ticket": {"id": ticket["_id"], "price": 20.5},
+    }
+
+
+async def test_a_reserved_ticket_cannot_be_ordered_again(client, clean_db, recording_nats):
+    ticket = await a_ticket(clean_db)
+    assert (await order(client, ticket)).status_code == 201
+    response = await order(client, ticket)
+    assert response.status_code == 400
+    assert errors(response) == [{"message": "Ticket is already reserved"}]
+    assert await clean_db.orders.count_documents({}) == 1
+    assert len(recording_nats.published) == 1
+
+
+async def test_twelve_buyers_at_the_same_instant_one_gets_the_ticket(
+    client, clean_db, recording_nats
+):
+    ticket = await a_ticket(clean_db)
+    responses = await asyncio.gather(*(order(client, ticket) for _ in range(12)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [400] * 11
+    assert all(
+        errors(r) == [{"message": "Ticket is already reserved"}]
+        for r in responses
+        if r.status_code == 400
+    )
+    assert await clean_db.orders.count_documents({}) == 1
+    assert [m.subject for m in recording_nats.published] == ["order.created"]
+
+
+async def test_a_cancelled_order_frees_the_ticket_for_another_buyer(client, clean_db):
+    ticket = await a_ticket(clean_db)
+    first, first_buyer = None, signed_in()
+    first = (await order(client, ticket, first_buyer)).json()
+    assert (await client.delete(f"{URL}/{first['id']}", cookies=first_buyer)).status_code == 204
+    assert (await order(client, ticket)).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b'{"ticketId": ', b"[]", b'"x"', b"x" * 200_000],
+)
+async def test_bad_bodies_are_refused_cleanly_and_nothing_is_stored(client, clean_db, raw):
+    response = await client.post(
+        URL, content=raw, headers={"content-type": "application/json"}, cookies=signed_in()
+    )
+    assert response.status_code in (400, 413)
+    assert "errors" in response.json()
+    assert await clean_db.orders.count_documents({}) == 0
+
+
+# --- index / show ----------------------------------------------------------------------
+
+
+async def test_index_lists_only_the_callers_orders_newest_first_with_tickets(client, clean_db):
+    me, someone = signed_in(), signed_in()
+    first = (await order(client, await a_ticket(clean_db), me)).json()
+    await order(client, await a_ticket(clean_db), someone)
+    second = (await order(client, await a_ticket(clean_db), me)).json()
+    response = await client.get(URL, cookies=me)
+    assert response.status_code == 200
+    assert [o["id"] for o in response.json()] == [second["id"], first["id"]]
+    assert response.json()[0]["ticket"]["title"] == "Concert"
+
+
+async def test_index_and_show_require_sign_in(client, clean_db):
+    created = (await order(client, await a_ticket(clean_db))).json()
+    assert (await client.get(URL)).status_code == 401
+    assert (await client.get(f"{URL}/{created['id']}")).status_code == 401
+
+
+async def test_show_returns_your_order(client, clean_db):
+    me = signed_in()
+    created = (await order(client, await a_ticket(clean_db), me)).json()
+    response = await client.get(f"{URL}/{created['id']}", cookies=me)
+    assert response.status_code == 200
+    assert response.json() == created
+
+
+async def test_show_someone_elses_order_is_403(client, clean_db):
+    created = (await order(client, await a_ticket(clean_db))).json()
+    response = await client.get(f"{URL}/{created['id']}", cookies=signed_in())
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("order_id", [str(ObjectId()), "not-an-id"])
+async def test_show_unknown_or_malformed_is_404(client, order_id):
+    response = await client.get(f"{URL}/{order_id}", cookies=signed_in())
+    assert response.status_code == 404
+    assert errors(response) == [{"message": "Order not found"}]
+
+
+# --- cancel ----------------------------------------------------------------------------
+
+
+async def test_cancel_marks_cancelled_and_publishes_order_cancelled_once(
+    client, clean_db, recording_nats
+):
+    me = signed_in()
+    ticket = await a_ticket(clean_db)
+    created = (await order(client, ticket, me)).json()
+    assert (await client.delete(f"{URL}/{created['id']}", cookies=me)).status_code == 204
+    shown = (await client.get(f"{URL}/{created['id']}", cookies=me)).json()
+    assert shown["status"] == "cancelled" and shown["version"] == 1
+    # again: still 204, nothing new published
+    assert (await client.delete(f"{URL}/{created['id']}", cookies=me)).status_code == 204
+    cancelled = recording_nats.payloads("order.cancelled")
+    assert cancelled == [{"id": created["id"], "version": 1, "ticket": {"id": ticket["_id"]}}]
+    assert recording_nats.published[-1].headers == {
+        "Nats-Msg-Id": f"order.cancelled:{created['id']}:1"
+    }
+
+
+async def test_cancel_someone_elses_order_is_403_and_unknown_is_404(client, clean_db):
+    created = (await order(client, await a_ticket(clean_db))).json()
+    assert (await client.delete(f"{URL}/{created['id']}", cookies=signed_in())).status_code == 403
+    assert (await client.delete(f"{URL}/{ObjectId()}", cookies=signed_in())).status_code == 404
+    assert (await client.delete(f"{URL}/{created['id']}")).status_code == 401
+
+
+async def test_a_paid_order_cannot_be_cancelled(client, clean_db, recording_nats):
+    me = signed_in()
+    created = (await order(client, await a_ticket(clean_db), me)).json()
+    await clean_db.orders.update_one(
+        {"_id": ObjectId(created["id"])}, {"$set": {"status": "complete"}}
+    )
+    response = await client.delete(f"{URL}/{created['id']}", cookies=me)
+    assert response.status_code == 400
+    assert errors(response) == [{"message": "Cannot cancel a paid order"}]
+    assert recording_nats.payloads("order.cancelled") == []
+
+
+async def test_simultaneous_cancels_publish_one_cancellation(client, clean_db, recording_nats):
+    me = signed_in()
+    created = (await order(client, await a_ticket(clean_db), me)).json()
+    responses = await asyncio.gather(
+        *(client.delete(f"{URL}/{created['id']}", cookies=me) for _ in range(6))
+    )
+    assert {r.status_code for r in responses} == {204}
+    assert len(recording_nats.payloads("order.cancelled")) == 1

@@ -1,0 +1,45 @@
+"""Order bodies. An order shows its ticket as it was when ordered (a reserved ticket
+cannot be edited, so that is also how it is now)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from common.errors import field_error
+from common.events import OrderStatus
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def ticket_id(value: object) -> str:
+    """A ticket id as the tickets service makes them (24 hex digits); anything else,
+    an operator object like {"$gt": ""} included, is refused at the edge."""
+    if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
+        raise field_error("TicketId must be provided")
+    return value
+
+
+class OrderIn(BaseModel):
+    # An absent field reaches the validator as None, so it gets the same message.
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    ticketId: Annotated[str, BeforeValidator(ticket_id)] = None  # type: ignore[assignment]
+
+
+class OrderTicketOut(BaseModel):
+    id: str
+    title: str
+    price: int | float
+    version: int
+
+
+class OrderOut(BaseModel):
+    id: str
+    status: OrderStatus
+    userId: str
+    expiresAt: str  # ISO 8601, UTC
+    version: int
+    ticket: OrderTicketOut

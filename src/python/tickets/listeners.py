@@ -1,0 +1,67 @@
+"""What the tickets service listens to: orders reserving and releasing its tickets.
+
+order.created and order.cancelled are separate durable consumers, so one order's
+cancellation can be handled before its creation (e.g. while the creation is being
+retried). A cancellation is therefore remembered, and the reservation checks it after
+reserving: whichever handler runs last sees the other's write, and the ticket ends up
+free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nats.aio.msg import Msg
+
+from common.events import EventAhead, Listener, OrderCancelledEvent, OrderCreatedEvent
+from tickets import repository
+
+
+class TicketUnknown(Exception):
+    """An order names a ticket this service does not have (retried, then poison)."""
+
+
+async def _ticket(context: Any, ticket_id: str) -> dict[str, Any]:
+    ticket = await repository.get_by_event_id(context.db, ticket_id)
+    if ticket is None:
+        raise TicketUnknown(f"ticket {ticket_id} not found")
+    return ticket
+
+
+class OrderCreatedListener(Listener[OrderCreatedEvent]):
+    """Reserve the ticket: set its `orderId`, version + 1, publish ticket.updated."""
+
+    event = OrderCreatedEvent
+
+    async def on_message(self, data: OrderCreatedEvent, msg: Msg) -> None:
+        db, outbox = self.context.db, self.context.outbox
+        ticket = await _ticket(self.context, data.ticket.id)
+        if ticket.get("orderId") == data.id:
+            pass  # already reserved by this order (a redelivery)
+        elif ticket.get("orderId") is not None:
+            # held by an earlier order whose cancellation has not been handled yet
+            raise EventAhead(f"ticket {data.ticket.id} is still held by {ticket['orderId']}")
+        elif await repository.was_cancelled(db, data.id):
+            return  # the order is already over
+        else:
+            ticket = await repository.update(outbox, ticket, {"orderId": data.id})
+        if await repository.was_cancelled(db, data.id):  # cancelled while we reserved
+            await repository.update(outbox, ticket, {"orderId": None})
+
+
+class OrderCancelledListener(Listener[OrderCancelledEvent]):
+    """Release the ticket: clear its `orderId`, version + 1, publish ticket.updated."""
+
+    event = OrderCancelledEvent
+
+    async def on_message(self, data: OrderCancelledEvent, msg: Msg) -> None:
+        db, outbox = self.context.db, self.context.outbox
+        await repository.record_cancellation(db, data.id)
+        ticket = await _ticket(self.context, data.ticket.id)
+        if ticket.get("orderId") == data.id:
+            await repository.update(outbox, ticket, {"orderId": None})
+        # else: not reserved by this order (already released, or its creation comes
+        # later and will see the cancellation)
+
+
+LISTENERS: list[type[Listener[Any]]] = [OrderCreatedListener, OrderCancelledListener]

@@ -1,0 +1,142 @@
+"""The tickets service's listeners on a REAL nats-server and MongoDB-wire server: an order
+reserves its ticket and a cancellation releases it, each with a ticket.updated, once."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from bson import ObjectId
+
+from common.events import STREAM_NAME, OrderCancelledEvent, OrderCreatedEvent, publish
+from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.http import app_client
+from common.testing.streams import stream_payloads
+from common.testing.waiting import eventually
+from tickets.main import create_tickets_app
+
+URL = "/api/tickets"
+
+
+@pytest.fixture
+async def client(make_settings, clean_db, nats_manager):
+    app = create_tickets_app(make_settings(), database=clean_db.name)
+    async with app_client(app) as c:
+        yield c
+
+
+async def sell(client) -> dict:
+    cookies = session_cookie(TEST_JWT_KEY, user_id=str(ObjectId()))
+    response = await client.post(URL, json={"title": "Gig", "price": 10}, cookies=cookies)
+    assert response.status_code == 201
+    return response.json()
+
+
+def created(ticket: dict, order_id: str) -> OrderCreatedEvent:
+    return OrderCreatedEvent(
+        id=order_id,
+        version=0,
+        status="created",
+        userId="buyer",
+        expiresAt=datetime.now(UTC) + timedelta(minutes=15),
+        ticket={"id": ticket["id"], "price": ticket["price"]},
+    )
+
+
+def cancelled(ticket: dict, order_id: str) -> OrderCancelledEvent:
+    return OrderCancelledEvent(id=order_id, version=1, ticket={"id": ticket["id"]})
+
+
+async def shown(client, ticket: dict) -> dict:
+    return (await client.get(f"{URL}/{ticket['id']}")).json()
+
+
+async def updates(js) -> list[dict]:
+    return await stream_payloads(js, "ticket.updated")
+
+
+async def test_order_created_reserves_the_ticket_and_publishes_ticket_updated(client, nats_manager):
+    ticket = await sell(client)
+    await publish(nats_manager.jetstream, created(ticket, "o1"))
+    await eventually(lambda: _has(client, ticket, orderId="o1", version=1))
+    assert (await client.get(URL)).json() == []  # no longer for sale
+    edit = await client.put(
+        f"{URL}/{ticket['id']}",
+        json={"title": "x", "price": 1},
+        cookies=session_cookie(TEST_JWT_KEY, user_id=ticket["userId"]),
+    )
+    assert edit.status_code == 400
+    assert await updates(nats_manager.jetstream) == [{**ticket, "version": 1, "orderId": "o1"}]
+
+
+async def test_order_cancelled_releases_it_and_publishes_ticket_updated(client, nats_manager):
+    js = nats_manager.jetstream
+    ticket = await sell(client)
+    await publish(js, created(ticket, "o1"))
+    await eventually(lambda: _has(client, ticket, orderId="o1", version=1))
+    await publish(js, cancelled(ticket, "o1"))
+    await eventually(lambda: _has(client, ticket, orderId=None, version=2))
+    assert [t["id"] for t in (await client.get(URL)).json()] == [ticket["id"]]
+    assert (await updates(js))[-1] == {**ticket, "version": 2}  # no orderId: free
+
+
+async def test_a_redelivered_order_event_changes_nothing(client, nats_manager):
+    js = nats_manager.jetstream
+    ticket = await sell(client)
+    event = created(ticket, "o1")
+    await publish(js, event)
+    await eventually(lambda: _has(client, ticket, orderId="o1", version=1))
+    # the same event again, past the stream's dedupe window (a message id of its own)
+    await js.publish(event.subject, event.encode(), headers={"Nats-Msg-Id": "again"})
+    await publish(js, cancelled(ticket, "o1"))
+    await eventually(lambda: _has(client, ticket, orderId=None, version=2))
+    await js.publish(
+        "order.cancelled", cancelled(ticket, "o1").encode(), headers={"Nats-Msg-Id": "again2"}
+    )
+    await publish(js, created(ticket, "o2"))  # flows after the duplicates
+    await eventually(lambda: _has(client, ticket, orderId="o2", version=3))
+    assert [u["version"] for u in await updates(js)] == [1, 2, 3]
+
+
+async def test_a_cancellation_handled_before_its_creation_leaves_the_ticket_free(
+    client, nats_manager
+):
+    js = nats_manager.jetstream
+    ticket = await sell(client)
+    await publish(js, cancelled(ticket, "o1"))
+    await publish(js, created(ticket, "o1"))
+    await publish(js, created(ticket, "o2"))  # a later order still gets it
+    await eventually(lambda: _has(client, ticket, orderId="o2"))
+    assert [u.get("orderId") for u in await updates(js)] == ["o2"]
+
+
+async def test_a_new_order_waits_for_the_previous_ones_release(client, nats_manager):
+    js = nats_manager.jetstream
+    ticket = await sell(client)
+    await publish(js, created(ticket, "o1"))
+    await eventually(lambda: _has(client, ticket, orderId="o1"))
+    await publish(js, created(ticket, "o2"))  # o1's cancellation is not handled yet
+    await publish(js, cancelled(ticket, "o1"))
+    await eventually(lambda: _has(client, ticket, orderId="o2", version=3))
+    assert [u.get("orderId") for u in await updates(js)] == ["o1", None, "o2"]
+
+
+async def test_two_replicas_share_the_order_consumers(make_settings, clean_db, nats_manager):
+    js = nats_manager.jetstream
+    first = create_tickets_app(make_settings(), database=clean_db.name)
+    second = create_tickets_app(make_settings(), database=clean_db.name)
+    async with app_client(first) as one, app_client(second):
+        tickets = [await sell(one) for _ in range(10)]
+        for n, ticket in enumerate(tickets):
+            await publish(js, created(ticket, f"o{n}"))
+        for n, ticket in enumerate(tickets):
+            await eventually(lambda t=ticket, n=n: _has(one, t, orderId=f"o{n}", version=1))
+        durable = first.state.listeners[0].durable
+        assert durable == second.state.listeners[0].durable == "tickets-order-created"
+        info = await js.consumer_info(STREAM_NAME, durable)
+    # each order.created was delivered once in all, to one replica or the other
+    assert info.delivered.consumer_seq == 10 and info.num_redelivered == 0
+    assert sorted(u["id"] for u in await updates(js)) == sorted(t["id"] for t in tickets)
+
+
+async def _has(client, ticket: dict, **expected) -> bool:
+    current = await shown(client, ticket)
+    return all(current.get(key) == value for key, value in expected.items())
