@@ -20,6 +20,8 @@ from kubernetes_validate.utils import latest_version
 from auth.core.config import AuthSettings
 from auth.main import create_auth_app
 from common.testing.auth import TEST_JWT_KEY
+from expiration.core.config import ExpirationSettings
+from expiration.main import create_expiration_app
 from harness.servers import (
     LOOPBACK,
     ServerProcess,
@@ -30,16 +32,24 @@ from harness.servers import (
 from harness.web import IMAGE_APP_FILES, copy_app
 from orders.core.config import OrdersSettings
 from orders.main import create_orders_app
+from payments.core.config import PaymentsSettings
+from payments.main import create_payments_app
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 
 ROOT = Path.cwd()  # Pants runs tests from the sandbox root, files at their repo paths
 MANIFESTS = sorted((ROOT / "infra" / "k8s").glob("*.yaml"))
-SERVICES = ("auth", "tickets", "orders", "web")
-API_SERVICES = {"auth": AuthSettings, "tickets": TicketsSettings, "orders": OrdersSettings}
-EVENTING = ("tickets", "orders")
+SERVICES = ("auth", "tickets", "orders", "expiration", "payments", "web")
+API_SERVICES = {
+    "auth": AuthSettings,
+    "tickets": TicketsSettings,
+    "orders": OrdersSettings,
+    "expiration": ExpirationSettings,
+    "payments": PaymentsSettings,
+}
+EVENTING = ("tickets", "orders", "expiration", "payments")
 # Secrets made by hand (never committed); the README must say how.
-EXTERNAL_SECRETS = {"jwt-secret": {"JWT_KEY"}}
+EXTERNAL_SECRETS = {"jwt-secret": {"JWT_KEY"}, "stripe-secret": {"STRIPE_SECRET_KEY"}}
 WEB_PROBES = {"/ping", "/_health"}  # Reflex's own endpoints
 
 
@@ -69,6 +79,9 @@ def test_there_are_manifests_for_every_part():
         "auth-depl",
         "tickets-depl",
         "orders-depl",
+        "payments-depl",
+        "payments-mongo",
+        "expiration-depl",
         "web-depl",
         "auth-mongo",
         "tickets-mongo",
@@ -133,6 +146,26 @@ def test_eventing_pods_name_their_nats_client_after_the_pod(service):
     assert env["NATS_CLIENT_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
 
 
+def test_nats_runs_the_version_the_tests_run_which_has_message_schedules():
+    [nats] = [w for w in workloads() if w["metadata"]["name"] == "nats"]
+    image = containers(nats)[0]["image"]
+    tag = re.fullmatch(r"nats:(\d+)\.(\d+)\.(\d+)(-alpine)?", image)
+    assert tag, f"{image}: pin an exact nats-server version"
+    version = subprocess.run(
+        [find_executable("nats-server"), "--version"], capture_output=True, text=True
+    ).stdout
+    assert version.strip() == "nats-server: v{}.{}.{}".format(*tag.groups()[:3])
+    assert (int(tag.group(1)), int(tag.group(2))) >= (2, 12)  # allow_msg_schedules
+
+
+def test_payments_use_the_test_provider_unless_told_and_read_stripes_key_from_a_secret():
+    [config] = of_kind("ConfigMap")
+    assert config["data"]["PAYMENT_PROVIDER"] == "test"
+    env = {e["name"]: e for c in containers(deployment("payments")) for e in c["env"]}
+    ref = env["STRIPE_SECRET_KEY"]["valueFrom"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == ("stripe-secret", "STRIPE_SECRET_KEY")
+
+
 def test_orders_expire_after_the_courses_15_minutes_by_default():
     [config] = of_kind("ConfigMap")
     assert config["data"]["ORDER_EXPIRATION_SECONDS"] == "900"
@@ -189,6 +222,7 @@ def test_ingress_routes_like_the_local_gateway_to_existing_services():
         "/api/users": "auth-srv",
         "/api/tickets": "tickets-srv",
         "/api/orders": "orders-srv",
+        "/api/payments": "payments-srv",
         "/": "web-srv",
     }
     for backend in routes.values():
@@ -205,6 +239,8 @@ def app_paths(service: str) -> set[str]:
         "auth": lambda: create_auth_app(AuthSettings(**common)),
         "tickets": lambda: create_tickets_app(TicketsSettings(**eventing)),
         "orders": lambda: create_orders_app(OrdersSettings(**eventing)),
+        "expiration": lambda: create_expiration_app(ExpirationSettings(nats_url="nats://unused")),
+        "payments": lambda: create_payments_app(PaymentsSettings(**eventing)),
     }[service]()
     return set(app.openapi()["paths"])
 
@@ -289,7 +325,9 @@ def test_each_pex_starts_outside_pants_and_is_ready(mongo_server, nats_server, t
     started = []
     try:
         eventing = {**common, "NATS_URL": nats_server.url}
-        for name, env in (("auth", common), ("tickets", eventing), ("orders", eventing)):
+        services = {"auth": common, "tickets": eventing, "orders": eventing, "payments": eventing}
+        services["expiration"] = {"NATS_URL": nats_server.url, "HOST": LOOPBACK, "PORT": "0"}
+        for name, env in services.items():
             process = PexProcess(name, tmp_path / name, env, uvicorn)
             started.append(process.start(timeout=300))
             assert httpx.get(f"http://{LOOPBACK}:{process.port}/readyz").status_code == 200

@@ -36,27 +36,28 @@ from common.middleware import RequestContextMiddleware
 from common.mongo import create_mongo_client, ensure_indexes, ping
 from common.nats_client import NatsClientManager
 from common.outbox import Outbox, outbox_indexes
-from common.settings import EventingSettings, ServiceSettings
+from common.settings import NatsSettings, ProcessSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class ServiceContext:
-    """What a service's listeners get (`self.context`): the same database, outbox and
-    settings its routes use."""
+    """What a service's listeners get (`self.context`): the same database, outbox, NATS
+    client and settings its routes use."""
 
-    db: AsyncDatabase[dict[str, Any]]
+    db: AsyncDatabase[dict[str, Any]] | None
     outbox: Outbox | None
-    settings: ServiceSettings
+    nats: NatsClientManager
+    settings: ProcessSettings
 
 
 def create_app(
     *,
     name: str,
-    settings: ServiceSettings,
-    database: str,
-    routers: Sequence[APIRouter],
+    settings: ProcessSettings,
+    routers: Sequence[APIRouter] = (),
+    database: str | None = None,
     indexes: Mapping[str, Sequence[IndexModel]] | None = None,
     outbox: Sequence[str] = (),
     listeners: Sequence[type[Listener[Any]]] = (),
@@ -64,24 +65,30 @@ def create_app(
 ) -> FastAPI:
     """Build a service app.
 
-    `outbox`: the collections whose documents carry their own pending events (routes
-    record through the `OutboxDep` dependency; the relay runs while the app does).
-    `listeners`: Listener classes, each started as durable consumer `<name>-<subject>`.
-    Both need `EventingSettings`. `nats`: tests pass the recording fake.
+    `database`: its Mongo database (with `ServiceSettings`); none for a service that
+    keeps nothing (expiration). `outbox`: the collections whose documents carry their
+    own pending events (routes record through the `OutboxDep` dependency; the relay runs
+    while the app does). `listeners`: Listener classes, each started as durable consumer
+    `<name>-<subject>`. Events need `NatsSettings` (`EventingSettings` is both).
+    `nats`: tests pass the recording fake.
     """
-    eventing = isinstance(settings, EventingSettings)
-    if (outbox or listeners) and not eventing:
-        raise TypeError(f"{name}: an outbox or listeners need EventingSettings")
+    uses_mongo = database is not None
+    uses_nats = isinstance(settings, NatsSettings)
+    if uses_mongo != isinstance(settings, ServiceSettings):
+        raise TypeError(f"{name}: a database goes with ServiceSettings (MONGO_URI)")
+    if (outbox and not (uses_mongo and uses_nats)) or (listeners and not uses_nats):
+        raise TypeError(f"{name}: an outbox needs a database and NATS; listeners need NATS")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        mongo = create_mongo_client(settings.mongo_uri, name)
-        app.state.mongo, app.state.db = mongo, mongo[database]
         started: list[Listener[Any]] = []
         try:
-            await _check_mongo(mongo)
-            await ensure_indexes(app.state.db, _merged(indexes or {}, outbox_indexes(outbox)))
-            if isinstance(settings, EventingSettings):
+            if isinstance(settings, ServiceSettings) and database is not None:
+                app.state.mongo = create_mongo_client(settings.mongo_uri, name)
+                app.state.db = app.state.mongo[database]
+                await _check_mongo(app.state.mongo)
+                await ensure_indexes(app.state.db, _merged(indexes or {}, outbox_indexes(outbox)))
+            if isinstance(settings, NatsSettings):
                 await app.state.nats.connect(
                     settings.nats_url,
                     settings.nats_client_id,
@@ -97,7 +104,7 @@ def create_app(
                         interval=settings.outbox_interval,
                     )
                     await app.state.outbox.start()
-                context = ServiceContext(app.state.db, app.state.outbox, settings)
+                context = ServiceContext(app.state.db, app.state.outbox, app.state.nats, settings)
                 for listener_class in listeners:
                     listener = listener_class(app.state.nats.jetstream, name, context)
                     await listener.start()
@@ -111,18 +118,20 @@ def create_app(
             if app.state.outbox is not None:  # ... then the relay's last flush ...
                 await app.state.outbox.stop()
             await app.state.nats.drain()  # ... then in-flight publishes
-            await mongo.close()
+            if app.state.mongo is not None:
+                await app.state.mongo.close()
             log.info("%s stopped", name)
 
     app = FastAPI(title=f"Ticketing {name} service", lifespan=lifespan)
     app.state.settings = settings
-    app.state.jwt_key = settings.jwt_key.get_secret_value()
+    if isinstance(settings, ServiceSettings):
+        app.state.jwt_key = settings.jwt_key.get_secret_value()
     app.state.nats = nats or NatsClientManager()
-    app.state.outbox = None
+    app.state.mongo = app.state.db = app.state.outbox = None
     app.state.exit_code = 0
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.include_router(health_router(uses_nats=isinstance(settings, EventingSettings)))
+    app.include_router(health_router(uses_mongo=uses_mongo, uses_nats=uses_nats))
     for router in routers:
         app.include_router(router)
     _document_400_not_422(app)
@@ -180,16 +189,18 @@ async def _check_mongo(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
         raise RuntimeError(f"Could not reach MongoDB (MONGO_URI): {exc}") from exc
 
 
-def health_router(*, uses_nats: bool) -> APIRouter:
+def health_router(*, uses_mongo: bool, uses_nats: bool) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz", summary="The process is up (liveness)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Mongo (and NATS) are reachable (readiness)")
+    @router.get("/readyz", summary="Mongo and NATS (those it uses) are reachable (readiness)")
     async def readyz(request: Request) -> JSONResponse:
-        checks = {"mongo": await ping(request.app.state.mongo)}
+        checks = {}
+        if uses_mongo:
+            checks["mongo"] = await ping(request.app.state.mongo)
         if uses_nats:
             checks["nats"] = await request.app.state.nats.check()
         down = [dependency for dependency, ok in checks.items() if not ok]
@@ -218,7 +229,7 @@ def configure_logging(level: str) -> None:
     )
 
 
-def run_service(app: FastAPI, settings: ServiceSettings) -> None:
+def run_service(app: FastAPI, settings: ProcessSettings) -> None:
     """Serve until SIGINT/SIGTERM; exit with the app's exit code (0, or 1 if NATS closed)."""
     import uvicorn  # only the process entry point needs the server
 

@@ -45,6 +45,13 @@ class NotAuthorizedError(CustomError):
     default_message = "Not authorized"
 
 
+class PaymentRequiredError(CustomError):
+    """The payment was refused (a declined card); the message is the provider's."""
+
+    status_code = 402
+    default_message = "Payment refused"
+
+
 class ForbiddenError(CustomError):
     status_code = 403
     default_message = "Forbidden"
@@ -70,6 +77,13 @@ class TooManyRequestsError(CustomError):
     default_message = "Too many requests; try again later"
 
 
+class BadGatewayError(CustomError):
+    """An upstream (the payment provider) failed."""
+
+    status_code = 502
+    default_message = "An upstream service failed; retry shortly"
+
+
 class ServiceUnavailableError(CustomError):
     status_code = 503
     default_message = "Service unavailable, please retry shortly"
@@ -89,11 +103,13 @@ class ErrorResponse(BaseModel):
 _STATUS_DESCRIPTIONS = {
     400: "Invalid input (each error names its field) or a rule was broken",
     401: "Not signed in",
+    402: "The card was declined (the provider's message)",
     403: "Signed in, but not allowed",
     404: "Not found",
     409: "Changed by another request meanwhile",
     413: "Request body too large",
     429: "Too many attempts; try again later",
+    502: "The payment provider failed; retry (no double charge)",
     503: "A dependency is unavailable; retry",
 }
 

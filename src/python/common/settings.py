@@ -20,18 +20,23 @@ S = TypeVar("S", bound=BaseSettings)
 MIN_JWT_KEY_LENGTH = 32
 
 
-class ServiceSettings(BaseSettings):
-    """What every HTTP service needs. Variable names are the upper-cased field names."""
+class ProcessSettings(BaseSettings):
+    """What every service process reads. Variable names are the upper-cased field names."""
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
-    mongo_uri: str = Field(min_length=1, description="MongoDB connection string")
-    jwt_key: SecretStr = Field(description="HS256 key shared by all services (>= 32 chars)")
-    cookie_secure: bool = Field(True, description="Send the session cookie over HTTPS only")
     host: str = Field("0.0.0.0", description="Interface to listen on")  # noqa: S104 (in a pod)
     port: int = Field(3000, ge=0, le=65535, description="Port to listen on (0: any free one)")
     log_level: str = "INFO"
     max_body_bytes: int = Field(100_000, ge=1, description="Largest request body accepted")
+
+
+class ServiceSettings(ProcessSettings):
+    """An API service with a database of its own, reading the user from the session."""
+
+    mongo_uri: str = Field(min_length=1, description="MongoDB connection string")
+    jwt_key: SecretStr = Field(description="HS256 key shared by all services (>= 32 chars)")
+    cookie_secure: bool = Field(True, description="Send the session cookie over HTTPS only")
 
     @field_validator("jwt_key")
     @classmethod
@@ -45,8 +50,8 @@ class ServiceSettings(BaseSettings):
         return key
 
 
-class EventingSettings(ServiceSettings):
-    """A service that publishes or listens to events.
+class NatsSettings(ProcessSettings):
+    """A process that publishes or listens to events.
 
     The seed's NATS_CLUSTER_ID has no JetStream meaning and is not read: the stream
     name is fixed (`TICKETING`) by the events contract.
@@ -64,6 +69,10 @@ class EventingSettings(ServiceSettings):
     outbox_interval: float = Field(
         1.0, gt=0, description="Seconds between outbox relay scans for unsent events"
     )
+
+
+class EventingSettings(NatsSettings, ServiceSettings):
+    """An API service with its own database that publishes or listens to events."""
 
 
 def describe_settings_error(exc: ValidationError) -> str:

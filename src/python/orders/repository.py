@@ -29,6 +29,7 @@ from common.events import (
     iso_utc,
 )
 from common.money import cents_to_price, price_to_cents
+from common.mongo import VersionConflict, parse_object_id
 from common.outbox import PENDING, Outbox
 from common.replica import apply_in_order
 from orders.schemas import OrderOut, OrderTicketOut
@@ -130,6 +131,43 @@ async def cancel(outbox: Outbox, doc: Doc) -> Doc:
     """Cancel and release the ticket (VersionConflict if the order changed meanwhile)."""
     changes = {"status": OrderStatus.CANCELLED.value, ACTIVE: None}
     return await outbox.update(ORDERS, doc, changes, cancelled_event)
+
+
+async def expire(outbox: Outbox, db: AsyncDatabase[Any], order_id: str) -> str:
+    """An order whose time is up: cancelled (and its ticket released) unless it was paid
+    or is already cancelled. Returns what happened; VersionConflict if it changed
+    meanwhile (the listener retries and decides again)."""
+    oid = parse_object_id(order_id)
+    doc = await get(db, oid) if oid else None
+    if doc is None:
+        return "unknown order"
+    if doc["status"] in (OrderStatus.COMPLETE, OrderStatus.CANCELLED):
+        return f"already {doc['status']}"
+    await cancel(outbox, doc)
+    return "cancelled"
+
+
+async def mark_paid(db: AsyncDatabase[Any], order_id: str) -> str:
+    """payment.created: the order is `complete` (version + 1; the ticket stays held for
+    good). Publishes nothing, as the original: nobody needs it yet. Returns what
+    happened; VersionConflict if it changed meanwhile (the listener retries)."""
+    oid = parse_object_id(order_id)
+    doc = await get(db, oid) if oid else None
+    if doc is None:
+        return "unknown order"
+    if doc["status"] == OrderStatus.COMPLETE:
+        return "already complete"
+    if doc["status"] == OrderStatus.CANCELLED:
+        # payments refuses orders it knows are over; this is the rare race with an
+        # expiration it had not heard of yet: the charge must be refunded by hand
+        return "PAID AFTER CANCELLATION: refund needed"
+    result = await db[ORDERS].update_one(
+        {"_id": doc["_id"], "version": doc["version"]},
+        {"$set": {"status": OrderStatus.COMPLETE.value}, "$inc": {"version": 1}},
+    )
+    if result.matched_count == 0:
+        raise VersionConflict()
+    return "complete"
 
 
 async def apply_ticket(

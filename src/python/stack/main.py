@@ -84,6 +84,8 @@ SERVICES = {  # in start order
     "auth": Service(),
     "tickets": Service(eventing=True),
     "orders": Service(eventing=True),
+    "expiration": Service(eventing=True),  # NATS only; the rest of its env is ignored
+    "payments": Service(eventing=True),  # PAYMENT_PROVIDER: test (no real money) unless set
 }
 
 

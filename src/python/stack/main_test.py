@@ -36,7 +36,7 @@ def start_stack(state: Path, app: Path, port: int) -> tuple[subprocess.Popen[str
     for line in process.stdout:  # bounded by the test timeout; the stack prints as it goes
         output.append(line)
         if line.startswith(UP):
-            for _ in range(10):  # the table
+            for _ in range(12):  # the table
                 output.append(process.stdout.readline())
             return process, "".join(output)
         if line.startswith("stack: ") and "building" not in line:
@@ -84,7 +84,8 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
     process, table = start_stack(state, app, port)
     try:
         nats_url = re.search(r"nats\s+(nats://\S+)", table).group(1)
-        for name in ("nats", "mongo", "auth", "tickets", "orders", "web", "gateway"):
+        services = ("auth", "tickets", "orders", "expiration", "payments")
+        for name in ("nats", "mongo", *services, "web", "gateway"):
             assert re.search(rf"^\s+{name}\s+\S+\s+\S+\.log$", table, re.M), table
         async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
             signup = await client.post(
@@ -117,6 +118,10 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
                 return shown.json().get("orderId") == bought[0].json()["id"]
 
             await eventually(reserved)
+            paid = await buyer.post(
+                "/api/payments", json={"orderId": bought[0].json()["id"], "token": "tok_visa"}
+            )
+            assert paid.status_code == 201, paid.text
         nc = await nats.connect(nats_url)
         message = await nc.jetstream().get_last_msg(STREAM_NAME, "ticket.created")
         await nc.close()

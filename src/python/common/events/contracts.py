@@ -149,4 +149,6 @@ TICKETING_STREAM = StreamConfig(
     storage=StorageType.FILE,
     retention=RetentionPolicy.LIMITS,
     duplicate_window=DUPLICATE_WINDOW_SECONDS,
+    # the expiration service's schedules: nats-server >= 2.12 (expiration/schedule.py)
+    allow_msg_schedules=True,
 )

@@ -2,11 +2,14 @@
 
 - success → ack;
 - `EventAhead` (an earlier version of the aggregate has not been applied yet) → nak
-  with a short delay, so the message comes back after its predecessor;
-- handler error or timeout → nak with a delay (redelivered), until `max_deliver`;
-- still failing on the last delivery (a poison message) → term, logged with its ids;
-  a message the server stops redelivering by itself (its last delivery was never
-  acked: a crashed replica) is logged the same way, from JetStream's advisory;
+  with a short, growing delay, so the message comes back after its predecessor (a
+  consumer of the other subject may lag for minutes: it keeps waiting, up to the
+  consumer's `max_deliver`);
+- handler error or timeout → nak with a growing delay (redelivered), until
+  `max_failures` deliveries; still failing then (a poison message) → term, logged
+  with its ids; a message the server stops redelivering by itself (`max_deliver`
+  reached without an ack: e.g. it crashes its handler's process) is logged the same
+  way, from JetStream's advisory;
 - payload that fails validation → term at once, logged (retrying cannot fix it).
 
 While a batch is handled, its messages are kept alive with in-progress acks, so a slow
@@ -66,9 +69,13 @@ class Listener(ABC, Generic[E]):
     event: ClassVar[type[Event]]
     ack_wait: ClassVar[float] = 30.0  # seconds without an ack or heartbeat before redelivery
     handler_timeout: ClassVar[float] = 60.0  # a handler still running then counts as failed
-    max_deliver: ClassVar[int] = 10
-    retry_delay: ClassVar[float] = 1.0  # seconds before a failed message is redelivered
-    ahead_delay: ClassVar[float] = 0.2  # seconds before an out-of-order message comes back
+    max_failures: ClassVar[int] = 10  # failed deliveries before a message is poison
+    max_deliver: ClassVar[int] = 200  # the server's hard stop (≈ 6 minutes of waiting)
+    # delays double per delivery, from the first up to the most
+    retry_delay: ClassVar[float] = 1.0  # a failed message
+    retry_max_delay: ClassVar[float] = 10.0
+    ahead_delay: ClassVar[float] = 0.1  # an out-of-order one: soon, its predecessor is near
+    ahead_max_delay: ClassVar[float] = 2.0
     batch_size: ClassVar[int] = 16
     poll_seconds: ClassVar[float] = 1.0
 
@@ -168,12 +175,12 @@ class Listener(ABC, Generic[E]):
             log.error("%s: invalid payload, terminated: %s", where, exc.errors(include_url=False))
             await self._settle(msg, "term")
             return
-        last_delivery = meta.num_delivered >= self.max_deliver
+        delivery = meta.num_delivered
         try:
             async with asyncio.timeout(self.handler_timeout):
                 await self.on_message(data, msg)  # type: ignore[arg-type]
         except EventAhead:
-            if last_delivery:
+            if delivery >= self.max_deliver:
                 log.error(
                     "%s: poison message, still ahead of its predecessor after %d deliveries, "
                     "terminated",
@@ -183,10 +190,12 @@ class Listener(ABC, Generic[E]):
                 await self._settle(msg, "term")
             else:
                 log.info("%s: ahead of its predecessor, retried shortly", where)
-                await self._settle(msg, "nak", delay=self.ahead_delay)
+                await self._settle(
+                    msg, "nak", delay=_backoff(self.ahead_delay, self.ahead_max_delay, delivery)
+                )
             return
         except Exception:
-            if last_delivery:
+            if delivery >= min(self.max_failures, self.max_deliver):
                 log.exception(
                     "%s: poison message, failed %d deliveries, terminated",
                     where,
@@ -197,11 +206,13 @@ class Listener(ABC, Generic[E]):
                 log.warning(
                     "%s: handler failed on delivery %d/%d, will retry",
                     where,
-                    meta.num_delivered,
-                    self.max_deliver,
+                    delivery,
+                    self.max_failures,
                     exc_info=True,
                 )
-                await self._settle(msg, "nak", delay=self.retry_delay)
+                await self._settle(
+                    msg, "nak", delay=_backoff(self.retry_delay, self.retry_max_delay, delivery)
+                )
             return
         await self._settle(msg, "ack")
 
@@ -233,6 +244,10 @@ class Listener(ABC, Generic[E]):
             msg_id,
             deliveries,
         )
+
+
+def _backoff(first: float, most: float, delivery: int) -> float:
+    return min(first * 2 ** (delivery - 1), most)
 
 
 def _msg_id(msg: Msg) -> str:

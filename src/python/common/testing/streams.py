@@ -8,6 +8,7 @@ from typing import Any
 
 from nats.js.api import RawStreamMsg
 from nats.js.client import JetStreamContext
+from nats.js.errors import NotFoundError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.events.contracts import STREAM_NAME
@@ -19,11 +20,15 @@ async def stream_messages(js: JetStreamContext, subject: str | None = None) -> l
     info = await js.stream_info(STREAM_NAME)
     if info.state.messages == 0:
         return []
-    messages = [
-        await js.get_msg(STREAM_NAME, seq)
-        for seq in range(info.state.first_seq, info.state.last_seq + 1)
-    ]
-    return [m for m in messages if subject is None or m.subject == subject]
+    messages = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        try:
+            message = await js.get_msg(STREAM_NAME, seq)
+        except NotFoundError:
+            continue  # a gap: purged (e.g. a schedule that fired) or deleted
+        if subject is None or message.subject == subject:
+            messages.append(message)
+    return messages
 
 
 async def stream_payloads(js: JetStreamContext, subject: str | None = None) -> list[dict[str, Any]]:

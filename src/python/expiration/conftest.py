@@ -1,0 +1,1 @@
+from common.testing.fixtures import *  # noqa: F403

@@ -1,0 +1,108 @@
+"""/api/payments: pay for your order, exactly once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from common.auth import RequiredUser
+from common.deps import DbDep, OutboxDep
+from common.errors import (
+    BadGatewayError,
+    BadRequestError,
+    ForbiddenError,
+    NotFoundError,
+    PaymentRequiredError,
+    error_responses,
+)
+from common.events import OrderStatus
+from common.mongo import VersionConflict
+from payments import repository
+from payments.core.config import PaymentsSettings
+from payments.providers import CardDeclined, InvalidToken, PaymentProvider, ProviderUnavailable
+from payments.schemas import PaymentIn, PaymentOut
+
+router = APIRouter(prefix="/api/payments", tags=["payments"])
+
+CLOSING = timedelta(seconds=5)
+"""No payment starts this close to the order's expiry: the charge and its event must
+reach orders before the expiration does."""
+
+
+class OrderNotFound(NotFoundError):
+    default_message = "Order not found"
+
+
+class AlreadyPaid(BadRequestError):
+    default_message = "Order already paid"
+
+
+async def get_provider(request: Request) -> PaymentProvider:
+    return request.app.state.provider
+
+
+async def get_payments_settings(request: Request) -> PaymentsSettings:
+    return request.app.state.settings
+
+
+ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
+SettingsDep = Annotated[PaymentsSettings, Depends(get_payments_settings)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PaymentOut,
+    summary="Pay for your order (one charge per order, whatever the retries)",
+    responses=error_responses(400, 401, 402, 403, 404, 413, 502, 503),
+)
+async def pay(
+    body: PaymentIn,
+    user: RequiredUser,
+    db: DbDep,
+    outbox: OutboxDep,
+    provider: ProviderDep,
+    settings: SettingsDep,
+) -> PaymentOut:
+    """400 `OrderId must be provided` / `Token is required`; 404 `Order not found`; 403;
+    400 `Cannot pay for a cancelled order` (also once it has expired); 400 `Order
+    already paid`; 402 with the provider's message for a declined card (the order stays
+    payable); 400 `Invalid card token`. Publishes `payment.created`."""
+    order = await repository.get_order(db, body.orderId)
+    if order is None:
+        raise OrderNotFound()
+    if order["userId"] != user.id:
+        raise ForbiddenError("This order is not yours")
+    if await repository.is_paid(db, order["_id"]):
+        raise AlreadyPaid()
+    if (
+        order["status"] == OrderStatus.CANCELLED
+        or datetime.now(UTC) >= order["expiresAt"] - CLOSING
+    ):
+        raise BadRequestError("Cannot pay for a cancelled order")
+    attempt = await repository.start_attempt(db, order, body.token, settings.currency)
+    if attempt["status"] == repository.SUCCEEDED:
+        raise AlreadyPaid()
+    try:
+        charge = await provider.charge(
+            amount_cents=attempt["amountCents"],
+            currency=attempt["currency"],
+            token=attempt["token"],
+            idempotency_key=repository.idempotency_key(attempt),
+        )
+    except CardDeclined as exc:
+        await repository.drop_attempt(db, attempt)
+        raise PaymentRequiredError(str(exc)) from None
+    except InvalidToken:
+        await repository.drop_attempt(db, attempt)
+        raise BadRequestError("Invalid card token", field="token") from None
+    except ProviderUnavailable as exc:
+        # the attempt stays: a retry asks again with the same key, never charging twice
+        raise BadGatewayError(f"{exc}; retry: you will not be charged twice") from None
+    try:
+        payment = await repository.record_success(outbox, attempt, charge)
+    except VersionConflict:
+        raise AlreadyPaid() from None  # a simultaneous request saved this same charge
+    return PaymentOut(id=str(payment["_id"]), orderId=payment["orderId"], stripeId=charge.id)

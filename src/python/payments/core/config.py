@@ -1,0 +1,29 @@
+"""Payments service settings (environment variables; see the README's table)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+
+from common.settings import EventingSettings
+
+
+class PaymentsSettings(EventingSettings):
+    payment_provider: Literal["test", "stripe"] = Field(
+        "test", description="test: Stripe's test tokens, no real money; stripe: real charges"
+    )
+    stripe_secret_key: SecretStr | None = Field(
+        None, validate_default=True, description="From the `stripe-secret` Secret"
+    )
+    stripe_api_base: str = Field(
+        "https://api.stripe.com", description="Stripe's API address (tests aim it at a stand-in)"
+    )
+    currency: str = Field("usd", min_length=3, max_length=3, description="ISO 4217, lower case")
+
+    @field_validator("stripe_secret_key")
+    @classmethod
+    def _needed_for_stripe(cls, key: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("payment_provider") == "stripe" and not key:
+            raise ValueError("must be defined when PAYMENT_PROVIDER=stripe")
+        return key

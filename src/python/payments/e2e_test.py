@@ -1,0 +1,86 @@
+"""Paying end to end, across processes: tickets, orders, expiration and payments each run
+as a service of their own on a REAL nats-server and MongoDB-wire server."""
+
+import asyncio
+
+import httpx
+import pytest
+from bson import ObjectId
+
+from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.waiting import eventually
+from harness.servers import ServiceProcess
+
+EXPIRES_IN = 10  # seconds: payments closes 5 s before, so pay within the first 5
+
+
+@pytest.fixture
+def services(mongo_server, nats_server, nats_manager, tmp_path):
+    shared = {
+        "MONGO_URI": mongo_server.uri,
+        "JWT_KEY": TEST_JWT_KEY,
+        "COOKIE_SECURE": "false",
+        "NATS_URL": nats_server.url,
+        "OUTBOX_INTERVAL": "0.2",
+        "ORDER_EXPIRATION_SECONDS": str(EXPIRES_IN),
+    }
+    started = [
+        ServiceProcess(name, f"{name}.main", shared, tmp_path / name).start()
+        for name in ("tickets", "orders", "expiration", "payments")
+    ]
+    yield {process.name: process.url for process in started}  # type: ignore[attr-defined]
+    for process in reversed(started):
+        process.stop()
+
+
+async def test_sell_order_pay_complete_and_the_expiry_changes_nothing(services):
+    seller = session_cookie(TEST_JWT_KEY, user_id=str(ObjectId()))
+    buyer = session_cookie(TEST_JWT_KEY, user_id=str(ObjectId()))
+    tickets = httpx.AsyncClient(base_url=services["tickets"], cookies=seller)
+    orders = httpx.AsyncClient(base_url=services["orders"], cookies=buyer)
+    payments = httpx.AsyncClient(base_url=services["payments"], cookies=buyer)
+    async with tickets, orders, payments:
+        ticket = (await tickets.post("/api/tickets", json={"title": "Gig", "price": 19.99})).json()
+        order = (
+            await _when_known(lambda: orders.post("/api/orders", json={"ticketId": ticket["id"]}))
+        ).json()
+
+        async def pay(token: str) -> httpx.Response:
+            return await payments.post(
+                "/api/payments", json={"orderId": order["id"], "token": token}
+            )
+
+        declined = await _when_known(lambda: pay("tok_chargeDeclined"))
+        assert declined.status_code == 402
+        assert declined.json() == {"errors": [{"message": "Your card was declined."}]}
+        paid = await pay("tok_visa")
+        assert paid.status_code == 201, paid.text
+        assert paid.json()["orderId"] == order["id"]
+
+        async def order_status() -> str:
+            return (await orders.get(f"/api/orders/{order['id']}")).json()["status"]
+
+        await eventually(lambda: _equals(order_status(), "complete"))
+        cancel = await orders.delete(f"/api/orders/{order['id']}")
+        assert cancel.json() == {"errors": [{"message": "Cannot cancel a paid order"}]}
+        await asyncio.sleep(EXPIRES_IN + 2)  # past the expiry: it must change nothing
+        assert await order_status() == "complete"
+        shown = (await tickets.get(f"/api/tickets/{ticket['id']}")).json()
+        assert shown["orderId"] == order["id"]  # sold: still held by the paid order
+        assert (await pay("tok_visa")).json() == {"errors": [{"message": "Order already paid"}]}
+
+
+async def _when_known(request) -> httpx.Response:
+    """Send `request()` until the service has heard of what it names (404 until then)."""
+    last: list[httpx.Response] = []
+
+    async def known() -> bool:
+        last[:] = [await request()]
+        return last[0].status_code != 404
+
+    await eventually(known)
+    return last[0]
+
+
+async def _equals(value, expected) -> bool:
+    return await value == expected

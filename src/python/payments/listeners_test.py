@@ -1,0 +1,58 @@
+"""The payments service's order replica on a REAL nats-server and MongoDB-wire server."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from bson import ObjectId
+
+from common.events import OrderCancelledEvent, OrderCreatedEvent, publish
+from common.testing.http import app_client
+from common.testing.waiting import eventually
+from payments.main import create_payments_app
+
+ORDER_ID = str(ObjectId())
+
+
+@pytest.fixture
+async def payments_app(make_settings, clean_db, nats_manager, provider):
+    app = create_payments_app(make_settings(), database=clean_db.name, provider=provider)
+    async with app_client(app) as client:
+        yield client
+
+
+def created() -> OrderCreatedEvent:
+    return OrderCreatedEvent(
+        id=ORDER_ID,
+        version=0,
+        status="created",
+        userId="buyer",
+        expiresAt=datetime(2030, 1, 1, tzinfo=UTC) + timedelta(milliseconds=5),
+        ticket={"id": "t1", "price": 19.99},
+    )
+
+
+async def replica(db) -> dict | None:
+    return await db.orders.find_one({"_id": ORDER_ID})
+
+
+async def test_orders_are_copied_with_exact_cents_then_cancelled_in_order(
+    payments_app, clean_db, nats_manager
+):
+    js = nats_manager.jetstream
+    # the cancellation first: it waits for the creation, then applies
+    await publish(js, OrderCancelledEvent(id=ORDER_ID, version=1, ticket={"id": "t1"}))
+    await publish(js, created())
+    await eventually(lambda: _status_is(clean_db, "cancelled"))
+    assert await replica(clean_db) == {
+        "_id": ORDER_ID,
+        "userId": "buyer",
+        "status": "cancelled",
+        "priceCents": 1999,
+        "expiresAt": datetime(2030, 1, 1, 0, 0, 0, 5000, tzinfo=UTC),
+        "version": 1,
+    }
+
+
+async def _status_is(db, status: str) -> bool:
+    doc = await replica(db)
+    return doc is not None and doc["status"] == status

@@ -1,0 +1,39 @@
+"""Payment bodies, validated at the edge."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from common.errors import field_error
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
+TOKEN_MAX = 255
+
+
+def order_id(value: object) -> str:
+    if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
+        raise field_error("OrderId must be provided")
+    return value
+
+
+def card_token(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > TOKEN_MAX:
+        raise field_error("Token is required")
+    return value.strip()
+
+
+class PaymentIn(BaseModel):
+    # Absent fields reach the validators as None, so they get the same messages.
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    orderId: Annotated[str, BeforeValidator(order_id)] = None  # type: ignore[assignment]
+    token: Annotated[str, BeforeValidator(card_token)] = None  # type: ignore[assignment]
+
+
+class PaymentOut(BaseModel):
+    id: str
+    orderId: str
+    stripeId: str
