@@ -252,6 +252,8 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        loop="uvloop",  # libuv's event loop and the httptools parser: the fast path
+        http="httptools",
         proxy_headers=True,
         timeout_graceful_shutdown=20,
         access_log=False,

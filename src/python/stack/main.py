@@ -238,13 +238,14 @@ class Stack:
         self.processes.clear()
 
     def table(self) -> str:
+        names = max(len(r.name) for r in self.running)
         width = max(len(r.url) for r in self.running)
         lines = [
             f"Ticketing is up at http://{LOOPBACK}:{self.gateway_port}  (open it in a browser)",
             "",
-            f"  {'what':<8} {'where':<{width}}  log",
+            f"  {'what':<{names}}  {'where':<{width}}  log",
         ]
-        lines += [f"  {r.name:<8} {r.url:<{width}}  {r.log}" for r in self.running]
+        lines += [f"  {r.name:<{names}}  {r.url:<{width}}  {r.log}" for r in self.running]
         lines += [
             "",
             f"  state (data, dev JWT key, logs): {_shown(self.state_dir)}",
