@@ -6,13 +6,17 @@ response must be below 500 and, for 4xx, in the `{"errors": [...]}` shape.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+
+from harness.servers import ServiceProcess
 
 
 @dataclass
@@ -24,6 +28,27 @@ class FuzzReport:
     @property
     def server_errors(self) -> int:
         return sum(n for status, n in self.statuses.items() if status >= 500)
+
+
+def fuzz_service(
+    name: str,
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    examples: int,
+    cookies: dict[str, str] | None = None,
+) -> FuzzReport:
+    """Start service `name` (`python -m <name>.main`) as a process, fuzz it, stop it, and
+    print its RELIABILITY line."""
+    with ServiceProcess(name, f"{name}.main", env, workdir) as service:
+        report = fuzz_openapi(service.url, examples=examples, cookies=cookies)  # type: ignore[attr-defined]
+    figures = {
+        "requests": report.requests,
+        "5xx": report.server_errors,
+        "statuses": report.statuses,
+    }
+    print(f"\nRELIABILITY fuzz-{name} " + json.dumps(figures))
+    return report
 
 
 def fuzz_openapi(
