@@ -41,12 +41,16 @@ async def apply_in_order(
         except DuplicateKeyError:
             return False
         return True
-    result = await collection.update_one(
-        {"_id": doc_id, "version": version - 1}, {"$set": {**fields, "version": version}}
-    )
-    if result.matched_count == 1:
-        return True
-    current = await collection.find_one({"_id": doc_id}, {"version": 1})
-    if current is None or current["version"] < version - 1:
-        raise EventAhead(f"version {version} of {doc_id} arrived before version {version - 1}")
-    return False
+    while True:
+        result = await collection.update_one(
+            {"_id": doc_id, "version": version - 1}, {"$set": {**fields, "version": version}}
+        )
+        if result.matched_count == 1:
+            return True
+        current = await collection.find_one({"_id": doc_id}, {"version": 1})
+        if current is None or current["version"] < version - 1:
+            raise EventAhead(f"version {version} of {doc_id} arrived before version {version - 1}")
+        if current["version"] >= version:
+            return False
+        # version - 1 was written between the update and the read (by the listener of
+        # the other subject): the update can apply now

@@ -1,11 +1,21 @@
 """The orders service's listeners on a REAL nats-server and MongoDB-wire server: the
-ticket replica follows ticket.created / ticket.updated in version order."""
+ticket replica follows ticket.created / ticket.updated in version order; an expired
+order is cancelled, a paid one completed (each once)."""
 
 import pytest
 from bson import ObjectId
 
-from common.events import STREAM_NAME, TicketCreatedEvent, TicketUpdatedEvent, publish
+from common.events import (
+    STREAM_NAME,
+    ExpirationCompleteEvent,
+    PaymentCreatedEvent,
+    TicketCreatedEvent,
+    TicketUpdatedEvent,
+    publish,
+)
+from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.http import app_client
+from common.testing.streams import stream_payloads
 from common.testing.waiting import eventually
 from orders.main import create_orders_app
 
@@ -83,3 +93,88 @@ async def test_a_duplicate_is_acked_and_changes_nothing(orders_app, clean_db, na
 async def _version_is(db, version: int) -> bool:
     doc = await replica(db)
     return doc is not None and doc["version"] == version
+
+
+# --- expiration.complete and payment.created --------------------------------------------
+
+
+async def an_order(client, db, status: str | None = None) -> dict:
+    """An order placed through the route (the ticket put in the replica first)."""
+    ticket = {
+        "_id": str(ObjectId()),
+        "title": "t",
+        "priceCents": 500,
+        "userId": "seller",
+        "version": 0,
+    }
+    await db.tickets.insert_one(ticket)
+    buyer = session_cookie(TEST_JWT_KEY, user_id=str(ObjectId()))
+    response = await client.post("/api/orders", json={"ticketId": ticket["_id"]}, cookies=buyer)
+    assert response.status_code == 201
+    order = response.json()
+    if status is not None:
+        await db.orders.update_one({"_id": ObjectId(order["id"])}, {"$set": {"status": status}})
+    return order
+
+
+async def order_now(db, order: dict) -> dict:
+    return await db.orders.find_one({"_id": ObjectId(order["id"])})
+
+
+async def settled(app, event_type, js, messages: int) -> bool:
+    listener = next(x for x in app.state.listeners if x.event is event_type)
+    info = await js.consumer_info(STREAM_NAME, listener.durable)
+    return (
+        info.num_pending == 0
+        and info.num_ack_pending == 0
+        and info.delivered.consumer_seq >= messages
+    )
+
+
+async def test_expiration_cancels_the_order_publishes_order_cancelled_and_acks(
+    orders_app, clean_db, nats_manager
+):
+    app, client = orders_app
+    js = nats_manager.jetstream
+    order = await an_order(client, clean_db)
+    await publish(js, ExpirationCompleteEvent(orderId=order["id"]))
+    await eventually(lambda: _status(clean_db, order, "cancelled"))
+    assert (await order_now(clean_db, order))["activeTicketId"] is None  # ticket let go
+    await eventually(lambda: settled(app, ExpirationCompleteEvent, js, 1))
+    [cancelled] = await stream_payloads(js, "order.cancelled")
+    assert cancelled == {"id": order["id"], "version": 1, "ticket": {"id": order["ticket"]["id"]}}
+    # a second expiration for it (past the dedupe window) publishes nothing new
+    again = ExpirationCompleteEvent(orderId=order["id"])
+    await js.publish(again.subject, again.encode(), headers={"Nats-Msg-Id": "again"})
+    await eventually(lambda: settled(app, ExpirationCompleteEvent, js, 2))
+    assert len(await stream_payloads(js, "order.cancelled")) == 1
+
+
+async def test_expiration_leaves_a_paid_order_alone(orders_app, clean_db, nats_manager):
+    app, client = orders_app
+    js = nats_manager.jetstream
+    order = await an_order(client, clean_db, status="complete")
+    await publish(js, ExpirationCompleteEvent(orderId=order["id"]))
+    await eventually(lambda: settled(app, ExpirationCompleteEvent, js, 1))
+    assert (await order_now(clean_db, order))["status"] == "complete"
+    assert await stream_payloads(js, "order.cancelled") == []
+
+
+async def test_payment_completes_the_order_once(orders_app, clean_db, nats_manager):
+    app, client = orders_app
+    js = nats_manager.jetstream
+    order = await an_order(client, clean_db)
+    paid = PaymentCreatedEvent(id=str(ObjectId()), orderId=order["id"], stripeId="pi_test_1")
+    await publish(js, paid)
+    await eventually(lambda: _status(clean_db, order, "complete"))
+    await js.publish(paid.subject, paid.encode(), headers={"Nats-Msg-Id": "again"})
+    await eventually(lambda: settled(app, PaymentCreatedEvent, js, 2))
+    stored = await order_now(clean_db, order)
+    assert (stored["status"], stored["version"]) == ("complete", 1)
+    buyer = session_cookie(TEST_JWT_KEY, user_id=order["userId"])
+    cancel = await client.delete(f"/api/orders/{order['id']}", cookies=buyer)
+    assert cancel.json() == {"errors": [{"message": "Cannot cancel a paid order"}]}
+
+
+async def _status(db, order: dict, status: str) -> bool:
+    return (await order_now(db, order))["status"] == status

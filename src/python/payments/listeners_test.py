@@ -1,12 +1,16 @@
-"""The payments service's order replica on a REAL nats-server and MongoDB-wire server."""
+"""The payments service on a REAL nats-server and MongoDB-wire server: its order replica,
+and payment.created on the stream."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
 
 from common.events import OrderCancelledEvent, OrderCreatedEvent, publish
+from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.http import app_client
+from common.testing.streams import stream_messages
 from common.testing.waiting import eventually
 from payments.main import create_payments_app
 
@@ -56,3 +60,29 @@ async def test_orders_are_copied_with_exact_cents_then_cancelled_in_order(
 async def _status_is(db, status: str) -> bool:
     doc = await replica(db)
     return doc is not None and doc["status"] == status
+
+
+async def test_a_payment_is_on_the_real_stream_with_its_exact_payload_and_msg_id(
+    payments_app, clean_db, nats_manager
+):
+    js = nats_manager.jetstream
+    order = created().model_copy(update={"expiresAt": datetime.now(UTC) + timedelta(minutes=15)})
+    await publish(js, order)
+    await eventually(lambda: _status_is(clean_db, "created"))
+    buyer = session_cookie(TEST_JWT_KEY, user_id="buyer")
+    response = await payments_app.post(
+        "/api/payments", json={"orderId": ORDER_ID, "token": "tok_visa"}, cookies=buyer
+    )
+    assert response.status_code == 201
+    body = response.json()
+    [message] = await stream_messages(js, "payment.created")  # acked before the 201
+    assert (
+        json.loads(message.data)
+        == body
+        == {
+            "id": body["id"],
+            "orderId": ORDER_ID,
+            "stripeId": body["stripeId"],
+        }
+    )
+    assert message.headers["Nats-Msg-Id"] == f"payment.created:{body['id']}"
