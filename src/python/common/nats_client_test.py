@@ -55,11 +55,15 @@ async def test_ensure_stream_is_idempotent_and_applies_the_contract(nats_manager
 
 
 async def test_ensure_stream_updates_an_existing_stream_to_the_contract(nats_manager):
+    """E.g. a stream an older version made (./run's .state/): fewer subjects, a shorter
+    dedupe window, no message schedules (the server can turn those on, never off)."""
     js = nats_manager.jetstream
-    await js.update_stream(name=STREAM_NAME, subjects=["ticket.>"], duplicate_window=5)
+    await js.delete_stream(STREAM_NAME)
+    await js.add_stream(name=STREAM_NAME, subjects=["ticket.>"], duplicate_window=5)
     info = await nats_manager.ensure_stream(TICKETING_STREAM)
     assert len(info.config.subjects) == 4
     assert info.config.duplicate_window == 120
+    assert info.config.allow_msg_schedules is True
 
 
 async def test_reconnects_after_the_server_restarts_and_keeps_publishing(nats_server, caplog):
