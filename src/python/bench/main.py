@@ -1,7 +1,7 @@
 """Benchmark the core path against what the servers underneath allow.
 
-Starts its own nats-server and MongoDB-wire server (in-memory) and the auth and
-tickets services, each in a process of its own, on loopback; this process is the load
+Starts its own nats-server and MongoDB-wire server (in-memory) and the auth, tickets
+and orders services, each in a process of its own, on loopback; this process is the load
 generator (httpx async, PyMongo async, nats-py). Each figure is the median of
 `--repeats` runs after a warm-up. Prints a table and writes JSON (`--out`).
 
@@ -69,15 +69,16 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     mongo_server = MongoServer(workdir / "mongo").start()
     common = {"MONGO_URI": mongo_server.uri, "JWT_KEY": JWT_KEY, "COOKIE_SECURE": "false"}
     auth = ServiceProcess("auth", "auth.main", common, workdir / "auth").start()
-    tickets = ServiceProcess(
-        "tickets", "tickets.main", {**common, "NATS_URL": nats_server.url}, workdir / "tickets"
-    ).start()
+    eventing = {**common, "NATS_URL": nats_server.url}
+    tickets = ServiceProcess("tickets", "tickets.main", eventing, workdir / "tickets").start()
+    orders = ServiceProcess("orders", "orders.main", eventing, workdir / "orders").start()
+    services = {"auth": auth, "tickets": tickets, "orders": orders}
     bench = Bench(args, workdir)
     try:
-        await run_all(bench, mongo_server.uri, nats_server.url, tickets.url)  # type: ignore[attr-defined]
-        bench.extra["rss_mib"] = {"auth": rss_mib(auth.process.pid), "tickets": rss_mib(tickets.process.pid)}  # type: ignore[union-attr]
+        await run_all(bench, mongo_server.uri, nats_server.url, tickets.url, orders.url)  # type: ignore[attr-defined]
+        bench.extra["rss_mib"] = {name: rss_mib(p.process.pid) for name, p in services.items()}  # type: ignore[union-attr]
     finally:
-        for process in (tickets, auth, mongo_server, nats_server):
+        for process in (orders, tickets, auth, mongo_server, nats_server):
             process.stop()
     return report(bench)
 
@@ -92,7 +93,9 @@ class Targets:
     user_id: str
 
 
-async def run_all(bench: Bench, mongo_uri: str, nats_url: str, tickets_url: str) -> None:
+async def run_all(
+    bench: Bench, mongo_uri: str, nats_url: str, tickets_url: str, orders_url: str
+) -> None:
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri)
     manager = NatsClientManager()
     await manager.connect(nats_url, "bench")
@@ -108,6 +111,19 @@ async def run_all(bench: Bench, mongo_uri: str, nats_url: str, tickets_url: str)
         await create_cases(bench, targets)
         await read_cases(bench, targets)
         await list_cases(bench, targets)
+        async with httpx.AsyncClient(
+            base_url=orders_url, cookies=cookies, limits=limits, timeout=30
+        ) as orders:
+            await order_cases(bench, targets, orders)
+            bench.extra["reserved_latency_ms"] = await reserved_latency(
+                targets, orders, bench.args.events // 5
+            )
+        print(
+            "  order placed → ticket shows reserved: "
+            f"p50 {bench.extra['reserved_latency_ms']['p50']:.2f} ms"
+            f"  p99 {bench.extra['reserved_latency_ms']['p99']:.2f} ms",
+            flush=True,
+        )
     bench.extra["event_latency_ms"] = await event_latency(manager, bench.args.events)
     print(
         f"  event publish → listener handler: p50 {bench.extra['event_latency_ms']['p50']:.2f} ms"
@@ -176,6 +192,72 @@ async def list_cases(bench: Bench, t: Targets) -> None:
         )
 
 
+async def tickets_to_order(t: Targets, count: int) -> list[str]:
+    """`count` tickets of another seller, in the tickets service AND in orders' replica (as
+    if ticket.created had been handled), so an order's effects are the real ones."""
+    seller = str(ObjectId())
+    docs = [new_document(f"To order {n}", 1500, seller) for n in range(count)]
+    await t.mongo["tickets"][TICKETS].insert_many(docs)
+    replica = [
+        {
+            "_id": str(d["_id"]),
+            "title": d["title"],
+            "priceCents": 1500,
+            "userId": seller,
+            "version": 0,
+        }
+        for d in docs
+    ]
+    await t.mongo["orders"]["tickets"].insert_many(replica)
+    return [r["_id"] for r in replica]
+
+
+async def order_cases(bench: Bench, t: Targets, orders: httpx.AsyncClient) -> None:
+    """POST /api/orders (reserve one ticket, record order.created) against the same floor
+    as a create: one insert_one and one acked publish."""
+    per_case = bench.args.warmup + bench.args.ops * bench.args.repeats
+    for concurrency in (1, 16):
+        ticket_ids = iter(await tickets_to_order(t, per_case))
+
+        async def order(i: int, ticket_ids=ticket_ids) -> None:
+            response = await orders.post("/api/orders", json={"ticketId": next(ticket_ids)})
+            assert response.status_code == 201, response.text
+
+        await bench.run_case("POST /api/orders", order, concurrency=concurrency)
+
+
+async def reserved_latency(t: Targets, orders: httpx.AsyncClient, count: int) -> dict[str, float]:
+    """From sending POST /api/orders to the ticket showing its `orderId` in the tickets
+    service: across two services and the stream (order.created → tickets reserves)."""
+    await listeners_idle(t.js, "tickets-order-created", "orders-ticket-updated")
+    latencies = []
+    for ticket_id in await tickets_to_order(t, count):
+        await asyncio.sleep(0.02)  # one at a time: latency, not queueing
+        started = time.perf_counter()
+        placed = await orders.post("/api/orders", json={"ticketId": ticket_id})
+        order_id = placed.json()["id"]
+        while (await t.http.get(f"/api/tickets/{ticket_id}")).json().get("orderId") != order_id:
+            await asyncio.sleep(0.001)
+        latencies.append(time.perf_counter() - started)
+    return {
+        "p50": percentile(latencies, 0.5) * 1000,
+        "p99": percentile(latencies, 0.99) * 1000,
+        "orders": count,
+    }
+
+
+async def listeners_idle(js: Any, *durables: str, within: float = 600) -> None:
+    """Wait until these consumers have handled everything (the order cases leave a
+    backlog: orders are accepted faster than the listeners downstream apply them)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        infos = [await js.consumer_info(STREAM_NAME, durable) for durable in durables]
+        if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"{durables} still busy after {within}s")
+
+
 async def add_tickets(mongo: AsyncMongoClient[Any], count: int, user_id: str) -> None:
     docs = [new_document(f"Stored {n}", 1000 + n, user_id) for n in range(count)]
     for start in range(0, len(docs), 1000):
@@ -240,6 +322,7 @@ def report(bench: Bench) -> dict[str, Any]:
     for concurrency in (1, 16):
         pairs = {
             "create_vs_floor": ("POST /api/tickets", "floor: insert_one + JS publish"),
+            "order_vs_floor": ("POST /api/orders", "floor: insert_one + JS publish"),
             "read_vs_find_one": ("GET /api/tickets/{id}", "floor: find_one"),
         }
         for label, (service, floor) in pairs.items():
@@ -255,6 +338,10 @@ def report(bench: Bench) -> dict[str, Any]:
     ]
     rows.append("")
     rows += [f"ratio {k:<28}{v:>8.0%}" for k, v in ratios.items()]
+    reserved = bench.extra["reserved_latency_ms"]
+    rows.append(
+        f"order placed → ticket reserved     p50 {reserved['p50']:.2f} ms  p99 {reserved['p99']:.2f} ms"
+    )
     events = bench.extra["event_latency_ms"]
     rows.append(
         f"event latency (publish → handler)  p50 {events['p50']:.2f} ms  p99 {events['p99']:.2f} ms"

@@ -14,6 +14,13 @@ from fastapi import Depends, Request
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.outbox import Outbox
+from common.settings import ProcessSettings
+
+
+async def get_settings(request: Request) -> ProcessSettings:
+    """The service's own settings; a service types it as its class:
+    `OrdersSettingsDep = Annotated[OrdersSettings, Depends(get_settings)]`."""
+    return request.app.state.settings
 
 
 async def get_db(request: Request) -> AsyncDatabase[dict[str, Any]]:

@@ -49,8 +49,8 @@ PENDING = "_outbox"
 PENDING_INDEX = IndexModel(f"{PENDING}.at", name="outbox_pending", sparse=True)
 """Lets the relay find documents with old unsent events without a collection scan."""
 
-RESCAN_AFTER = timedelta(seconds=1)
-"""The relay leaves an event this young to the request that is publishing it."""
+CLEAR_BATCH_WAIT = 0.05
+"""Seconds the clearer lets acknowledged events gather, so one bulk write clears many."""
 
 
 class JetStreamSource(Protocol):
@@ -105,6 +105,9 @@ class Outbox:
         self.publish_timeout = publish_timeout
         self.interval = interval
         self.batch_size = batch_size
+        # An event younger than this is its request's to publish (the request gives up
+        # after the publish timeout): the relay does not race it.
+        self.rescan_after = timedelta(seconds=publish_timeout + 1)
         self._sent: dict[str, dict[Any, list[str]]] = defaultdict(lambda: defaultdict(list))
         self._wake = asyncio.Event()  # run the relay now
         self._clear_wake = asyncio.Event()  # something was sent: clear it
@@ -185,24 +188,25 @@ class Outbox:
             self._clear_wake.set()
 
     async def flush(self) -> int:
-        """Publish every event left pending (older than RESCAN_AFTER), documents in
+        """Publish every event left pending (older than `rescan_after`), documents in
         parallel, each document's in order. Returns how many documents were sent.
         Raises PublishError/PyMongoError if some could not be (they stay pending)."""
         sent = 0
-        cutoff = datetime.now(UTC) - RESCAN_AFTER
+        cutoff = datetime.now(UTC) - self.rescan_after
         for collection in self.collections:
             after: Any = None
             while True:
                 query: Document = {f"{PENDING}.at": {"$lte": cutoff}}
                 if after is not None:
                     query["_id"] = {"$gt": after}
-                docs = (
+                page = (
                     await self.db[collection]
                     .find(query, {PENDING: 1})
                     .sort("_id", 1)
                     .limit(self.batch_size)
                     .to_list()
                 )
+                docs = [doc for doc in page if not self._only_awaiting_clear(collection, doc)]
                 results = await asyncio.gather(
                     *(self._publish_document(collection, doc) for doc in docs),
                     return_exceptions=True,
@@ -212,10 +216,16 @@ class Outbox:
                 await self._clear()
                 if failures:
                     raise failures[0]
-                if len(docs) < self.batch_size:
+                if len(page) < self.batch_size:
                     break
-                after = docs[-1]["_id"]
+                after = page[-1]["_id"]
         return sent
+
+    def _only_awaiting_clear(self, collection: str, doc: Document) -> bool:
+        """Every pending event of `doc` was acked to this process and is about to be
+        cleared: nothing to publish again."""
+        acked = set(self._sent.get(collection, {}).get(doc["_id"], ()))
+        return all(pending["id"] in acked for pending in doc.get(PENDING) or ())
 
     # -- clearing what was sent -------------------------------------------------------
 
@@ -236,6 +246,7 @@ class Outbox:
 
     async def _clear_step(self) -> None:
         await self._clear_wake.wait()
+        await asyncio.sleep(CLEAR_BATCH_WAIT)  # under load: many events, one write
         self._clear_wake.clear()
         await self._clear()
 

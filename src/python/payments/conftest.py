@@ -3,9 +3,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from common.testing.auth import TEST_JWT_KEY
 from common.testing.fixtures import *  # noqa: F403
 from common.testing.http import app_client
+from common.testing.settings import settings_for
 from payments.core.config import PaymentsSettings
 from payments.main import create_payments_app
 from payments.providers import TestProvider
@@ -14,17 +14,7 @@ from payments.providers import TestProvider
 @pytest.fixture
 def make_settings(mongo_server, nats_server) -> Callable[..., PaymentsSettings]:
     def _make(**overrides) -> PaymentsSettings:
-        values = {
-            "mongo_uri": mongo_server.uri,
-            "nats_url": nats_server.url,
-            "jwt_key": TEST_JWT_KEY,
-            "cookie_secure": False,
-            "nats_client_id": "payments-test",
-            "publish_timeout": 2.0,
-            "outbox_interval": 0.1,
-            **overrides,
-        }
-        return PaymentsSettings(**values)
+        return settings_for(PaymentsSettings, mongo_server, nats_server, **overrides)
 
     return _make
 

@@ -3,9 +3,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from common.testing.auth import TEST_JWT_KEY
 from common.testing.fixtures import *  # noqa: F403
 from common.testing.http import app_client
+from common.testing.settings import settings_for
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 
@@ -13,17 +13,7 @@ from tickets.main import create_tickets_app
 @pytest.fixture
 def make_settings(mongo_server, nats_server) -> Callable[..., TicketsSettings]:
     def _make(**overrides) -> TicketsSettings:
-        values = {
-            "mongo_uri": mongo_server.uri,
-            "nats_url": nats_server.url,
-            "jwt_key": TEST_JWT_KEY,
-            "cookie_secure": False,
-            "nats_client_id": "tickets-test",
-            "publish_timeout": 2.0,
-            "outbox_interval": 0.1,
-            **overrides,
-        }
-        return TicketsSettings(**values)
+        return settings_for(TicketsSettings, mongo_server, nats_server, **overrides)
 
     return _make
 

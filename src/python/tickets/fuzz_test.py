@@ -1,21 +1,12 @@
 """Fuzz the tickets service (a real process, real Mongo-wire server and NATS) through its
 OpenAPI, signed in."""
 
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.fuzz import fuzz_service
+from common.testing.fuzz import fuzz_eventing_service
 
 
 def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(
     mongo_server, nats_server, tmp_path
 ):
-    env = {
-        "MONGO_URI": mongo_server.uri,
-        "NATS_URL": nats_server.url,
-        "JWT_KEY": TEST_JWT_KEY,
-        "COOKIE_SECURE": "false",
-    }
-    report = fuzz_service(
-        "tickets", env, tmp_path, examples=150, cookies=session_cookie(TEST_JWT_KEY)
-    )
+    report = fuzz_eventing_service("tickets", mongo_server, nats_server, tmp_path, examples=150)
     assert report.requests >= 1000
     assert report.problems == []

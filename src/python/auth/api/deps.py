@@ -8,15 +8,12 @@ from fastapi import Depends, Request
 
 from auth.core.config import AuthSettings
 from auth.core.passwords import Passwords
-
-
-async def get_auth_settings(request: Request) -> AuthSettings:
-    return request.app.state.settings
+from common.deps import get_settings
 
 
 async def get_passwords(request: Request) -> Passwords:
     return request.app.state.passwords
 
 
-AuthSettingsDep = Annotated[AuthSettings, Depends(get_auth_settings)]
+AuthSettingsDep = Annotated[AuthSettings, Depends(get_settings)]
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]

@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -49,6 +50,21 @@ def fuzz_service(
     }
     print(f"\nRELIABILITY fuzz-{name} " + json.dumps(figures))
     return report
+
+
+def fuzz_eventing_service(
+    name: str, mongo_server: Any, nats_server: Any, workdir: Path, *, examples: int
+) -> FuzzReport:
+    """`fuzz_service` for a service with a database and NATS, signed in."""
+    from common.testing.auth import TEST_JWT_KEY, session_cookie
+
+    env = {
+        "MONGO_URI": mongo_server.uri,
+        "NATS_URL": nats_server.url,
+        "JWT_KEY": TEST_JWT_KEY,
+        "COOKIE_SECURE": "false",
+    }
+    return fuzz_service(name, env, workdir, examples=examples, cookies=session_cookie(TEST_JWT_KEY))
 
 
 def fuzz_openapi(

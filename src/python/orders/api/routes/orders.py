@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from common.auth import CurrentUser, RequiredUser
-from common.deps import DbDep, OutboxDep
+from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.events import OrderStatus
 from common.mongo import VersionConflict, parse_object_id
@@ -29,11 +29,7 @@ class OrderNotFound(NotFoundError):
     default_message = "Order not found"
 
 
-async def get_orders_settings(request: Request) -> OrdersSettings:
-    return request.app.state.settings
-
-
-SettingsDep = Annotated[OrdersSettings, Depends(get_orders_settings)]
+SettingsDep = Annotated[OrdersSettings, Depends(get_settings)]
 
 
 async def _find_own(db: DbDep, order_id: str, user: CurrentUser) -> dict[str, Any]:

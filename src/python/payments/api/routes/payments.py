@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from common.auth import RequiredUser
-from common.deps import DbDep, OutboxDep
+from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import (
     BadGatewayError,
     BadRequestError,
@@ -43,12 +43,8 @@ async def get_provider(request: Request) -> PaymentProvider:
     return request.app.state.provider
 
 
-async def get_payments_settings(request: Request) -> PaymentsSettings:
-    return request.app.state.settings
-
-
 ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
-SettingsDep = Annotated[PaymentsSettings, Depends(get_payments_settings)]
+SettingsDep = Annotated[PaymentsSettings, Depends(get_settings)]
 
 
 @router.post(

@@ -1,0 +1,25 @@
+"""Settings for a service under test: the real servers, the test JWT key, quick relay."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from common.settings import ProcessSettings
+from common.testing.auth import TEST_JWT_KEY
+
+S = TypeVar("S", bound=ProcessSettings)
+
+
+def settings_for(cls: type[S], mongo_server: Any, nats_server: Any, **overrides: Any) -> S:
+    """`cls` (an EventingSettings) on these servers; `overrides` win."""
+    values = {
+        "mongo_uri": mongo_server.uri,
+        "nats_url": nats_server.url,
+        "jwt_key": TEST_JWT_KEY,
+        "cookie_secure": False,
+        "nats_client_id": "service-test",
+        "publish_timeout": 2.0,
+        "outbox_interval": 0.1,
+        **overrides,
+    }
+    return cls(**values)
