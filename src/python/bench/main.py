@@ -43,16 +43,18 @@ class Bench:
         self.workdir = workdir
         self.results: list[Result] = []
         self.extra: dict[str, Any] = {}
+        self.js: Any = None  # set once connected: lets each case start on an idle system
 
     async def run_case(
         self, name: str, op, *, concurrency: int, ops: int | None = None, warmup: int | None = None
     ) -> Result:
         ops = ops or self.args.ops
+        await self.quiesce()
         await measure(name, op, ops=warmup or self.args.warmup, concurrency=concurrency)
-        runs = [
-            await measure(name, op, ops=ops, concurrency=concurrency)
-            for _ in range(self.args.repeats)
-        ]
+        runs = []
+        for _ in range(self.args.repeats):
+            await self.quiesce()
+            runs.append(await measure(name, op, ops=ops, concurrency=concurrency))
         result = median_result(runs)
         self.results.append(result)
         print(
@@ -61,6 +63,16 @@ class Bench:
             flush=True,
         )
         return result
+
+    async def quiesce(self) -> None:
+        """Wait until the listeners downstream have handled what earlier runs caused
+        (orders copies every ticket, tickets reserves every order), so a run does not pay
+        for the previous one's events."""
+        if self.js is not None:
+            await listeners_idle(self.js, *DOWNSTREAM)
+
+
+DOWNSTREAM = ("orders-ticket-created", "orders-ticket-updated", "tickets-order-created")
 
 
 async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -107,6 +119,7 @@ async def run_all(
         base_url=tickets_url, cookies=cookies, limits=limits, timeout=30
     ) as http:
         targets = Targets(http, mongo, manager.jetstream, user_id)
+        bench.js = manager.jetstream
         print("core path (median of repeats):", flush=True)
         await create_cases(bench, targets)
         await read_cases(bench, targets)
@@ -229,7 +242,7 @@ async def order_cases(bench: Bench, t: Targets, orders: httpx.AsyncClient) -> No
 async def reserved_latency(t: Targets, orders: httpx.AsyncClient, count: int) -> dict[str, float]:
     """From sending POST /api/orders to the ticket showing its `orderId` in the tickets
     service: across two services and the stream (order.created → tickets reserves)."""
-    await listeners_idle(t.js, "tickets-order-created", "orders-ticket-updated")
+    await listeners_idle(t.js, *DOWNSTREAM)
     latencies = []
     for ticket_id in await tickets_to_order(t, count):
         await asyncio.sleep(0.02)  # one at a time: latency, not queueing
