@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,15 @@ async def ensure_indexes(
     for collection, models in indexes.items():
         if models:
             await db[collection].create_indexes(list(models))
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
+
+
+def is_object_id(value: object) -> bool:
+    """A string id as our services make them (24 hex digits); anything else — another
+    type, an operator object like {"$gt": ""} — is not."""
+    return isinstance(value, str) and _OBJECT_ID.fullmatch(value) is not None
 
 
 def parse_object_id(value: str) -> ObjectId | None:

@@ -268,9 +268,6 @@ class Outbox:
                     await self.flush()
         await self._clear()
 
-    async def unsent(self) -> int:
-        return await unsent_count(self.db, self.collections)
-
     async def _relay_step(self) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.interval):

@@ -3,21 +3,19 @@ cannot be edited, so that is also how it is now)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from common.errors import field_error
 from common.events import OrderStatus
-
-_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
+from common.mongo import is_object_id
 
 
 def ticket_id(value: object) -> str:
     """A ticket id as the tickets service makes them (24 hex digits); anything else,
     an operator object like {"$gt": ""} included, is refused at the edge."""
-    if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
+    if not is_object_id(value):
         raise field_error("TicketId must be provided")
     return value
 

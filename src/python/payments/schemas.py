@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from common.errors import field_error
+from common.mongo import is_object_id
 
-_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
 TOKEN_MAX = 255
 
 
 def order_id(value: object) -> str:
-    if not isinstance(value, str) or not _OBJECT_ID.fullmatch(value):
+    if not is_object_id(value):
         raise field_error("OrderId must be provided")
     return value
 
