@@ -138,6 +138,8 @@ def test_the_web_client_is_pointed_at_the_services():
     env = {e["name"]: e.get("value") for c in containers(deployment("web")) for e in c["env"]}
     assert env["AUTH_URL"] == "http://auth-srv:3000"
     assert env["TICKETS_URL"] == "http://tickets-srv:3000"
+    assert env["ORDERS_URL"] == "http://orders-srv:3000"
+    assert env["PAYMENTS_URL"] == "http://payments-srv:3000"
 
 
 @pytest.mark.parametrize("service", EVENTING)
@@ -227,7 +229,7 @@ def test_ingress_routes_like_the_local_gateway_to_existing_services():
     }
     for backend in routes.values():
         assert backend["port"]["number"] in services[backend["name"]]
-    caddyfile = (ROOT / "src/python/stack/Caddyfile").read_text()
+    caddyfile = (ROOT / "src/python/harness/Caddyfile").read_text()
     local = set(re.findall(r"^\s*handle (/\S+?)/?\*", caddyfile, re.M))
     assert local == set(routes) - {"/"}, "./run's gateway routes differently"
 

@@ -13,23 +13,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import secrets
 import signal
 import socket
 import sys
 import threading
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from harness.gateway import CaddyGateway
 from harness.servers import (
     LOOPBACK,
     MongoServer,
     NatsServer,
     ServerProcess,
     ServiceProcess,
-    find_executable,
     wait_http_ok,
 )
 from harness.web import WebProcess
@@ -42,34 +40,6 @@ class StackError(Exception):
 
 class Interrupted(StackError):
     """Ctrl-C / SIGTERM before everything was up."""
-
-
-class CaddyGateway(ServerProcess):
-    name = "gateway"
-    ready_pattern = re.compile(r"serving initial configuration")
-
-    def __init__(self, workdir: Path, port: int, upstreams: dict[str, str]) -> None:
-        super().__init__(workdir, port)
-        self.caddyfile = workdir / "Caddyfile"
-        self.caddyfile.write_text(resources.files("stack").joinpath("Caddyfile").read_text())
-        self.env = {
-            **os.environ,
-            "GATEWAY_HOST": LOOPBACK,
-            "GATEWAY_PORT": str(port),
-            "XDG_DATA_HOME": str(workdir / "data"),
-            "XDG_CONFIG_HOME": str(workdir / "config"),
-            **upstreams,
-        }
-
-    def argv(self) -> list[str]:
-        return [
-            find_executable("caddy"),
-            "run",
-            "--config",
-            str(self.caddyfile),
-            "--adapter",
-            "caddyfile",
-        ]
 
 
 @dataclass(frozen=True)
@@ -87,6 +57,9 @@ SERVICES = {  # in start order
     "expiration": Service(eventing=True),  # NATS only; the rest of its env is ignored
     "payments": Service(eventing=True),  # PAYMENT_PROVIDER: test (no real money) unless set
 }
+
+
+WEB_CALLS = ("auth", "tickets", "orders", "payments")  # the services the web backend calls
 
 
 @dataclass
@@ -201,9 +174,7 @@ class Stack:
         web = WebProcess(
             find_app_root(),
             {
-                "AUTH_URL": self._url("auth"),
-                "TICKETS_URL": self._url("tickets"),
-                "COOKIE_SECURE": "false",
+                **{f"{name.upper()}_URL": self._url(name) for name in WEB_CALLS},
                 "API_URL": self._gateway_url,  # Reflex's websocket: via the gateway
             },
             log_dir=self.state_dir / "web",

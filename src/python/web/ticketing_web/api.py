@@ -1,13 +1,19 @@
-"""Calls to the auth and tickets services, with the user's session cookie forwarded.
+"""Calls to the services, with the user's `session` cookie forwarded.
 
 Every call returns an `ApiResult` — never raises — so pages can show the API's own
 error messages next to the fields, or a banner when a service cannot be reached.
+
+The browser signs in and out itself (through the gateway, so that auth's HttpOnly
+`session` cookie lands in the browser and no page script can read it); the backend
+only reads that cookie from the request headers and forwards it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -15,10 +21,11 @@ import httpx
 from ticketing_web.settings import WebSettings
 
 SESSION_COOKIE = "session"
+MAX_SESSION_LENGTH = 4096  # a browser keeps at most ~4 kB per cookie anyway
 UNAVAILABLE = "We can't reach our servers right now. Please try again in a moment."
 UNEXPECTED = "Something went wrong. Please try again."
 
-# Tests swap this for an httpx.MockTransport.
+# Tests swap this for an httpx.MockTransport (then call `reset_client()`).
 transport: httpx.AsyncBaseTransport | None = None
 
 
@@ -28,12 +35,23 @@ class ApiResult:
     data: Any = None
     field_errors: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # messages without a field
-    session: str | None = None  # a new `session` cookie value, if the service set one
     unavailable: bool = False
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+    @classmethod
+    def from_response(cls, status: int, body: Any) -> ApiResult:
+        """A service's answer (also what the browser's own calls report back)."""
+        result = cls(status=status, data=body)
+        if status in (502, 503, 504) or status == 0:
+            result.unavailable, result.errors = True, [UNAVAILABLE]
+        elif not result.ok:
+            result.field_errors, result.errors = read_errors(body)
+            if not result.field_errors and not result.errors:
+                result.errors = [UNEXPECTED]
+        return result
 
 
 def read_errors(body: Any) -> tuple[dict[str, str], list[str]]:
@@ -53,35 +71,62 @@ def read_errors(body: Any) -> tuple[dict[str, str], list[str]]:
     return fields, general
 
 
+def session_from_cookie_header(header: str) -> str:
+    """The `session` cookie's value in a Cookie request header, or "" (never raises:
+    a malformed header is simply no session)."""
+    if not isinstance(header, str):
+        return ""
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name == SESSION_COOKIE:
+            value = value.strip().strip('"')
+            return value if 0 < len(value) <= MAX_SESSION_LENGTH else ""
+    return ""
+
+
+_client: httpx.AsyncClient | None = None
+_client_loop: asyncio.AbstractEventLoop | None = None
+
+
+def client() -> httpx.AsyncClient:
+    """One HTTP client (one connection pool) per process and event loop. It never keeps
+    cookies: each call names its user's session itself."""
+    global _client, _client_loop
+    loop = asyncio.get_running_loop()
+    if _client is None or _client_loop is not loop:
+        no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+        _client = httpx.AsyncClient(
+            transport=transport,
+            cookies=no_cookies,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+        _client_loop = loop
+    return _client
+
+
+def reset_client() -> None:
+    global _client, _client_loop
+    _client = _client_loop = None
+
+
 async def call(
     method: str,
     url: str,
     *,
     session: str = "",
     json: Any = None,
-    params: dict[str, Any] | None = None,
     timeout: float = 10.0,
 ) -> ApiResult:
-    cookies = {SESSION_COOKIE: session} if session else None
+    headers = {"cookie": f"{SESSION_COOKIE}={session}"} if session else None
     try:
-        async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
-            response = await client.request(method, url, json=json, params=params, cookies=cookies)
+        response = await client().request(method, url, json=json, headers=headers, timeout=timeout)
     except httpx.HTTPError:
-        return ApiResult(unavailable=True, errors=[UNAVAILABLE])
+        return ApiResult.from_response(0, None)
     try:
         body = response.json()
     except ValueError:
         body = None
-    result = ApiResult(status=response.status_code, data=body)
-    if SESSION_COOKIE in response.cookies:
-        result.session = response.cookies[SESSION_COOKIE]
-    if response.status_code in (502, 503, 504):
-        result.unavailable, result.errors = True, [UNAVAILABLE]
-    elif not result.ok:
-        result.field_errors, result.errors = read_errors(body)
-        if not result.field_errors and not result.errors:
-            result.errors = [UNEXPECTED]
-    return result
+    return ApiResult.from_response(response.status_code, body)
 
 
 def price_for_api(text: str) -> Any:
@@ -103,44 +148,77 @@ def format_money(price: Any) -> str:
         return str(price)
 
 
+def is_id(value: Any) -> bool:
+    """An id as the services make them (24 hex digits): anything else never reaches a
+    service URL (a deep link is user input)."""
+    return (
+        isinstance(value, str)
+        and len(value) == 24
+        and all(c in "0123456789abcdef" for c in value.lower())
+    )
+
+
+NOT_FOUND = ApiResult(status=404, errors=["Not found"])
+# Orders learns of a new ticket through the stream, a moment after it is listed: an
+# order for a ticket the page has just shown is retried on 404 for about two seconds.
+ORDER_404_RETRIES, ORDER_404_DELAY = 4, 0.5
+
+
 class Services:
     """The service calls the pages make."""
 
     def __init__(self, settings: WebSettings | None = None) -> None:
         self.settings = settings or WebSettings.from_env()
 
-    async def _auth(self, method: str, path: str, **kwargs: Any) -> ApiResult:
-        url = f"{self.settings.auth_url}/api/users{path}"
-        return await call(method, url, timeout=self.settings.api_timeout, **kwargs)
-
-    async def _tickets(self, method: str, path: str = "", **kwargs: Any) -> ApiResult:
-        url = f"{self.settings.tickets_url}/api/tickets{path}"
+    async def _call(self, method: str, url: str, **kwargs: Any) -> ApiResult:
         return await call(method, url, timeout=self.settings.api_timeout, **kwargs)
 
     async def current_user(self, session: str) -> ApiResult:
-        return await self._auth("GET", "/currentuser", session=session)
-
-    async def signup(self, email: str, password: str) -> ApiResult:
-        return await self._auth("POST", "/signup", json={"email": email, "password": password})
-
-    async def signin(self, email: str, password: str) -> ApiResult:
-        return await self._auth("POST", "/signin", json={"email": email, "password": password})
-
-    async def signout(self, session: str) -> ApiResult:
-        return await self._auth("POST", "/signout", session=session)
+        return await self._call(
+            "GET", f"{self.settings.auth_url}/api/users/currentuser", session=session
+        )
 
     async def list_tickets(self) -> ApiResult:
-        return await self._tickets("GET")
+        return await self._call("GET", f"{self.settings.tickets_url}/api/tickets")
 
     async def get_ticket(self, ticket_id: str) -> ApiResult:
-        return await self._tickets("GET", f"/{ticket_id}")
+        if not is_id(ticket_id):
+            return NOT_FOUND
+        return await self._call("GET", f"{self.settings.tickets_url}/api/tickets/{ticket_id}")
 
     async def create_ticket(self, session: str, title: str, price: str) -> ApiResult:
         body = {"title": title, "price": price_for_api(price)}
-        return await self._tickets("POST", session=session, json=body)
+        url = f"{self.settings.tickets_url}/api/tickets"
+        return await self._call("POST", url, session=session, json=body)
 
     async def update_ticket(
         self, session: str, ticket_id: str, title: str, price: str
     ) -> ApiResult:
+        if not is_id(ticket_id):
+            return NOT_FOUND
         body = {"title": title, "price": price_for_api(price)}
-        return await self._tickets("PUT", f"/{ticket_id}", session=session, json=body)
+        url = f"{self.settings.tickets_url}/api/tickets/{ticket_id}"
+        return await self._call("PUT", url, session=session, json=body)
+
+    async def create_order(self, session: str, ticket_id: str) -> ApiResult:
+        url = f"{self.settings.orders_url}/api/orders"
+        for _ in range(ORDER_404_RETRIES):
+            result = await self._call("POST", url, session=session, json={"ticketId": ticket_id})
+            if result.status != 404:
+                break
+            await asyncio.sleep(ORDER_404_DELAY)
+        return result
+
+    async def list_orders(self, session: str) -> ApiResult:
+        return await self._call("GET", f"{self.settings.orders_url}/api/orders", session=session)
+
+    async def get_order(self, session: str, order_id: str) -> ApiResult:
+        if not is_id(order_id):
+            return NOT_FOUND
+        url = f"{self.settings.orders_url}/api/orders/{order_id}"
+        return await self._call("GET", url, session=session)
+
+    async def pay(self, session: str, order_id: str, token: str) -> ApiResult:
+        url = f"{self.settings.payments_url}/api/payments"
+        body = {"orderId": order_id, "token": token}
+        return await self._call("POST", url, session=session, json=body)

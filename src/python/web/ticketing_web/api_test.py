@@ -9,16 +9,24 @@ from ticketing_web import api
 from ticketing_web.api import (
     UNAVAILABLE,
     UNEXPECTED,
+    ApiResult,
     Services,
     format_money,
     price_for_api,
     read_errors,
+    session_from_cookie_header,
 )
+from ticketing_web.browser import local_path, post_json
 from ticketing_web.settings import WebSettings
 
 SETTINGS = WebSettings(
-    auth_url="http://auth", tickets_url="http://tickets", api_timeout=1, cookie_secure=False
+    auth_url="http://auth",
+    tickets_url="http://tickets",
+    orders_url="http://orders",
+    payments_url="http://payments",
+    api_timeout=1,
 )
+ORDER_ID = "0123456789abcdef01234567"
 
 
 @pytest.fixture
@@ -32,12 +40,14 @@ def fake_http(monkeypatch):
         return state["handler"](request)
 
     monkeypatch.setattr(api, "transport", httpx.MockTransport(dispatch))
+    api.reset_client()
 
     def use(handler):
         state["handler"] = handler
         return seen
 
-    return use
+    yield use
+    api.reset_client()
 
 
 async def test_session_cookie_is_forwarded_to_the_service(fake_http):
@@ -53,18 +63,109 @@ async def test_no_cookie_header_without_a_session(fake_http):
     assert "cookie" not in seen[0].headers
 
 
-async def test_a_new_session_cookie_from_the_service_is_picked_up(fake_http):
-    fake_http(
+async def test_one_client_for_every_call_and_it_never_keeps_a_cookie(fake_http):
+    """A session set by one answer must never ride along on another user's call."""
+    seen = fake_http(
         lambda r: httpx.Response(
-            201,
-            json={"id": "u1", "email": "a@b.c"},
-            headers={"set-cookie": "session=eyJqd3QiOiJ4In0=; Path=/; HttpOnly; SameSite=lax"},
+            200,
+            json={"currentUser": None},
+            headers={"set-cookie": "session=theirs; Path=/; HttpOnly"},
         )
     )
-    result = await Services(SETTINGS).signup("a@b.c", "secret")
-    assert result.ok
-    assert result.session == "eyJqd3QiOiJ4In0="
-    assert result.data == {"id": "u1", "email": "a@b.c"}
+    services = Services(SETTINGS)
+    await services.current_user("mine")
+    first = api.client()
+    await services.list_tickets()
+    assert api.client() is first
+    assert seen[0].headers["cookie"] == "session=mine"
+    assert "cookie" not in seen[1].headers
+
+
+async def test_order_and_payment_calls(fake_http):
+    seen = fake_http(lambda r: httpx.Response(201, json={"id": ORDER_ID}))
+    services = Services(SETTINGS)
+    assert (await services.create_order("s", "t" * 24)).ok
+    assert (await services.pay("s", ORDER_ID, "tok_visa")).ok
+    assert (await services.get_order("s", ORDER_ID)).ok
+    assert (await services.list_orders("s")).ok
+    assert [(r.method, str(r.url)) for r in seen] == [
+        ("POST", "http://orders/api/orders"),
+        ("POST", "http://payments/api/payments"),
+        ("GET", f"http://orders/api/orders/{ORDER_ID}"),
+        ("GET", "http://orders/api/orders"),
+    ]
+    assert json.loads(seen[0].content) == {"ticketId": "t" * 24}
+    assert json.loads(seen[1].content) == {"orderId": ORDER_ID, "token": "tok_visa"}
+    assert all(r.headers["cookie"] == "session=s" for r in seen)
+
+
+async def test_an_order_for_a_ticket_orders_has_not_heard_of_yet_is_retried(fake_http, monkeypatch):
+    monkeypatch.setattr(api, "ORDER_404_DELAY", 0)
+    answers = iter([404, 404, 201])
+    seen = fake_http(lambda r: httpx.Response(next(answers), json={"id": ORDER_ID}))
+    assert (await Services(SETTINGS).create_order("s", "t" * 24)).status == 201
+    assert len(seen) == 3
+    fake_http(lambda r: httpx.Response(404, json={"errors": [{"message": "Ticket not found"}]}))
+    result = await Services(SETTINGS).create_order("s", "t" * 24)
+    assert result.errors == ["Ticket not found"]
+    assert len(seen) == 3 + api.ORDER_404_RETRIES
+
+
+@pytest.mark.parametrize("bad_id", ["", "abc", "../users/currentuser", "0" * 23 + "?", "0" * 25])
+async def test_a_deep_link_id_that_is_not_an_id_never_reaches_a_service(fake_http, bad_id):
+    seen = fake_http(lambda r: httpx.Response(200, json={}))
+    services = Services(SETTINGS)
+    assert (await services.get_order("s", bad_id)).status == 404
+    assert (await services.get_ticket(bad_id)).status == 404
+    assert (await services.update_ticket("s", bad_id, "t", "1")).status == 404
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("header", "session"),
+    [
+        ("session=abc123=", "abc123="),
+        ("other=1; session=eyJqd3QiOiJ4In0=; x=y", "eyJqd3QiOiJ4In0="),
+        ('session="quoted"', "quoted"),
+        ("", ""),
+        ("sessionx=1; xsession=2", ""),
+        ("session=", ""),
+        ("garbage;;;===", ""),
+        ("session=" + "a" * 5000, ""),
+    ],
+)
+def test_session_from_cookie_header(header, session):
+    assert session_from_cookie_header(header) == session
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ("/tickets/abc", "/tickets/abc"),
+        ("/", "/"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        (None, "/"),
+        ("/a\nb", "/"),
+    ],
+)
+def test_next_links_stay_on_this_site(value, path):
+    assert local_path(value) == path
+
+
+def test_browser_posts_are_same_origin_and_escape_their_body():
+    script = post_json("/api/users/signin", {"email": "a'b\"c@d.e", "password": "</script>"})
+    assert script.startswith('fetch("/api/users/signin"')
+    assert "credentials: 'same-origin'" in script
+    # the body is a JSON string inside a JS string literal: quotes cannot end it early
+    literal = script.split("body: ", 1)[1].split("})", 1)[0]
+    assert json.loads(json.loads(literal)) == {"email": "a'b\"c@d.e", "password": "</script>"}
+
+
+def test_a_browser_call_that_got_no_answer_is_unavailable():
+    assert ApiResult.from_response(0, None).errors == [UNAVAILABLE]
 
 
 async def test_validation_errors_map_to_fields_in_the_apis_words(fake_http):
@@ -90,10 +191,10 @@ async def test_validation_errors_map_to_fields_in_the_apis_words(fake_http):
 
 
 async def test_errors_without_a_field_are_general(fake_http):
-    fake_http(lambda r: httpx.Response(400, json={"errors": [{"message": "Email in use"}]}))
-    result = await Services(SETTINGS).signup("a@b.c", "secret")
+    fake_http(lambda r: httpx.Response(400, json={"errors": [{"message": "Ticket is reserved"}]}))
+    result = await Services(SETTINGS).create_order("s", "t" * 24)
     assert result.field_errors == {}
-    assert result.errors == ["Email in use"]
+    assert result.errors == ["Ticket is reserved"]
 
 
 async def test_a_service_that_cannot_be_reached_is_unavailable_not_a_crash(fake_http):

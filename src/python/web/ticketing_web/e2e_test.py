@@ -1,5 +1,6 @@
 """End to end in a real browser: Debian's Chromium driven by Playwright, against the
-real web app + auth + tickets + nats-server + the MongoDB-wire server.
+real web app, auth, tickets, orders, expiration and payments, nats-server, the
+MongoDB-wire server and the gateway in front (the browser's one origin, as in production).
 
 Screenshots of each main page go to $E2E_ARTIFACTS_DIR (default: a temp folder).
 """
@@ -7,7 +8,7 @@ Screenshots of each main page go to $E2E_ARTIFACTS_DIR (default: a temp folder).
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from common.testing.auth import TEST_JWT_KEY
-from harness.servers import ServerProcess, ServiceProcess
+from harness.gateway import CaddyGateway
+from harness.servers import ServerProcess, ServiceProcess, free_port
 from harness.web import WebProcess, copy_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -35,40 +37,54 @@ CHROMIUM_FLAGS = [
 
 @dataclass
 class Stack:
-    web_url: str
+    web_url: str  # the gateway: the one origin the browser uses, as in production
     tickets: ServiceProcess
+    orders: ServiceProcess
 
 
 @pytest.fixture(scope="session")
 def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
-    common = {"MONGO_URI": mongo_server.uri, "JWT_KEY": TEST_JWT_KEY, "COOKIE_SECURE": "false"}
-    auth = ServiceProcess(
-        "auth",
-        "auth.main",
-        {**common, "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"},
-        tmp_path_factory.mktemp("auth"),
-    )
-    tickets = ServiceProcess(
-        "tickets",
-        "tickets.main",
-        {**common, "NATS_URL": nats_server.url},
-        tmp_path_factory.mktemp("tickets"),
-    )
+    shared = {"MONGO_URI": mongo_server.uri, "JWT_KEY": TEST_JWT_KEY, "COOKIE_SECURE": "false"}
+    eventing = {**shared, "NATS_URL": nats_server.url}
+    settings = {
+        "auth": {**shared, "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"},
+        "tickets": eventing,
+        "orders": eventing,
+        "expiration": {"NATS_URL": nats_server.url},
+        "payments": eventing,  # the test provider: no real money
+    }
+    services = {
+        name: ServiceProcess(name, f"{name}.main", env, tmp_path_factory.mktemp(name))
+        for name, env in settings.items()
+    }
     started: list[ServerProcess] = []
     try:
-        for service in (auth, tickets):
+        for service in services.values():
             started.append(service.start())
+        gateway_port = free_port()
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
         app_root = copy_app(tmp_path_factory.mktemp("web-app"))
         web = WebProcess(
             app_root,
             {
-                "AUTH_URL": auth.url,
-                "TICKETS_URL": tickets.url,
-                "COOKIE_SECURE": "false",
+                **{
+                    f"{name.upper()}_URL": services[name].url
+                    for name in ("auth", "tickets", "orders", "payments")
+                },
+                "API_URL": gateway_url,  # Reflex's websocket, through the gateway
             },
         )
         started.append(web.start())
-        yield Stack(f"http://127.0.0.1:{web.port}", tickets)
+        upstreams = {
+            f"{name.upper()}_UPSTREAM": f"127.0.0.1:{s.port}" for name, s in services.items()
+        }
+        gateway = CaddyGateway(
+            tmp_path_factory.mktemp("gateway"),
+            gateway_port,
+            {**upstreams, "WEB_UPSTREAM": f"127.0.0.1:{web.port}"},
+        )
+        started.append(gateway.start())
+        yield Stack(gateway_url, services["tickets"], services["orders"])
     finally:
         for process in reversed(started):
             process.stop()
@@ -81,17 +97,19 @@ async def browser() -> AsyncIterator[Browser]:
             f"Chromium not found at {CHROMIUM}: install Debian's package "
             "(apt-get install chromium) or set CHROMIUM_PATH"
         )
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
     async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            args=CHROMIUM_FLAGS,
-            headless=True,
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
         )
-        yield context  # type: ignore[misc]
-        await context.close()
-    shutil.rmtree(profile, ignore_errors=True)
+        yield browser
+        await browser.close()
+
+
+async def new_user_page(browser: Browser) -> Page:
+    """A page in a browser context of its own: its own cookies, like another person."""
+    context = await browser.new_context()
+    context.set_default_timeout(20_000)
+    return await context.new_page()
 
 
 def artifacts_dir() -> Path:
@@ -106,8 +124,49 @@ async def snap(page: Page, name: str) -> None:
     await page.screenshot(path=str(artifacts_dir() / f"{name}.png"), full_page=True)
 
 
+async def sign_up(page: Page, stack: Stack, email: str, password: str = "secret1") -> None:
+    await page.goto(stack.web_url + "/auth/signup")
+    await page.fill("#email", email)
+    await page.fill("#password", password)
+    await page.click("#submit")
+    await page.wait_for_url(stack.web_url + "/")
+    await expect(page.locator("#nav-signout")).to_be_visible()
+
+
+async def sell(page: Page, stack: Stack, title: str, price: str) -> None:
+    await page.goto(stack.web_url + "/tickets/new")
+    await page.fill("#title", title)
+    await page.fill("#price", price)
+    await page.click("#submit")
+    await page.wait_for_url(stack.web_url + "/")
+
+
+async def listed(page: Page, stack: Stack, title: str, *, expected: bool) -> None:
+    """The home page lists `title` (or not) — after the events settle, so reload a while."""
+    row = page.locator(".ticket-row", has_text=title)
+    for _ in range(60):
+        await page.goto(stack.web_url + "/")
+        await expect(page.locator(".ticket-row, #no-tickets").first).to_be_visible()
+        if (await row.count() > 0) == expected:
+            return
+        await page.wait_for_timeout(500)
+    raise AssertionError(f"{title!r} {'never' if expected else 'still'} listed on the home page")
+
+
+async def open_ticket(page: Page, stack: Stack, title: str) -> None:
+    await page.goto(stack.web_url + "/")
+    await page.locator(".ticket-row", has_text=title).get_by_role("link", name="View").click()
+    await page.wait_for_url("**/tickets/*")
+    await expect(page.locator("#ticket-title")).to_have_text(title)
+
+
+async def countdown_seconds(page: Page) -> int:
+    text = await page.locator("#countdown").inner_text()
+    return int(text.split()[0])
+
+
 async def test_a_seller_signs_up_lists_edits_and_signs_out(stack: Stack, browser) -> None:
-    page = await browser.new_page()
+    page = await new_user_page(browser)
     await page.goto(stack.web_url + "/")
     await expect(page.locator("#no-tickets")).to_be_visible()
     await expect(page.locator("#nav-signup")).to_be_visible()
@@ -123,8 +182,19 @@ async def test_a_seller_signs_up_lists_edits_and_signs_out(stack: Stack, browser
     await page.click("#submit")
     await page.wait_for_url(stack.web_url + "/")
     await expect(page.locator("#nav-sell")).to_be_visible()
+    await expect(page.locator("#nav-orders")).to_be_visible()
     await expect(page.locator("#nav-signout")).to_be_visible()
     await expect(page.locator("#nav-signup")).to_have_count(0)
+
+    # the session is auth's own cookie, HttpOnly: no page script can read the token
+    cookies = {c["name"]: c for c in await page.context.cookies()}
+    session = cookies["session"]
+    assert session["httpOnly"] is True
+    assert session["sameSite"] == "Lax"
+    assert len(session["value"]) > 20
+    visible = await page.evaluate("document.cookie")
+    assert session["value"] not in visible
+    assert "session=" not in visible
 
     # a validation error is shown next to the field, in the API's own words
     await page.click("#nav-sell")
@@ -144,52 +214,129 @@ async def test_a_seller_signs_up_lists_edits_and_signs_out(stack: Stack, browser
     await expect(row.locator(".ticket-price")).to_have_text("$25.00")
     await snap(page, "04-home-with-ticket")
 
-    # open it → edit the price → the new price is shown
+    # open it → edit the price → the new price is shown; the owner is not offered a purchase
     await row.get_by_role("link", name="View").click()
     await page.wait_for_url("**/tickets/*")
     await expect(page.locator("#ticket-title")).to_have_text("Front row, Friday")
     await expect(page.locator("#ticket-price")).to_contain_text("$25.00")
+    await expect(page.locator("#purchase")).to_have_count(0)
     await page.fill("#price", "30.5")
     await page.click("#submit")
     await expect(page.locator("#saved")).to_be_visible()
     await expect(page.locator("#ticket-price")).to_contain_text("$30.50")
     await snap(page, "05-ticket-edited")
 
-    # sign out → signed-out header; selling needs a sign-in again
+    # sign out → signed-out header, the cookie is gone; selling needs a sign-in again
     await page.click("#nav-signout")
     await page.wait_for_url(stack.web_url + "/")
     await expect(page.locator("#nav-signin")).to_be_visible()
+    assert "session" not in {c["name"] for c in await page.context.cookies()}
     await page.goto(stack.web_url + "/tickets/new")
-    await page.wait_for_url("**/auth/signin")
+    await page.wait_for_url(re.compile(r"/auth/signin\?next=/tickets/new/?$"))
     await snap(page, "06-signin-redirect")
-    await page.close()
+    await page.context.close()
 
 
-async def test_another_user_sees_a_ticket_read_only(stack: Stack, browser) -> None:
-    page = await browser.new_page()
-    await page.goto(stack.web_url + "/auth/signup")
-    await page.fill("#email", "buyer@test.com")
-    await page.fill("#password", "secret2")
-    await page.click("#submit")
-    await page.wait_for_url(stack.web_url + "/")
-    await page.get_by_role("link", name="View").first.click()
-    await page.wait_for_url("**/tickets/*")
-    await expect(page.locator("#ticket-title")).to_be_visible()
-    await expect(page.locator("#edit-ticket-form")).to_have_count(0)
-    await page.goto(stack.web_url + "/auth/signout")
-    await page.wait_for_url(stack.web_url + "/")
-    await page.close()
+async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, browser) -> None:
+    seller = await new_user_page(browser)
+    await sign_up(seller, stack, "seller2@test.com")
+    await sell(seller, stack, "Opera, box seat", "80")
+
+    buyer = await new_user_page(browser)
+    await sign_up(buyer, stack, "buyer@test.com", "secret2")
+    await open_ticket(buyer, stack, "Opera, box seat")
+    ticket_url = buyer.url
+    await expect(buyer.locator("#edit-ticket-form")).to_have_count(0)
+    await buyer.click("#purchase")
+    await buyer.wait_for_url("**/orders/*")
+    await expect(buyer.locator("#order-title")).to_have_text("Opera, box seat")
+    await expect(buyer.locator("#order-price")).to_contain_text("$80.00")
+    await expect(buyer.locator("#test-mode")).to_contain_text("no real money")
+
+    # the countdown ticks by itself
+    first = await countdown_seconds(buyer)
+    await buyer.wait_for_timeout(2500)
+    second = await countdown_seconds(buyer)
+    assert 0 < second < first <= 15 * 60
+    await snap(buyer, "08-order-countdown")
+
+    # the ticket is reserved (so no longer listed): a second purchase from its page is
+    # refused in the API's own words
+    other = await new_user_page(browser)
+    await sign_up(other, stack, "latecomer@test.com")
+    await other.goto(ticket_url)
+    await expect(other.locator("#ticket-title")).to_have_text("Opera, box seat")
+    await other.click("#purchase")
+    await expect(other.locator(".form-error")).to_have_text("Ticket is already reserved")
+    await snap(other, "09-ticket-already-reserved")
+    await other.context.close()
+
+    # a declined card: the provider's words; the order stays payable
+    await buyer.click("#pay-declined-card")
+    await expect(buyer.locator(".form-error")).to_have_text("Your card was declined.")
+    await expect(buyer.locator("#pay-test-card")).to_be_enabled()
+    await snap(buyer, "10-card-declined")
+
+    # the test card pays → "My orders" shows it complete; the ticket is sold
+    await buyer.click("#pay-test-card")
+    await buyer.wait_for_url(stack.web_url + "/orders")
+    row = buyer.locator(".order-row", has_text="Opera, box seat")
+    await expect(row.locator(".order-status")).to_contain_text("complete")
+    await snap(buyer, "11-my-orders")
+    await listed(buyer, stack, "Opera, box seat", expected=False)
+    await buyer.context.close()
+    await seller.context.close()
+
+
+async def test_an_unpaid_order_expires_on_the_page_and_the_ticket_returns(
+    stack: Stack, browser
+) -> None:
+    stack.orders.env["ORDER_EXPIRATION_SECONDS"] = "8"
+    stack.orders.restart()
+    try:
+        seller = await new_user_page(browser)
+        await sign_up(seller, stack, "seller3@test.com")
+        await sell(seller, stack, "Jazz night", "15")
+        await seller.context.close()
+
+        # an anonymous visitor is sent to sign in and comes back to the ticket
+        buyer = await new_user_page(browser)
+        await sign_up(buyer, stack, "buyer3@test.com")
+        await buyer.click("#nav-signout")
+        await expect(buyer.locator("#nav-signin")).to_be_visible()
+        await open_ticket(buyer, stack, "Jazz night")
+        await buyer.click("#signin-to-buy")
+        await buyer.wait_for_url(re.compile(r"/auth/signin\?next=/tickets/[0-9a-f]{24}/?$"))
+        await buyer.fill("#email", "buyer3@test.com")
+        await buyer.fill("#password", "secret1")
+        await buyer.click("#submit")
+        await buyer.wait_for_url("**/tickets/*")
+        await expect(buyer.locator("#ticket-title")).to_have_text("Jazz night")
+
+        await buyer.click("#purchase")
+        await buyer.wait_for_url("**/orders/*")
+        await expect(buyer.locator("#countdown")).to_be_visible()
+        # no reload: the page turns to "expired" by itself, and offers the way back
+        await expect(buyer.locator("#order-expired")).to_be_visible(timeout=30_000)
+        await expect(buyer.locator("#pay-form")).to_have_count(0)
+        await expect(buyer.locator("#order-status")).to_contain_text("cancelled", timeout=30_000)
+        await snap(buyer, "12-order-expired")
+        await listed(buyer, stack, "Jazz night", expected=True)
+        await buyer.context.close()
+    finally:
+        del stack.orders.env["ORDER_EXPIRATION_SECONDS"]
+        stack.orders.restart()
 
 
 async def test_a_service_that_is_down_gives_a_friendly_banner(stack: Stack, browser) -> None:
     stack.tickets.stop()
     try:
-        page = await browser.new_page()
+        page = await new_user_page(browser)
         await page.goto(stack.web_url + "/")
         await expect(page.locator("#banner")).to_contain_text("can't reach our servers")
         await expect(page.locator("#nav-signup")).to_be_visible()  # the rest still works
         await expect(page.locator("#no-tickets")).to_have_count(0)  # no untrue "no tickets"
         await snap(page, "07-service-down-banner")
-        await page.close()
+        await page.context.close()
     finally:
         stack.tickets.restart()

@@ -1,23 +1,31 @@
-"""Reflex state: the signed-in user (from the `session` cookie) and each page's data.
+"""Reflex state: the signed-in user (from the HttpOnly `session` cookie) and each page's data.
 
-The browser keeps the auth service's `session` cookie (an rx.Cookie); every call to a
-service forwards it, so the services see the same user the browser does.
+The browser holds auth's own `session` cookie (HttpOnly: no page script can read it).
+The backend reads it from the headers of the page's websocket connection and forwards
+it on every service call, so the services see the same user the browser does; it is
+never stored in state or sent to the page.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
+import uuid
+from datetime import datetime
 from typing import Any
 
 import reflex as rx
 
-from ticketing_web.api import ApiResult, Services, format_money
-from ticketing_web.settings import SESSION_MAX_AGE, WebSettings
+from ticketing_web import browser
+from ticketing_web.api import ApiResult, Services, format_money, session_from_cookie_header
+from ticketing_web.settings import WebSettings
 
 SETTINGS = WebSettings.from_env()
-
-
-def services() -> Services:
-    return Services(SETTINGS)
+SERVICES = Services(SETTINGS)
+TEST_CARD, DECLINED_CARD = "tok_visa", "tok_chargeDeclined"  # the payments test provider's
+POLL_EVERY_SECONDS = 3  # an order page re-reads the order's status this often
+POLL_AFTER_EXPIRY_SECONDS = 60  # ... and keeps at it this long past zero, to show the cancel
 
 
 def ticket_view(ticket: dict[str, Any]) -> dict[str, str]:
@@ -29,22 +37,52 @@ def ticket_view(ticket: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def expires_at(order: dict[str, Any]) -> float:
+    """`expiresAt` (ISO 8601) as a Unix time; 0 if it is missing or malformed."""
+    try:
+        return datetime.fromisoformat(
+            str(order.get("expiresAt", "")).replace("Z", "+00:00")
+        ).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def seconds_left(deadline: float, now: float | None = None) -> int:
+    return max(0, math.ceil(deadline - (time.time() if now is None else now)))
+
+
+def time_left(seconds: int) -> str:
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+def order_view(order: dict[str, Any]) -> dict[str, str]:
+    ticket = order.get("ticket") if isinstance(order.get("ticket"), dict) else {}
+    status = str(order.get("status", ""))
+    left = seconds_left(expires_at(order))
+    shown = {"created": f"awaiting payment, {time_left(left)} left" if left else "expired"}
+    return {
+        "id": str(order.get("id", "")),
+        "status": status,
+        "status_text": shown.get(status, status),
+        "title": str(ticket.get("title", "")),
+        "price": format_money(ticket.get("price")),
+        "ticketId": str(ticket.get("id", "")),
+    }
+
+
 class SessionState(rx.State):
-    session: str = rx.Cookie(
-        "",
-        name="session",
-        path="/",
-        max_age=SESSION_MAX_AGE,
-        same_site="lax",
-        secure=SETTINGS.cookie_secure,
-    )
     user_id: str = ""
     user_email: str = ""
     banner: str = ""  # a service could not be reached
+    _countdown: str = ""  # the order page view whose countdown runs; any page load ends it
 
     @rx.var
     def signed_in(self) -> bool:
         return bool(self.user_id)
+
+    def _session(self) -> str:
+        return session_from_cookie_header(self.router.headers.cookie)
 
     def _note(self, result: ApiResult) -> None:
         self.banner = result.errors[0] if result.unavailable else ""
@@ -52,37 +90,38 @@ class SessionState(rx.State):
     @rx.event
     async def load_user(self) -> None:
         self.banner = ""
-        if not self.session:
+        self._countdown = ""
+        session = self._session()
+        if not session:
             self.user_id = self.user_email = ""
             return
-        result = await services().current_user(self.session)
+        result = await SERVICES.current_user(session)
         self._note(result)
         user = (result.data or {}).get("currentUser") if result.ok else None
-        self.user_id = user["id"] if user else ""
-        self.user_email = user["email"] if user else ""
-        if result.ok and not user:
-            self.session = ""  # expired or invalid: forget it
-
-    def _start_session(self, result: ApiResult) -> None:
-        if result.session:
-            self.session = result.session
-        data = result.data or {}
-        self.user_id, self.user_email = data.get("id", ""), data.get("email", "")
+        self.user_id = str(user.get("id", "")) if isinstance(user, dict) else ""
+        self.user_email = str(user.get("email", "")) if isinstance(user, dict) else ""
 
     @rx.event
-    async def signout(self) -> Any:
-        if self.session:
-            await services().signout(self.session)
-        self.session = ""
+    def signout(self) -> Any:
+        """on_load of /auth/signout: the browser asks auth to clear its cookie."""
+        return rx.call_script(
+            browser.post_json("/api/users/signout"), callback=SessionState.signed_out
+        )
+
+    @rx.event
+    def signed_out(self, _outcome: Any) -> Any:
         self.user_id = self.user_email = ""
-        return rx.redirect("/")
+        return rx.call_script(browser.load_page("/"))
+
+    def _signin_link(self) -> str:
+        return f"/auth/signin?next={self.router.url.path}"
 
     @rx.event
     async def require_user(self) -> Any:
         """on_load for pages that need a signed-in user."""
         await self.load_user()
         if not self.user_id and not self.banner:
-            return rx.redirect("/auth/signin")
+            return rx.redirect(self._signin_link())
         return None
 
 
@@ -117,28 +156,42 @@ class FormState(SessionState):
 
 
 class AuthFormState(FormState):
-    @rx.event
-    async def signup(self, form: dict[str, Any]) -> Any:
-        async for update in self._authenticate("signup", form):
-            yield update
+    """Sign-up and sign-in are posted by the browser itself, so auth's HttpOnly cookie
+    lands there; the backend shows the answer and then reloads the page."""
 
     @rx.event
-    async def signin(self, form: dict[str, Any]) -> Any:
-        async for update in self._authenticate("signin", form):
-            yield update
+    def signup(self, form: dict[str, Any]) -> Any:
+        return self._authenticate("signup", form)
 
-    async def _authenticate(self, action: str, form: dict[str, Any]) -> Any:
+    @rx.event
+    def signin(self, form: dict[str, Any]) -> Any:
+        return self._authenticate("signin", form)
+
+    def _authenticate(self, action: str, form: dict[str, Any]) -> Any:
         self._reset_form()
         self.submitting = True
-        yield
-        call = services().signup if action == "signup" else services().signin
-        result = await call(str(form.get("email", "")), str(form.get("password", "")))
+        credentials = {
+            "email": str(form.get("email", "")),
+            "password": str(form.get("password", "")),
+        }
+        return rx.call_script(
+            browser.post_json(f"/api/users/{action}", credentials),
+            callback=AuthFormState.authenticated,
+        )
+
+    @rx.event
+    def authenticated(self, outcome: Any) -> Any:
         self.submitting = False
+        outcome = outcome if isinstance(outcome, dict) else {}
+        status = outcome.get("status")
+        result = ApiResult.from_response(
+            status if isinstance(status, int) else 0, outcome.get("body")
+        )
         if result.ok:
-            self._start_session(result)
-            yield rx.redirect("/")
-        else:
-            self._show_errors(result)
+            next_page = browser.local_path(self.router.url.query_parameters.get("next"))
+            return rx.call_script(browser.load_page(next_page))
+        self._show_errors(result)
+        return None
 
 
 class TicketListState(SessionState):
@@ -148,7 +201,7 @@ class TicketListState(SessionState):
     @rx.event
     async def load(self) -> None:
         await self.load_user()
-        result = await services().list_tickets()
+        result = await SERVICES.list_tickets()
         self._note(result)
         self.tickets = [ticket_view(t) for t in result.data] if result.ok else []
         self.loaded = True
@@ -160,14 +213,14 @@ class NewTicketState(FormState):
         self._reset_form()
         self.submitting = True
         yield
-        result = await services().create_ticket(
-            self.session, str(form.get("title", "")), str(form.get("price", ""))
+        result = await SERVICES.create_ticket(
+            self._session(), str(form.get("title", "")), str(form.get("price", ""))
         )
         self.submitting = False
         if result.ok:
             yield rx.redirect("/")
         elif result.status == 401:
-            yield rx.redirect("/auth/signin")
+            yield rx.redirect(self._signin_link())
         else:
             self._show_errors(result)
 
@@ -195,8 +248,9 @@ class TicketDetailState(FormState):
     async def load(self) -> None:
         self._reset_form()
         self.saved = False
+        self.submitting = False
         await self.load_user()
-        result = await services().get_ticket(self.ticketId)  # type: ignore[attr-defined]
+        result = await SERVICES.get_ticket(self.ticketId)  # type: ignore[attr-defined]
         self._note(result)
         self.not_found = result.status == 404
         self._show_ticket(result.data if result.ok else {})
@@ -212,8 +266,8 @@ class TicketDetailState(FormState):
         self.saved = False
         self.submitting = True
         yield
-        result = await services().update_ticket(
-            self.session, self.ticket.get("id", ""), self.edit_title, self.edit_price
+        result = await SERVICES.update_ticket(
+            self._session(), self.ticket.get("id", ""), self.edit_title, self.edit_price
         )
         self.submitting = False
         if result.ok:
@@ -221,3 +275,145 @@ class TicketDetailState(FormState):
             self.saved = True
         else:
             self._show_errors(result)
+
+    @rx.event
+    async def purchase(self) -> Any:
+        self._reset_form()
+        self.submitting = True
+        yield
+        result = await SERVICES.create_order(self._session(), self.ticket.get("id", ""))
+        self.submitting = False
+        if result.ok and isinstance(result.data, dict):
+            yield rx.redirect(f"/orders/{result.data.get('id', '')}")
+        elif result.status == 401:
+            yield rx.redirect(self._signin_link())
+        else:
+            self._show_errors(result)
+
+
+class OrderListState(SessionState):
+    orders: list[dict[str, str]] = []
+    loaded: bool = False
+
+    @rx.event
+    async def load(self) -> Any:
+        self.loaded = False
+        redirect = await self.require_user()
+        if redirect is not None:
+            return redirect
+        result = await SERVICES.list_orders(self._session())
+        self._note(result)
+        orders = result.data if result.ok and isinstance(result.data, list) else []
+        self.orders = [order_view(o) for o in reversed(orders)]  # newest first
+        self.loaded = True
+        return None
+
+
+class OrderState(FormState):
+    """/orders/[orderId]: the order, a live countdown to its expiry, the pay form."""
+
+    order: dict[str, str] = {}
+    not_found: bool = False
+    seconds_left: int = 0
+    stripe_key: str = SETTINGS.stripe_publishable_key
+    _expires_at: float = 0.0
+
+    @rx.var
+    def expired(self) -> bool:
+        status = self.order.get("status", "")
+        return status == "cancelled" or (status == "created" and self.seconds_left <= 0)
+
+    @rx.var
+    def payable(self) -> bool:
+        return self.order.get("status", "") == "created" and self.seconds_left > 0
+
+    @rx.var
+    def countdown_text(self) -> str:
+        return f"{self.seconds_left} seconds until the order expires"
+
+    def _show_order(self, order: dict[str, Any]) -> None:
+        self.order = order_view(order)
+        self._expires_at = expires_at(order)
+        self.seconds_left = seconds_left(self._expires_at)
+
+    @rx.event
+    async def load(self) -> Any:
+        self._reset_form()
+        self.submitting = False
+        self.order, self.not_found = {}, False
+        redirect = await self.require_user()
+        if redirect is not None:
+            return redirect
+        result = await SERVICES.get_order(self._session(), self.orderId)  # type: ignore[attr-defined]
+        self._note(result)
+        self.not_found = result.status in (400, 404)
+        if not (result.ok and isinstance(result.data, dict)):
+            return None
+        self._show_order(result.data)
+        return OrderState.count_down if self.order["status"] == "created" else None
+
+    @rx.event(background=True)
+    async def count_down(self) -> None:
+        """Ticks `seconds_left` every second and re-reads the order now and then (it is
+        paid or cancelled elsewhere). Ends when the order is settled, when it has been
+        expired for a while, or when this tab loads any page."""
+        async with self:
+            view = self._countdown = uuid.uuid4().hex
+            session, order_id = self._session(), self.order.get("id", "")
+        ticks = 0
+        while True:
+            await asyncio.sleep(1)
+            ticks += 1
+            fresh = None
+            if ticks % POLL_EVERY_SECONDS == 0:
+                fresh = await SERVICES.get_order(session, order_id)
+            async with self:
+                if self._countdown != view:
+                    return
+                if fresh is not None and fresh.ok and isinstance(fresh.data, dict):
+                    self._show_order(fresh.data)
+                else:
+                    self.seconds_left = seconds_left(self._expires_at)
+                past_expiry = time.time() - self._expires_at
+                if self.order.get("status") != "created" or past_expiry > POLL_AFTER_EXPIRY_SECONDS:
+                    self._countdown = ""
+                    return
+
+    @rx.event
+    async def pay(self, token: str) -> Any:
+        self._reset_form()
+        self.submitting = True
+        yield
+        result = await SERVICES.pay(self._session(), self.order.get("id", ""), token)
+        self.submitting = False
+        if result.ok:
+            self._countdown = ""
+            yield rx.redirect("/orders")
+        elif result.status == 401:
+            yield rx.redirect(self._signin_link())
+        else:
+            self._show_errors(result)
+            # the pay form has no fields of its own: every message is the form's
+            self.form_errors = [*self.form_errors, *self.field_errors.values()]
+            self.field_errors = {}
+
+    @rx.event
+    def mount_card(self) -> Any:
+        return rx.call_script(browser.stripe_mount(self.stripe_key), callback=OrderState.card_ready)
+
+    @rx.event
+    def card_ready(self, problem: Any) -> None:
+        self.form_errors = [problem] if isinstance(problem, str) and problem else []
+
+    @rx.event
+    def pay_with_card(self) -> Any:
+        self._reset_form()
+        return rx.call_script(browser.READ_STRIPE_CARD, callback=OrderState.card_tokenized)
+
+    @rx.event
+    def card_tokenized(self, outcome: Any) -> Any:
+        outcome = outcome if isinstance(outcome, dict) else {}
+        if isinstance(outcome.get("token"), str):
+            return OrderState.pay(outcome["token"])
+        self.form_errors = [str(outcome.get("error") or "The card could not be read.")]
+        return None

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.pages import auth, home, tickets
-from ticketing_web.state import FormState, SessionState, TicketDetailState, TicketListState
+from ticketing_web.pages import auth, home, orders, tickets
+from ticketing_web.state import (
+    FormState,
+    OrderListState,
+    OrderState,
+    SessionState,
+    TicketDetailState,
+    TicketListState,
+)
 
 app = rx.App()  # theme: rxconfig.py
 app.add_page(home.index, route="/", title="GitTix | Tickets", on_load=TicketListState.load)
@@ -29,4 +36,13 @@ app.add_page(
     route="/tickets/[ticketId]",
     title="GitTix | Ticket",
     on_load=TicketDetailState.load,
+)
+app.add_page(
+    orders.order_list, route="/orders", title="GitTix | My orders", on_load=OrderListState.load
+)
+app.add_page(
+    orders.order_detail,
+    route="/orders/[orderId]",
+    title="GitTix | Order",
+    on_load=OrderState.load,
 )

@@ -1,1 +1,1 @@
-"""One module per area: home, auth, tickets."""
+"""One module per area: home, auth, tickets, orders."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import field, form_card, page, submit
+from ticketing_web.components import field, form_card, form_errors, page, submit
 from ticketing_web.state import NewTicketState, TicketDetailState
 
 
@@ -67,6 +67,30 @@ def _edit_form() -> rx.Component:
     )
 
 
+def _purchase() -> rx.Component:
+    """Signed-in non-owners buy; anonymous visitors sign in first and come back here."""
+    return rx.cond(
+        TicketDetailState.signed_in,
+        rx.vstack(
+            form_errors(),
+            rx.button(
+                "Purchase",
+                size="3",
+                on_click=TicketDetailState.purchase,
+                loading=TicketDetailState.submitting,
+                id="purchase",
+            ),
+            align="start",
+            spacing="3",
+        ),
+        rx.link(
+            rx.button("Sign in to buy", size="3", variant="soft"),
+            href="/auth/signin?next=/tickets/" + TicketDetailState.ticket["id"],
+            id="signin-to-buy",
+        ),
+    )
+
+
 def ticket_detail() -> rx.Component:
     return page(
         rx.cond(
@@ -76,7 +100,7 @@ def ticket_detail() -> rx.Component:
                 TicketDetailState.ticket.contains("id"),
                 rx.vstack(
                     _details(),
-                    rx.cond(TicketDetailState.is_owner, _edit_form()),
+                    rx.cond(TicketDetailState.is_owner, _edit_form(), _purchase()),
                     spacing="4",
                     width="100%",
                 ),

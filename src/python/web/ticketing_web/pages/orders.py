@@ -1,0 +1,192 @@
+"""/orders (my orders) and /orders/[orderId] (countdown and pay)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from ticketing_web.components import form_errors, page
+from ticketing_web.state import DECLINED_CARD, TEST_CARD, OrderListState, OrderState
+
+STATUS_COLOURS = {"created": "amber", "complete": "green", "cancelled": "gray"}
+
+
+def _status_badge(order: rx.Var) -> rx.Component:
+    return rx.match(
+        order["status"],
+        *[
+            (status, rx.badge(order["status_text"], color_scheme=c))
+            for status, c in STATUS_COLOURS.items()
+        ],
+        rx.badge(order["status_text"]),
+    )
+
+
+def order_row(order: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(order["title"]),
+        rx.table.cell(order["price"]),
+        rx.table.cell(_status_badge(order), class_name="order-status"),
+        rx.table.cell(rx.link("View", href="/orders/" + order["id"].to(str))),
+        class_name="order-row",
+    )
+
+
+def order_list() -> rx.Component:
+    table = rx.table.root(
+        rx.table.header(
+            rx.table.row(
+                rx.table.column_header_cell("Ticket"),
+                rx.table.column_header_cell("Price"),
+                rx.table.column_header_cell("Status"),
+                rx.table.column_header_cell("Link"),
+            )
+        ),
+        rx.table.body(rx.foreach(OrderListState.orders, order_row)),
+        variant="surface",
+        width="100%",
+        id="orders",
+    )
+    empty = rx.card(
+        rx.text("You have no orders yet. ", rx.link("Find a ticket", href="/"), "."),
+        id="no-orders",
+    )
+    return page(
+        rx.cond(
+            OrderListState.loaded,
+            rx.cond(OrderListState.orders.length() > 0, table, empty),
+            rx.cond(OrderListState.banner == "", rx.center(rx.spinner(size="3"), padding="2em")),
+        ),
+        title="My orders",
+    )
+
+
+def _test_cards() -> rx.Component:
+    return rx.vstack(
+        rx.callout(
+            "Test mode — no real money. Pick one of the payment provider's test cards.",
+            icon="info",
+            color_scheme="blue",
+            id="test-mode",
+        ),
+        rx.hstack(
+            rx.button(
+                "Pay with test Visa",
+                size="3",
+                on_click=OrderState.pay(TEST_CARD),
+                loading=OrderState.submitting,
+                id="pay-test-card",
+            ),
+            rx.button(
+                "Try a declined test card",
+                size="3",
+                variant="outline",
+                color_scheme="red",
+                on_click=OrderState.pay(DECLINED_CARD),
+                loading=OrderState.submitting,
+                id="pay-declined-card",
+            ),
+            spacing="3",
+            wrap="wrap",
+        ),
+        spacing="3",
+        align="stretch",
+    )
+
+
+def _stripe_card() -> rx.Component:
+    return rx.vstack(
+        rx.script(src="https://js.stripe.com/v3/"),
+        rx.box(
+            id="card-element",
+            on_mount=OrderState.mount_card,
+            padding="0.75em",
+            border=f"1px solid {rx.color('gray', 6)}",
+            border_radius="6px",
+        ),
+        rx.button(
+            "Pay",
+            size="3",
+            on_click=OrderState.pay_with_card,
+            loading=OrderState.submitting,
+            id="pay-card",
+        ),
+        spacing="3",
+        align="stretch",
+    )
+
+
+def _pay_form() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Pay", size="4"),
+            form_errors(),
+            rx.cond(OrderState.stripe_key == "", _test_cards(), _stripe_card()),
+            spacing="4",
+            align="stretch",
+        ),
+        max_width="520px",
+        width="100%",
+        id="pay-form",
+    )
+
+
+def _expired() -> rx.Component:
+    return rx.callout(
+        rx.text(
+            "This order has expired: the ticket is back on sale. ",
+            rx.link("Back to the ticket", href="/tickets/" + OrderState.order["ticketId"]),
+        ),
+        icon="clock",
+        color_scheme="gray",
+        id="order-expired",
+    )
+
+
+def _details() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading(OrderState.order["title"], size="6", id="order-title"),
+            rx.text(
+                "Price: ", rx.text.strong(OrderState.order["price"]), size="4", id="order-price"
+            ),
+            rx.text("Status: ", rx.text.strong(OrderState.order["status"]), id="order-status"),
+            spacing="3",
+        ),
+        width="100%",
+    )
+
+
+def order_detail() -> rx.Component:
+    body = rx.vstack(
+        _details(),
+        rx.cond(
+            OrderState.order["status"] == "complete",
+            rx.callout(
+                "Paid. Enjoy the event!", icon="check", color_scheme="green", id="order-paid"
+            ),
+        ),
+        rx.cond(OrderState.expired, _expired()),
+        rx.cond(
+            OrderState.payable,
+            rx.vstack(
+                rx.text(OrderState.countdown_text, size="4", weight="medium", id="countdown"),
+                _pay_form(),
+                spacing="4",
+                width="100%",
+            ),
+        ),
+        spacing="4",
+        width="100%",
+    )
+    return page(
+        rx.cond(
+            OrderState.not_found,
+            rx.callout("This order does not exist.", icon="circle_alert", id="not-found"),
+            rx.cond(
+                OrderState.order.contains("id"),
+                body,
+                rx.cond(OrderState.banner == "", rx.center(rx.spinner(size="3"), padding="2em")),
+            ),
+        ),
+        title="Order",
+    )
