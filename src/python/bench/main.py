@@ -2,7 +2,8 @@
 
 Starts its own nats-server and MongoDB-wire server (in-memory) and the auth, tickets
 and orders services, each in a process of its own, on loopback; this process is the load
-generator (httpx async, PyMongo async, nats-py). Each figure is the median of
+generator (a lean HTTP/1.1 client — see lean_http.py for why not httpx — PyMongo async,
+nats-py). Each figure is the median of
 `--repeats` runs after a warm-up. Prints a table and writes JSON (`--out`).
 
     ./pants run src/python/bench:bench -- --out dist/benchmarks.json
@@ -18,14 +19,17 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 from bson import ObjectId
+from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 
+from bench.lean_http import LeanClient
 from bench.stats import Result, measure, median_result, percentile
 from common.auth import SESSION_COOKIE, encode_session, sign_jwt
 from common.events import STREAM_NAME, TICKETING_STREAM, Listener, TicketCreatedEvent
@@ -83,11 +87,18 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     auth = ServiceProcess("auth", "auth.main", common, workdir / "auth").start()
     eventing = {**common, "NATS_URL": nats_server.url}
     tickets = ServiceProcess("tickets", "tickets.main", eventing, workdir / "tickets").start()
-    orders = ServiceProcess("orders", "orders.main", eventing, workdir / "orders").start()
+    # Started after the tickets cases (see run_all): a ticket's floor has no consumer.
+    orders = ServiceProcess("orders", "orders.main", eventing, workdir / "orders")
     services = {"auth": auth, "tickets": tickets, "orders": orders}
     bench = Bench(args, workdir)
     try:
-        await run_all(bench, mongo_server.uri, nats_server.url, tickets.url, orders.url)  # type: ignore[attr-defined]
+        await run_all(
+            bench,
+            mongo_server.uri,
+            nats_server.url,
+            tickets.url,  # type: ignore[attr-defined]
+            start_orders=lambda: orders.start().url,  # type: ignore[attr-defined]
+        )
         bench.extra["rss_mib"] = {name: rss_mib(p.process.pid) for name, p in services.items()}  # type: ignore[union-attr]
     finally:
         for process in (orders, tickets, auth, mongo_server, nats_server):
@@ -99,34 +110,42 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 class Targets:
     """What the cases run against: the services, the servers and a signed-in client."""
 
-    http: httpx.AsyncClient
+    http: LeanClient
     mongo: AsyncMongoClient[Any]
     js: Any
     user_id: str
 
 
 async def run_all(
-    bench: Bench, mongo_uri: str, nats_url: str, tickets_url: str, orders_url: str
+    bench: Bench,
+    mongo_uri: str,
+    nats_url: str,
+    tickets_url: str,
+    start_orders: Callable[[], str],
 ) -> None:
+    """The tickets cases run against auth and tickets alone, as the floor (an insert and
+    a publish that nobody consumes) and the original's figures do; then orders starts
+    (it copies every ticket into its replica, through the same database server and
+    cores) for one more create case and the order cases."""
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri)
     manager = NatsClientManager()
     await manager.connect(nats_url, "bench")
     await manager.ensure_stream()
     user_id = str(ObjectId())
     cookies = {SESSION_COOKIE: encode_session(sign_jwt(user_id, "bench@test.com", JWT_KEY))}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(
-        base_url=tickets_url, cookies=cookies, limits=limits, timeout=30
-    ) as http:
+    async with LeanClient(tickets_url, cookies) as http:
         targets = Targets(http, mongo, manager.jetstream, user_id)
         bench.js = manager.jetstream
         print("core path (median of repeats):", flush=True)
         await create_cases(bench, targets)
         await read_cases(bench, targets)
+        await httpx_read_case(bench, targets, tickets_url)
         await list_cases(bench, targets)
-        async with httpx.AsyncClient(
-            base_url=orders_url, cookies=cookies, limits=limits, timeout=30
-        ) as orders:
+        orders_url = start_orders()
+        await bench.run_case(
+            "POST /api/tickets (+ orders replica)", create_ticket(targets), concurrency=1
+        )
+        async with LeanClient(orders_url, cookies) as orders:
             await order_cases(bench, targets, orders)
             bench.extra["reserved_latency_ms"] = await reserved_latency(
                 targets, orders, bench.args.events // 5
@@ -159,12 +178,16 @@ async def create_cases(bench: Bench, t: Targets) -> None:
                 "ticket.created", b'{"bench":1}', headers={"Nats-Msg-Id": f"floor:{oid}"}
             )
 
-        async def create(i: int) -> None:
-            response = await t.http.post("/api/tickets", json=TICKET)
-            assert response.status_code == 201, response.text
-
         await bench.run_case("floor: insert_one + JS publish", floor, concurrency=concurrency)
-        await bench.run_case("POST /api/tickets", create, concurrency=concurrency)
+        await bench.run_case("POST /api/tickets", create_ticket(t), concurrency=concurrency)
+
+
+def create_ticket(t: Targets) -> Callable[[int], Awaitable[None]]:
+    async def create(i: int) -> None:
+        response = await t.http.post("/api/tickets", json=TICKET)
+        assert response.status_code == 201, response.text
+
+    return create
 
 
 async def read_cases(bench: Bench, t: Targets) -> None:
@@ -182,6 +205,20 @@ async def read_cases(bench: Bench, t: Targets) -> None:
 
         await bench.run_case("floor: find_one", find_one, concurrency=concurrency)
         await bench.run_case("GET /api/tickets/{id}", show, concurrency=concurrency)
+
+
+async def httpx_read_case(bench: Bench, t: Targets, tickets_url: str) -> None:
+    """The read again with httpx as the client, for comparison: how much of a figure is
+    the load generator's own cost (see lean_http.py)."""
+    tickets = t.mongo["tickets"][TICKETS]
+    ids = [d["_id"] for d in await tickets.find({}, {"_id": 1}).limit(500).to_list()]
+    async with httpx.AsyncClient(base_url=tickets_url, timeout=30) as http:
+
+        async def show(i: int) -> None:
+            response = await http.get(f"/api/tickets/{ids[i % len(ids)]}")
+            assert response.status_code == 200
+
+        await bench.run_case("GET /api/tickets/{id} (httpx client)", show, concurrency=1)
 
 
 async def list_cases(bench: Bench, t: Targets) -> None:
@@ -225,7 +262,7 @@ async def tickets_to_order(t: Targets, count: int) -> list[str]:
     return [r["_id"] for r in replica]
 
 
-async def order_cases(bench: Bench, t: Targets, orders: httpx.AsyncClient) -> None:
+async def order_cases(bench: Bench, t: Targets, orders: LeanClient) -> None:
     """POST /api/orders (reserve one ticket, record order.created) against the same floor
     as a create: one insert_one and one acked publish."""
     per_case = bench.args.warmup + bench.args.ops * bench.args.repeats
@@ -239,7 +276,7 @@ async def order_cases(bench: Bench, t: Targets, orders: httpx.AsyncClient) -> No
         await bench.run_case("POST /api/orders", order, concurrency=concurrency)
 
 
-async def reserved_latency(t: Targets, orders: httpx.AsyncClient, count: int) -> dict[str, float]:
+async def reserved_latency(t: Targets, orders: LeanClient, count: int) -> dict[str, float]:
     """From sending POST /api/orders to the ticket showing its `orderId` in the tickets
     service: across two services and the stream (order.created → tickets reserves)."""
     await listeners_idle(t.js, *DOWNSTREAM)
@@ -264,11 +301,18 @@ async def listeners_idle(js: Any, *durables: str, within: float = 600) -> None:
     backlog: orders are accepted faster than the listeners downstream apply them)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        infos = [await js.consumer_info(STREAM_NAME, durable) for durable in durables]
-        if all(i.num_pending == 0 and i.num_ack_pending == 0 for i in infos):
+        if all([await consumer_idle(js, durable) for durable in durables]):
             return
         await asyncio.sleep(0.5)
     raise TimeoutError(f"{durables} still busy after {within}s")
+
+
+async def consumer_idle(js: Any, durable: str) -> bool:
+    try:
+        info = await js.consumer_info(STREAM_NAME, durable)
+    except NotFoundError:
+        return True  # its service is not running (yet): nothing waits on it
+    return info.num_pending == 0 and info.num_ack_pending == 0
 
 
 async def add_tickets(mongo: AsyncMongoClient[Any], count: int, user_id: str) -> None:
@@ -343,6 +387,14 @@ def report(bench: Bench) -> dict[str, Any]:
                 by_key[(service, concurrency)].throughput / by_key[(floor, concurrency)].throughput
             )
             ratios[f"{label}_c{concurrency}"] = ratio
+    with_replica = by_key[("POST /api/tickets (+ orders replica)", 1)].throughput
+    ratios["create_with_orders_replica_vs_floor_c1"] = (
+        with_replica / by_key[("floor: insert_one + JS publish", 1)].throughput
+    )
+    ratios["read_httpx_client_vs_find_one_c1"] = (
+        by_key[("GET /api/tickets/{id} (httpx client)", 1)].throughput
+        / by_key[("floor: find_one", 1)].throughput
+    )
     rows = [f"{'case':<36}{'conc':>5}{'ops/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"]
     rows += [
         f"{r.name:<36}{r.concurrency:>5}{r.throughput:>9.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}"
@@ -350,7 +402,7 @@ def report(bench: Bench) -> dict[str, Any]:
         for r in bench.results
     ]
     rows.append("")
-    rows += [f"ratio {k:<28}{v:>8.0%}" for k, v in ratios.items()]
+    rows += [f"ratio {k:<40}{v:>6.0%}" for k, v in ratios.items()]
     reserved = bench.extra["reserved_latency_ms"]
     rows.append(
         f"order placed → ticket reserved     p50 {reserved['p50']:.2f} ms  p99 {reserved['p99']:.2f} ms"
