@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 PENDING = "_outbox"
 """The field of a document that holds its unsent events: [{id, subject, data, at}]."""
 
+# collection -> document id -> ids of its events acknowledged by JetStream
+SentEvents = dict[str, dict[Any, list[str]]]
+
 PENDING_INDEX = IndexModel(f"{PENDING}.at", name="outbox_pending", sparse=True)
 """Lets the relay find documents with old unsent events without a collection scan."""
 
@@ -108,7 +111,8 @@ class Outbox:
         # An event younger than this is its request's to publish (the request gives up
         # after the publish timeout): the relay does not race it.
         self.rescan_after = timedelta(seconds=publish_timeout + 1)
-        self._sent: dict[str, dict[Any, list[str]]] = defaultdict(lambda: defaultdict(list))
+        self._sent: SentEvents = defaultdict(lambda: defaultdict(list))
+        self._clearing: list[SentEvents] = []  # taken from _sent, their bulk write in flight
         self._wake = asyncio.Event()  # run the relay now
         self._clear_wake = asyncio.Event()  # something was sent: clear it
         self._relay = Loop("outbox-relay", self._relay_step, pause=interval)
@@ -224,7 +228,11 @@ class Outbox:
     def _only_awaiting_clear(self, collection: str, doc: Document) -> bool:
         """Every pending event of `doc` was acked to this process and is about to be
         cleared: nothing to publish again."""
-        acked = set(self._sent.get(collection, {}).get(doc["_id"], ()))
+        acked = {
+            event_id
+            for sent in (self._sent, *self._clearing)
+            for event_id in sent.get(collection, {}).get(doc["_id"], ())
+        }
         return all(pending["id"] in acked for pending in doc.get(PENDING) or ())
 
     # -- clearing what was sent -------------------------------------------------------
@@ -233,16 +241,25 @@ class Outbox:
         """Remove acknowledged events from their documents: one bulk write per
         collection for everything sent since the last clear."""
         sent, self._sent = self._sent, defaultdict(lambda: defaultdict(list))
-        for collection, by_doc in sent.items():
-            operations = [
-                UpdateOne({"_id": doc_id}, {"$pull": {PENDING: {"id": {"$in": ids}}}})
-                for doc_id, ids in by_doc.items()
-            ]
-            try:
-                await self.db[collection].bulk_write(operations, ordered=False)
-            except PyMongoError as exc:
-                # Not lost: they are re-sent (and deduplicated) by a later relay scan.
-                log.warning("outbox: could not clear %d sent event(s): %r", len(operations), exc)
+        # Until the write lands, the relay must still see these as sent: under load a
+        # bulk clear can take longer than the relay's rescan age, and re-publishing what
+        # it is clearing only adds work to a database that is already behind.
+        self._clearing.append(sent)
+        try:
+            for collection, by_doc in sent.items():
+                operations = [
+                    UpdateOne({"_id": doc_id}, {"$pull": {PENDING: {"id": {"$in": ids}}}})
+                    for doc_id, ids in by_doc.items()
+                ]
+                try:
+                    await self.db[collection].bulk_write(operations, ordered=False)
+                except PyMongoError as exc:
+                    # Not lost: they are re-sent (and deduplicated) by a later relay scan.
+                    log.warning(
+                        "outbox: could not clear %d sent event(s): %r", len(operations), exc
+                    )
+        finally:
+            self._clearing = [other for other in self._clearing if other is not sent]
 
     async def _clear_step(self) -> None:
         await self._clear_wake.wait()

@@ -145,3 +145,54 @@ async def test_an_event_published_twice_is_stored_once(outbox, clean_db, nats_ma
 async def test_only_declared_collections_carry_an_outbox(outbox):
     with pytest.raises(ValueError, match="not an outbox collection"):
         await outbox.insert("other", {"_id": "1"}, created({"_id": "1", "title": "a"}))
+
+
+class SlowClears:
+    """The database, with the outbox's bulk clears held until `release` is set (a
+    clear that takes longer than the relay's rescan age, as under load)."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+        self.release = asyncio.Event()
+        self.held = asyncio.Event()
+
+    def __getitem__(self, name: str):
+        collection = self.db[name]
+        outer = self
+
+        class Collection:
+            def __getattr__(self, attr: str):
+                return getattr(collection, attr)
+
+            async def bulk_write(self, *args, **kwargs):
+                outer.held.set()
+                await outer.release.wait()
+                return await collection.bulk_write(*args, **kwargs)
+
+        return Collection()
+
+
+async def test_the_relay_does_not_republish_what_is_being_cleared(clean_db):
+    """Under load the bulk clear of acknowledged events can take longer than the relay's
+    rescan age; the relay must not publish those events again meanwhile (it did: a
+    re-publish storm on a database already behind)."""
+    db = SlowClears(clean_db)
+    box = Outbox(db, RecordingNats(), [ITEMS])  # type: ignore[arg-type]
+    attempts: list[str] = []
+    publish = box.nats.jetstream.publish
+
+    async def counting_publish(subject, payload=b"", **kwargs):
+        attempts.append(kwargs["headers"]["Nats-Msg-Id"])
+        return await publish(subject, payload, **kwargs)
+
+    box.nats.jetstream.publish = counting_publish  # type: ignore[method-assign]
+    await add(box, "i1")
+    assert attempts == ["ticket.created:i1:0"]  # the request published it
+    clearing = asyncio.create_task(box._clear())
+    await db.held.wait()  # the clear is in flight, its events no longer in _sent
+    box.rescan_after = box.rescan_after * 0  # every pending event is "old" now
+    assert await box.flush() == 0
+    assert attempts == ["ticket.created:i1:0"]  # not published again
+    db.release.set()
+    await clearing
+    assert await unsent_count(clean_db, [ITEMS]) == 0
