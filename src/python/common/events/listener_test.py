@@ -273,3 +273,20 @@ async def consumer_settled_at_least(listener: Listener, messages: int) -> bool:
         and info.num_ack_pending == 0
         and info.num_pending == 0
     )
+
+
+class PatientListener(FlakyListener):
+    """Long polls: a message must still be handled when it arrives, not when the poll
+    expires."""
+
+    poll_seconds = 60.0
+
+
+async def test_a_lone_message_is_handled_when_it_arrives_not_when_the_poll_expires(
+    nats_manager, start
+):
+    listener = await start(PatientListener(nats_manager.jetstream))
+    await asyncio.sleep(0.5)  # the listener is now waiting in a 60 s pull
+    await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
+    # A lone message must not wait for a batch to fill or the pull to expire (60 s).
+    await eventually(lambda: len(listener.handled) == 1, within=15)
