@@ -29,20 +29,31 @@ async def exists(db: AsyncDatabase[Any], user_id: str) -> bool:
     return oid is not None and await db[USERS].count_documents({"_id": oid}, limit=1) == 1
 
 
-async def recent_failures(db: AsyncDatabase[Any], email: str, window: timedelta) -> int:
-    record = await db[SIGNIN_FAILURES].find_one({"_id": email})
-    if record is None or record["since"] < datetime.now(UTC) - window:
-        return 0
-    return int(record["count"])
-
-
-async def record_failure(db: AsyncDatabase[Any], email: str, window: timedelta) -> None:
-    """Count a failed sign-in; a counter older than the window starts again at 1."""
+async def reserve_signin_attempt(
+    db: AsyncDatabase[Any], email: str, *, limit: int, window: timedelta
+) -> int | None:
+    """Count one sign-in attempt for `email` BEFORE its password is verified, in one
+    atomic write that only succeeds while fewer than `limit` are counted in the window.
+    So however many attempts arrive at once, at most `limit` are ever verified. Returns
+    None when the attempt may go on, else the seconds until the window ends.
+    A success clears the count (`clear_failures`), so only failures accumulate."""
     now = datetime.now(UTC)
+    # A counter whose window has passed starts again.
     await db[SIGNIN_FAILURES].delete_one({"_id": email, "since": {"$lt": now - window}})
-    await db[SIGNIN_FAILURES].update_one(
-        {"_id": email}, {"$inc": {"count": 1}, "$setOnInsert": {"since": now}}, upsert=True
-    )
+    try:
+        await db[SIGNIN_FAILURES].update_one(
+            {"_id": email, "count": {"$lt": limit}},
+            {"$inc": {"count": 1}, "$setOnInsert": {"since": now}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        # The counter exists but is at the limit (the filter missed, the upsert collided).
+        record = await db[SIGNIN_FAILURES].find_one({"_id": email})
+        since = record["since"] if record else now
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return max(1, int((since + window - now).total_seconds()) + 1)
+    return None
 
 
 async def clear_failures(db: AsyncDatabase[Any], email: str) -> None:

@@ -23,6 +23,11 @@ from common.errors import NotAuthorizedError
 SESSION_COOKIE = "session"
 JWT_ALGORITHM = "HS256"
 DEFAULT_TOKEN_LIFETIME = timedelta(days=1)
+# Clock skew allowed between the node that signed a token and the one checking it.
+JWT_LEEWAY_SECONDS = 10
+# A real token is ~250 bytes, its cookie ~350: anything far longer is not one (and is
+# never parsed — a crafted value must not cost more than a length check).
+MAX_TOKEN_LENGTH = 4096
 
 
 class CurrentUser(BaseModel):
@@ -48,13 +53,20 @@ def sign_jwt(
 
 
 def verify_jwt(token: str, key: str) -> CurrentUser | None:
-    """The token's user, or None if it is forged, expired, malformed or not HS256."""
+    """The token's user, or None if it is forged, expired, malformed or not HS256 —
+    never an exception, whatever the value (wrong type, huge, nested ten thousand deep)."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
     try:
         payload = jwt.decode(
-            token, key, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "iat"]}
+            token,
+            key,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp", "iat"]},
+            leeway=JWT_LEEWAY_SECONDS,
         )
         return CurrentUser.model_validate(payload)
-    except (jwt.InvalidTokenError, ValidationError):
+    except (jwt.InvalidTokenError, ValidationError, ValueError, TypeError, RecursionError):
         return None
 
 
@@ -63,10 +75,13 @@ def encode_session(token: str) -> str:
 
 
 def decode_session(value: str) -> str | None:
-    """The JWT inside a `session` cookie value, or None if the value is not one."""
+    """The JWT inside a `session` cookie value, or None if the value is not one (never
+    an exception: garbage, oversized, deeply nested or wrong-typed values alike)."""
+    if not isinstance(value, str) or len(value) > MAX_TOKEN_LENGTH * 2:
+        return None
     try:
         data = json.loads(base64.b64decode(value, validate=False))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         return None
     token = data.get("jwt") if isinstance(data, dict) else None
     return token if isinstance(token, str) and token else None

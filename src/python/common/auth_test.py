@@ -31,7 +31,7 @@ def test_jwt_round_trip_carries_id_email_iat_exp():
 
 
 def test_expired_token_is_rejected():
-    token = sign_jwt("u1", "a@b.com", KEY, timedelta(seconds=-1))
+    token = sign_jwt("u1", "a@b.com", KEY, timedelta(seconds=-60))
     assert verify_jwt(token, KEY) is None
 
 
@@ -93,6 +93,52 @@ def test_garbage_session_cookie_decodes_to_none(value):
     assert decode_session(value) is None
 
 
+NESTED = "[" * 1000 + "]" * 1000  # ~2 kB: past Python's JSON recursion limit
+HS256_HEADER = '{"alg": "HS256", "typ": "JWT"}'
+
+
+def _b64url(data: str) -> str:
+    return base64.urlsafe_b64encode(data.encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        base64.b64encode(NESTED.encode()).decode(),  # the reported crash: a 500 before
+        base64.b64encode(('{"jwt": ' + NESTED + "}").encode()).decode(),
+        "A" * 100_000,
+        base64.b64encode(b'{"jwt": "' + b"a" * 50_000 + b'"}').decode(),
+    ],
+)
+def test_crafted_session_cookies_decode_to_none_without_raising(value):
+    token = decode_session(value)
+    assert token is None or verify_jwt(token, KEY) is None
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        f"{_b64url(NESTED)}.{_b64url('{}')}.sig",  # nested JSON in the JWT header
+        f"{_b64url(HS256_HEADER)}.{_b64url(NESTED)}.sig",  # nested JSON in the payload
+        "a.b.c" * 2000,
+        "....",
+        "\u0000\ud800",
+    ],
+)
+def test_crafted_bearer_tokens_are_rejected_without_raising(token):
+    assert verify_jwt(token, KEY) is None
+
+
+def test_clock_skew_between_nodes_is_tolerated_within_the_leeway():
+    now = int(time.time())
+    ahead = {"id": "u1", "email": "a@b.com", "iat": now + 5, "exp": now + 60}
+    assert verify_jwt(jwt.encode(ahead, KEY), KEY) is not None
+    just_expired = {"id": "u1", "email": "a@b.com", "iat": now - 60, "exp": now - 3}
+    assert verify_jwt(jwt.encode(just_expired, KEY), KEY) is not None
+    far_ahead = {"id": "u1", "email": "a@b.com", "iat": now + 120, "exp": now + 600}
+    assert verify_jwt(jwt.encode(far_ahead, KEY), KEY) is None
+
+
 def _auth_app() -> FastAPI:
     app = FastAPI()
     app.state.jwt_key = KEY
@@ -145,7 +191,7 @@ async def test_require_user_answers_401_in_the_error_shape(client):
 
 
 async def test_require_user_rejects_an_expired_cookie(client):
-    expired = session_cookie(KEY, lifetime=timedelta(seconds=-5))
+    expired = session_cookie(KEY, lifetime=timedelta(seconds=-60))
     assert (await client.get("/private", cookies=expired)).status_code == 401
 
 
@@ -153,3 +199,19 @@ async def test_require_user_passes_with_a_valid_cookie(client):
     response = await client.get("/private", cookies=session_cookie(KEY, user_id="u9"))
     assert response.status_code == 200
     assert response.json() == {"id": "u9"}
+
+
+CRAFTED_CREDENTIALS = [
+    {"cookies": {"session": base64.b64encode(NESTED.encode()).decode()}},
+    {"headers": {"Authorization": f"Bearer {_b64url(NESTED)}.{_b64url('{}')}.x"}},
+    {"headers": {"Authorization": "Bearer " + "x" * 20_000}},
+]
+
+
+@pytest.mark.parametrize("credentials", CRAFTED_CREDENTIALS)
+async def test_crafted_credentials_are_anonymous_never_a_500(client, credentials):
+    """The reported crash: a 1.3 kB cookie of nested JSON was a 500 with a traceback."""
+    whoami = await client.get("/whoami", **credentials)
+    assert (whoami.status_code, whoami.json()) == (200, {"currentUser": None})
+    private = await client.get("/private", **credentials)
+    assert private.status_code == 401

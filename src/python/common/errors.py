@@ -27,9 +27,16 @@ class CustomError(Exception):
     status_code: int = 400
     default_message: str = "Bad request"
 
-    def __init__(self, message: str | None = None, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        field: str | None = None,
+        *,
+        retry_after: int | None = None,  # seconds: sent as `Retry-After` (429, 503)
+    ) -> None:
         self.message = message or self.default_message
         self.field = field
+        self.retry_after = retry_after
         super().__init__(self.message)
 
     def serialize(self) -> list[dict[str, str]]:
@@ -89,6 +96,12 @@ class ServiceUnavailableError(CustomError):
     default_message = "Service unavailable, please retry shortly"
 
 
+class BusyError(ServiceUnavailableError):
+    """Too much work in flight (e.g. password hashing at its memory budget)."""
+
+    default_message = "Busy, retry shortly"
+
+
 class ErrorItem(BaseModel):
     message: str
     field: str | None = None
@@ -110,7 +123,7 @@ _STATUS_DESCRIPTIONS = {
     413: "Request body too large",
     429: "Too many attempts; try again later",
     502: "The payment provider failed; retry (no double charge)",
-    503: "A dependency is unavailable; retry",
+    503: "A dependency is unavailable or the service is busy; retry (see Retry-After)",
 }
 
 
@@ -167,7 +180,10 @@ def request_id_of(request: Request) -> str:
 
 async def _custom_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CustomError)
-    return errors_response(exc.status_code, exc.serialize())
+    response = errors_response(exc.status_code, exc.serialize())
+    if exc.retry_after is not None:
+        response.headers["retry-after"] = str(max(1, exc.retry_after))
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

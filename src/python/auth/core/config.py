@@ -13,6 +13,11 @@ class AuthSettings(ServiceSettings):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_kib: int = Field(65_536, ge=8)
     argon2_parallelism: int = Field(1, ge=1)
+    # Each argon2 operation holds `argon2_memory_kib` while it runs: at most
+    # budget // memory cost run at once (256 MiB / 64 MiB = 4); the others wait up to
+    # `argon2_queue_seconds`, then get 503 "Busy, retry shortly". See the README.
+    argon2_memory_budget_mib: int = Field(256, ge=1)
+    argon2_queue_seconds: float = Field(2.0, ge=0)
     # Brute force: after this many failed sign-ins for one email within the window,
     # sign-in for that email answers 429 until the window has passed.
     signin_max_failures: int = Field(5, ge=1)

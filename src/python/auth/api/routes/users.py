@@ -84,15 +84,19 @@ async def signin(
 ) -> UserOut:
     """400 `Invalid credentials` for an unknown email and a wrong password alike (the
     same work is done for both). After `SIGNIN_MAX_FAILURES` failures for one email
-    within the window, 429 — for known and unknown emails alike. Sets the cookie."""
+    within the window, 429 with `Retry-After` — for known and unknown emails alike;
+    each attempt is counted before its password is checked, so simultaneous guesses
+    cannot slip past the limit. Sets the cookie."""
     window = timedelta(seconds=settings.signin_failure_window_seconds)
-    if await users.recent_failures(db, body.email, window) >= settings.signin_max_failures:
-        raise TooManyFailedSignins()
+    wait = await users.reserve_signin_attempt(
+        db, body.email, limit=settings.signin_max_failures, window=window
+    )
+    if wait is not None:
+        raise TooManyFailedSignins(retry_after=wait)
     existing = await users.find_by_email(db, body.email)
     check = await passwords.check(existing["password"] if existing else None, body.password)
     if existing is None or not check.ok:
-        await users.record_failure(db, body.email, window)
-        raise InvalidCredentials()
+        raise InvalidCredentials()  # the attempt stays counted
     await users.clear_failures(db, body.email)
     if check.new_hash:
         await users.replace_hash(db, existing, check.new_hash)

@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -242,7 +243,7 @@ async def test_currentuser_is_null_without_a_cookie(client):
 
 
 async def test_currentuser_is_null_for_expired_or_tampered_tokens(client):
-    expired = session_cookie(TEST_JWT_KEY, lifetime=timedelta(seconds=-1))
+    expired = session_cookie(TEST_JWT_KEY, lifetime=timedelta(seconds=-60))
     forged = session_cookie("a-different-key-that-is-32-chars-long!!")
     for cookies in (
         expired,
@@ -293,6 +294,37 @@ async def test_repeated_failed_signins_are_limited_for_known_and_unknown_emails(
     )
     assert (await client.post(SIGNIN, json=USER)).status_code == 200
     assert await clean_db.signin_failures.count_documents({"_id": "test@test.com"}) == 0
+
+
+async def test_simultaneous_wrong_signins_verify_at_most_the_limit(make_settings, clean_db):
+    """The reported bypass: 30 simultaneous guesses for one email were all verified
+    (30 x 400), because each read the count before any had recorded its failure."""
+    app = create_auth_app(make_settings(), database=clean_db.name)
+    async with app_client(app) as client:
+        await client.post(SIGNUP, json=USER)
+        client.cookies.clear()
+        passwords = app.state.passwords
+        real_check, verified = passwords.check, []
+
+        async def counting_check(*args):
+            verified.append(1)
+            return await real_check(*args)
+
+        passwords.check = counting_check
+        guess = {"email": USER["email"], "password": "wrong!"}
+        responses = await asyncio.gather(*(client.post(SIGNIN, json=guess) for _ in range(50)))
+        codes = Counter(r.status_code for r in responses)
+        assert len(verified) == 5  # SIGNIN_MAX_FAILURES, however many arrive at once
+        assert codes == {400: 5, 429: 45}
+        waits = {int(r.headers["retry-after"]) for r in responses if r.status_code == 429}
+        assert waits and all(0 < w <= 901 for w in waits)  # the 15-minute window's rest
+        # the right password, within the window: still refused (it is a guess too)
+        assert (await client.post(SIGNIN, json=USER)).status_code == 429
+        # after the window, it works again
+        await clean_db.signin_failures.update_many(
+            {}, {"$set": {"since": datetime(2000, 1, 1, tzinfo=UTC)}}
+        )
+        assert (await client.post(SIGNIN, json=USER)).status_code == 200
 
 
 async def test_a_successful_signin_resets_the_failure_count(client, clean_db):
