@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from pymongo import IndexModel, ReturnDocument, UpdateOne
+from pymongo import IndexModel, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -143,17 +143,22 @@ class Outbox:
         self._check(collection)
         version = doc["version"]
         new_doc = {**without_outbox(doc), **changes, "version": version + 1}
-        updated = await self.db[collection].find_one_and_update(
+        result = await self.db[collection].update_one(
             {"_id": doc["_id"], "version": version},
             {
                 "$set": dict(changes),
                 "$inc": {"version": 1},
                 "$push": {PENDING: pending_event(event(new_doc))},
             },
-            return_document=ReturnDocument.AFTER,
         )
-        if updated is None:
+        if result.matched_count == 0:
             raise VersionConflict()
+        # Its pending events as they stand now, ours last, read back by _id. (One
+        # find_one_and_update would do both, but the MongoDB-wire stand-in scans the
+        # whole collection for it: 24 ms at 1,000 documents, 446 ms at 20,000, measured;
+        # an update and a read by _id cost 1-2 ms each on it at any size.)
+        stored = await self.db[collection].find_one({"_id": doc["_id"]}, {PENDING: 1})
+        updated = {**new_doc, PENDING: (stored or {}).get(PENDING) or []}
         await self.deliver(collection, updated)
         return without_outbox(updated)
 

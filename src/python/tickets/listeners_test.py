@@ -53,6 +53,16 @@ async def updates(js) -> list[dict]:
     return await stream_payloads(js, "ticket.updated")
 
 
+async def published_versions(js, versions: list[int]) -> None:
+    """Wait until ticket.updated for exactly these versions is on the stream (the write
+    is visible a moment before its event is acked)."""
+
+    async def done() -> bool:
+        return [u["version"] for u in await updates(js)] == versions
+
+    await eventually(done)
+
+
 async def test_order_created_reserves_the_ticket_and_publishes_ticket_updated(client, nats_manager):
     ticket = await sell(client)
     await publish(nats_manager.jetstream, created(ticket, "o1"))
@@ -64,6 +74,7 @@ async def test_order_created_reserves_the_ticket_and_publishes_ticket_updated(cl
         cookies=session_cookie(TEST_JWT_KEY, user_id=ticket["userId"]),
     )
     assert edit.status_code == 400
+    await published_versions(nats_manager.jetstream, [1])
     assert await updates(nats_manager.jetstream) == [{**ticket, "version": 1, "orderId": "o1"}]
 
 
@@ -75,6 +86,7 @@ async def test_order_cancelled_releases_it_and_publishes_ticket_updated(client, 
     await publish(js, cancelled(ticket, "o1"))
     await eventually(lambda: _has(client, ticket, orderId=None, version=2))
     assert [t["id"] for t in (await client.get(URL)).json()] == [ticket["id"]]
+    await published_versions(js, [1, 2])
     assert (await updates(js))[-1] == {**ticket, "version": 2}  # no orderId: free
 
 
@@ -93,7 +105,7 @@ async def test_a_redelivered_order_event_changes_nothing(client, nats_manager):
     )
     await publish(js, created(ticket, "o2"))  # flows after the duplicates
     await eventually(lambda: _has(client, ticket, orderId="o2", version=3))
-    assert [u["version"] for u in await updates(js)] == [1, 2, 3]
+    await published_versions(js, [1, 2, 3])  # each once: the duplicates changed nothing
 
 
 async def test_a_cancellation_handled_before_its_creation_leaves_the_ticket_free(
@@ -105,6 +117,7 @@ async def test_a_cancellation_handled_before_its_creation_leaves_the_ticket_free
     await publish(js, created(ticket, "o1"))
     await publish(js, created(ticket, "o2"))  # a later order still gets it
     await eventually(lambda: _has(client, ticket, orderId="o2"))
+    await published_versions(js, [1])
     assert [u.get("orderId") for u in await updates(js)] == ["o2"]
 
 
@@ -116,6 +129,7 @@ async def test_a_new_order_waits_for_the_previous_ones_release(client, nats_mana
     await publish(js, created(ticket, "o2"))  # o1's cancellation is not handled yet
     await publish(js, cancelled(ticket, "o1"))
     await eventually(lambda: _has(client, ticket, orderId="o2", version=3))
+    await published_versions(js, [1, 2, 3])
     assert [u.get("orderId") for u in await updates(js)] == ["o1", None, "o2"]
 
 
@@ -134,6 +148,7 @@ async def test_two_replicas_share_the_order_consumers(make_settings, clean_db, n
         info = await js.consumer_info(STREAM_NAME, durable)
     # each order.created was delivered once in all, to one replica or the other
     assert info.delivered.consumer_seq == 10 and info.num_redelivered == 0
+    await published_versions(js, [1] * 10)
     assert sorted(u["id"] for u in await updates(js)) == sorted(t["id"] for t in tickets)
 
 

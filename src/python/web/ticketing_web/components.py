@@ -106,3 +106,14 @@ def form_card(*children: rx.Component, on_submit, form_id: str) -> rx.Component:
         max_width="480px",
         width="100%",
     )
+
+
+def data_table(headers: list[str], rows: rx.Var, row, *, table_id: str) -> rx.Component:
+    """A table: one header cell per title, one row per item (`row(item)` builds it)."""
+    return rx.table.root(
+        rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in headers))),
+        rx.table.body(rx.foreach(rows, row)),
+        variant="surface",
+        width="100%",
+        id=table_id,
+    )

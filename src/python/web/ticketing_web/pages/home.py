@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import page
+from ticketing_web.components import data_table, page
 from ticketing_web.state import TicketListState
 
 
@@ -18,18 +18,8 @@ def ticket_row(ticket: rx.Var) -> rx.Component:
 
 
 def index() -> rx.Component:
-    table = rx.table.root(
-        rx.table.header(
-            rx.table.row(
-                rx.table.column_header_cell("Title"),
-                rx.table.column_header_cell("Price"),
-                rx.table.column_header_cell("Link"),
-            )
-        ),
-        rx.table.body(rx.foreach(TicketListState.tickets, ticket_row)),
-        variant="surface",
-        width="100%",
-        id="tickets",
+    table = data_table(
+        ["Title", "Price", "Link"], TicketListState.tickets, ticket_row, table_id="tickets"
     )
     empty = rx.card(
         rx.vstack(

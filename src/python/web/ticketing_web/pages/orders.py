@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import form_errors, page
+from ticketing_web.components import data_table, form_errors, page
 from ticketing_web.state import DECLINED_CARD, TEST_CARD, OrderListState, OrderState
 
 STATUS_COLOURS = {"created": "amber", "complete": "green", "cancelled": "gray"}
@@ -32,19 +32,8 @@ def order_row(order: rx.Var) -> rx.Component:
 
 
 def order_list() -> rx.Component:
-    table = rx.table.root(
-        rx.table.header(
-            rx.table.row(
-                rx.table.column_header_cell("Ticket"),
-                rx.table.column_header_cell("Price"),
-                rx.table.column_header_cell("Status"),
-                rx.table.column_header_cell("Link"),
-            )
-        ),
-        rx.table.body(rx.foreach(OrderListState.orders, order_row)),
-        variant="surface",
-        width="100%",
-        id="orders",
+    table = data_table(
+        ["Ticket", "Price", "Status", "Link"], OrderListState.orders, order_row, table_id="orders"
     )
     empty = rx.card(
         rx.text("You have no orders yet. ", rx.link("Find a ticket", href="/"), "."),
