@@ -259,7 +259,7 @@ def create_ticket(t: Targets) -> Callable[[int], Awaitable[None]]:
 async def read_cases(bench: Bench, t: Targets) -> None:
     """GET /api/tickets/{id} against its floor: a bare find_one by id."""
     tickets = t.mongo["tickets"][TICKETS]
-    ids = [d["_id"] for d in await tickets.find({}, {"_id": 1}).limit(500).to_list()]
+    ids = await some_ticket_ids(t)
     for concurrency in (1, 16):
 
         async def find_one(i: int) -> None:
@@ -276,11 +276,16 @@ async def read_cases(bench: Bench, t: Targets) -> None:
         )
 
 
+async def some_ticket_ids(t: Targets) -> list[Any]:
+    """Ids of up to 500 stored tickets, for the reads to cycle through."""
+    docs = await t.mongo["tickets"][TICKETS].find({}, {"_id": 1}).limit(500).to_list()
+    return [d["_id"] for d in docs]
+
+
 async def httpx_read_case(bench: Bench, t: Targets, tickets_url: str) -> None:
     """The read again with httpx as the client, for comparison: how much of a figure is
     the load generator's own cost (see lean_http.py)."""
-    tickets = t.mongo["tickets"][TICKETS]
-    ids = [d["_id"] for d in await tickets.find({}, {"_id": 1}).limit(500).to_list()]
+    ids = await some_ticket_ids(t)
     async with httpx.AsyncClient(base_url=tickets_url, timeout=30) as http:
 
         async def show(i: int) -> None:

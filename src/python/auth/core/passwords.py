@@ -43,7 +43,6 @@ class Passwords:
         )
         # Verified against when the email is unknown, so both paths do the same work.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
-        self.max_concurrent = max_concurrent
         self._slots = asyncio.Semaphore(max_concurrent)
         self._queue_seconds = queue_seconds
         self.waiting = 0  # requests queued for a slot right now

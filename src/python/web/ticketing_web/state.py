@@ -315,7 +315,6 @@ class OrderState(FormState):
     order: dict[str, str] = {}
     not_found: bool = False
     seconds_left: int = 0
-    stripe_key: str = SETTINGS.stripe_publishable_key
     _expires_at: float = 0.0
 
     @rx.var
@@ -399,7 +398,9 @@ class OrderState(FormState):
 
     @rx.event
     def mount_card(self) -> Any:
-        return rx.call_script(browser.stripe_mount(self.stripe_key), callback=OrderState.card_ready)
+        return rx.call_script(
+            browser.stripe_mount(SETTINGS.stripe_publishable_key), callback=OrderState.card_ready
+        )
 
     @rx.event
     def card_ready(self, problem: Any) -> None:
