@@ -79,6 +79,11 @@ class PayloadTooLargeError(CustomError):
     default_message = "Request body is too large"
 
 
+class UnsupportedMediaTypeError(CustomError):
+    status_code = 415
+    default_message = "Content-Type must be application/json"
+
+
 class TooManyRequestsError(CustomError):
     status_code = 429
     default_message = "Too many requests; try again later"

@@ -1,4 +1,5 @@
-"""ASGI middleware: a request id on every request, and a cap on request body size."""
+"""ASGI middleware: a request id on every request, JSON-only state changes, and a cap on
+request body size."""
 
 from __future__ import annotations
 
@@ -7,14 +8,27 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.errors import PayloadTooLargeError
+from common.errors import CustomError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 REQUEST_ID_HEADER = "x-request-id"
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def is_json_or_absent(content_type: bytes) -> bool:
+    """The CSRF guard's test. A cross-site HTML form can only send
+    `application/x-www-form-urlencoded`, `multipart/form-data` or `text/plain`, and a
+    cross-site `fetch` cannot send `application/json` without a CORS preflight (which no
+    service answers): so a state change that carries a body must say it is JSON. A
+    request with no body and no Content-Type (sign-out, cancel) is allowed."""
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    return media_type in (b"", b"application/json") or media_type.endswith(b"+json")
 
 
 class RequestContextMiddleware:
     """Tags each request with an id (the caller's `X-Request-Id` or a new one), echoed in
-    the response and used in error logs; rejects bodies over `max_body_bytes` with 413.
+    the response and used in error logs; refuses a state-changing request whose body is
+    not declared JSON with 415 (the CSRF guard: `is_json_or_absent`), and bodies over
+    `max_body_bytes` with 413.
 
     The body is read up front (it is small: API bodies are capped) so an oversized one
     is refused before any handler runs, whether or not it declared its length.
@@ -41,13 +55,18 @@ class RequestContextMiddleware:
                 ]
             await send(message)
 
+        if scope["method"] in STATE_CHANGING_METHODS and not is_json_or_absent(
+            headers.get(b"content-type", b"")
+        ):
+            await _reject(send_with_id, UnsupportedMediaTypeError())
+            return
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _reject_too_large(send_with_id)
+            await _reject(send_with_id, PayloadTooLargeError())
             return
         body, first_other = await self._read_body(receive)
         if body is None:
-            await _reject_too_large(send_with_id)
+            await _reject(send_with_id, PayloadTooLargeError())
             return
 
         replayed = False
@@ -79,12 +98,12 @@ class RequestContextMiddleware:
                 return b"".join(chunks), None
 
 
-async def _reject_too_large(send: Send) -> None:
-    body = json.dumps({"errors": [{"message": PayloadTooLargeError.default_message}]}).encode()
+async def _reject(send: Send, error: CustomError) -> None:
+    body = json.dumps({"errors": error.serialize()}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": error.status_code,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),

@@ -17,7 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from common.auth import SESSION_COOKIE
 from harness.servers import ServiceProcess
+
+CRAFTED_COOKIE_EXAMPLES = 3
+"""Requests per operation with each crafted `session` cookie (on top of `examples`)."""
 
 
 @dataclass
@@ -41,8 +45,20 @@ def fuzz_service(
 ) -> FuzzReport:
     """Start service `name` (`python -m <name>.main`) as a process, fuzz it, stop it, and
     print its RELIABILITY line."""
+    from common.testing.auth import CRAFTED_SESSION_COOKIES
+
     with ServiceProcess(name, f"{name}.main", env, workdir) as service:
-        report = fuzz_openapi(service.url, examples=examples, cookies=cookies)  # type: ignore[attr-defined]
+        base_url = service.url  # type: ignore[attr-defined]
+        report = fuzz_openapi(base_url, examples=examples, cookies=cookies)
+        # every operation again with each crafted session cookie: signed out, never a 500
+        for crafted in CRAFTED_SESSION_COOKIES.values():
+            fuzz_openapi(
+                base_url,
+                examples=CRAFTED_COOKIE_EXAMPLES,
+                cookies={SESSION_COOKIE: crafted},
+                modes=(GenerationMode.POSITIVE,),
+                report=report,
+            )
     figures = {
         "requests": report.requests,
         "5xx": report.server_errors,
@@ -68,14 +84,19 @@ def fuzz_eventing_service(
 
 
 def fuzz_openapi(
-    base_url: str, *, examples: int, cookies: dict[str, str] | None = None
+    base_url: str,
+    *,
+    examples: int,
+    cookies: dict[str, str] | None = None,
+    modes: tuple[GenerationMode, ...] = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE),
+    report: FuzzReport | None = None,
 ) -> FuzzReport:
-    """Up to `examples` requests per operation and generation mode."""
+    """Up to `examples` requests per operation and generation mode (added to `report`)."""
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
-    report = FuzzReport()
+    report = FuzzReport() if report is None else report
     for result in schema.get_all_operations():
         operation = result.ok()
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        for mode in modes:
             try:
                 _fuzz_operation(operation, mode, base_url, examples, cookies, report)
             except Unsatisfiable:

@@ -11,7 +11,12 @@ import pytest
 from auth.main import create_auth_app
 from common.auth import SESSION_COOKIE, sign_jwt
 from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import app_client
+from common.testing.http import (
+    app_client,
+    non_json_state_changes,
+    not_refused_as_non_json,
+    stored_documents,
+)
 
 SIGNUP = "/api/users/signup"
 SIGNIN = "/api/users/signin"
@@ -351,3 +356,15 @@ async def test_openapi_documents_each_route_with_the_error_shape(client):
         schema["paths"]
     )
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_cross_site_form_cannot_sign_up_sign_in_or_sign_out(client, clean_db):
+    """The CSRF guard (login CSRF too): a valid body declared as a form or plain text →
+    415, no account made, no session cookie set."""
+    responses = await non_json_state_changes(client, {})
+    assert len(responses) == 9  # signup, signin, signout, 3 types each
+    assert not_refused_as_non_json(responses) == {}
+    assert not any("set-cookie" in r.headers for r in responses.values())
+    assert await stored_documents(clean_db) == 0
+    # a request with no body and no Content-Type is not a form: sign-out still works
+    assert (await client.post("/api/users/signout")).status_code == 200

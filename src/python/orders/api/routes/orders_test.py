@@ -8,6 +8,7 @@ import pytest
 from bson import ObjectId
 
 from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.http import ANY_VALID_BODY, non_json_state_changes, not_refused_as_non_json
 
 URL = "/api/orders"
 
@@ -242,3 +243,14 @@ async def test_simultaneous_cancels_publish_one_cancellation(client, clean_db, r
     )
     assert {r.status_code for r in responses} == {204}
     assert len(recording_nats.payloads("order.cancelled")) == 1
+
+
+async def test_a_cross_site_form_cannot_change_anything(client, clean_db):
+    """The CSRF guard: a valid body declared as a form or plain text → 415, not stored."""
+    ticket = await a_ticket(clean_db)
+    await clean_db.tickets.delete_one({"_id": ticket["_id"]})  # the body's ticketId names it:
+    await clean_db.tickets.insert_one({**ticket, "_id": ANY_VALID_BODY["ticketId"]})  # valid
+    responses = await non_json_state_changes(client, signed_in())
+    assert len(responses) == 6  # POST /api/orders, DELETE /api/orders/{id}, 3 types each
+    assert not_refused_as_non_json(responses) == {}
+    assert await clean_db.orders.count_documents({}) == 0

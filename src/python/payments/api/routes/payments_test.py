@@ -9,6 +9,7 @@ import pytest
 from bson import ObjectId
 
 from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.http import non_json_state_changes, not_refused_as_non_json, stored_documents
 from payments import repository
 
 URL = "/api/payments"
@@ -191,3 +192,11 @@ async def test_a_crash_between_the_charge_and_the_save_is_healed_by_a_retry(
         ).id
     )
     assert len(recording_nats.payloads("payment.created")) == 1
+
+
+async def test_a_cross_site_form_cannot_change_anything(client, clean_db):
+    """The CSRF guard: a valid body declared as a form or plain text → 415, not stored."""
+    responses = await non_json_state_changes(client, signed_in("0123456789abcdef01234567"))
+    assert len(responses) == 3  # POST /api/payments, 3 types each
+    assert not_refused_as_non_json(responses) == {}
+    assert await stored_documents(clean_db) == 0

@@ -7,6 +7,7 @@ import pytest
 from bson import ObjectId
 
 from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.http import non_json_state_changes, not_refused_as_non_json, stored_documents
 
 URL = "/api/tickets"
 TICKET = {"title": "Concert", "price": 20}
@@ -316,3 +317,11 @@ async def test_deeply_nested_json_and_1_mb_bodies_are_refused_cleanly(client, cl
     )
     assert response.status_code == 413
     assert await clean_db.tickets.count_documents({}) == 0
+
+
+async def test_a_cross_site_form_cannot_change_anything(client, clean_db):
+    """The CSRF guard: a valid body declared as a form or plain text → 415, not stored."""
+    responses = await non_json_state_changes(client, signed_in())
+    assert len(responses) == 6  # POST /api/tickets, PUT /api/tickets/{id}, 3 types each
+    assert not_refused_as_non_json(responses) == {}
+    assert await stored_documents(clean_db) == 0
