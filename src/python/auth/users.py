@@ -12,11 +12,13 @@ from pymongo.errors import DuplicateKeyError
 from common.mongo import parse_object_id
 
 USERS = "users"
-SIGNIN_FAILURES = "signin_failures"  # {_id: email, count, since}
+# {_id: "<kind>:<who>", count, since}: failed sign-ins per email ("signin:<email>"),
+# attempts per client address ("signin-ip:<ip>", "signup-ip:<ip>")
+ATTEMPTS = "attempts"
 INDEXES = {
     USERS: [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
-    # old failure counters are deleted by Mongo's TTL monitor (the code does not rely on it)
-    SIGNIN_FAILURES: [IndexModel([("since", ASCENDING)], expireAfterSeconds=86_400)],
+    # old counters are deleted by Mongo's TTL monitor (the code does not rely on it)
+    ATTEMPTS: [IndexModel([("since", ASCENDING)], expireAfterSeconds=86_400)],
 }
 
 
@@ -29,26 +31,31 @@ async def exists(db: AsyncDatabase[Any], user_id: str) -> bool:
     return oid is not None and await db[USERS].count_documents({"_id": oid}, limit=1) == 1
 
 
-async def reserve_signin_attempt(
-    db: AsyncDatabase[Any], email: str, *, limit: int, window: timedelta
+def signin_key(email: str) -> str:
+    return f"signin:{email}"
+
+
+async def reserve_attempt(
+    db: AsyncDatabase[Any], key: str, *, limit: int, window: timedelta
 ) -> int | None:
-    """Count one sign-in attempt for `email` BEFORE its password is verified, in one
-    atomic write that only succeeds while fewer than `limit` are counted in the window.
-    So however many attempts arrive at once, at most `limit` are ever verified. Returns
-    None when the attempt may go on, else the seconds until the window ends.
-    A success clears the count (`clear_failures`), so only failures accumulate."""
+    """Count one attempt under `key` BEFORE the work it guards (a password check), in
+    one atomic write that only succeeds while fewer than `limit` are counted in the
+    window. So however many attempts arrive at once, at most `limit` ever get through.
+    Returns None when the attempt may go on, else the seconds until the window ends.
+    (A successful sign-in clears its email's count: `clear_attempts`, so only failures
+    accumulate there.)"""
     now = datetime.now(UTC)
     # A counter whose window has passed starts again.
-    await db[SIGNIN_FAILURES].delete_one({"_id": email, "since": {"$lt": now - window}})
+    await db[ATTEMPTS].delete_one({"_id": key, "since": {"$lt": now - window}})
     try:
-        await db[SIGNIN_FAILURES].update_one(
-            {"_id": email, "count": {"$lt": limit}},
+        await db[ATTEMPTS].update_one(
+            {"_id": key, "count": {"$lt": limit}},
             {"$inc": {"count": 1}, "$setOnInsert": {"since": now}},
             upsert=True,
         )
     except DuplicateKeyError:
         # The counter exists but is at the limit (the filter missed, the upsert collided).
-        record = await db[SIGNIN_FAILURES].find_one({"_id": email})
+        record = await db[ATTEMPTS].find_one({"_id": key})
         since = record["since"] if record else now
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
@@ -56,8 +63,8 @@ async def reserve_signin_attempt(
     return None
 
 
-async def clear_failures(db: AsyncDatabase[Any], email: str) -> None:
-    await db[SIGNIN_FAILURES].delete_one({"_id": email})
+async def clear_attempts(db: AsyncDatabase[Any], key: str) -> None:
+    await db[ATTEMPTS].delete_one({"_id": key})
 
 
 async def find_by_email(db: AsyncDatabase[Any], email: str) -> dict[str, Any] | None:

@@ -254,7 +254,7 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
         log_level=settings.log_level.lower(),
         loop="uvloop",  # libuv's event loop and the httptools parser: the fast path
         http="httptools",
-        proxy_headers=True,
+        proxy_headers=False,  # X-Forwarded-For is read per service, trusting only its own hops
         timeout_graceful_shutdown=20,
         access_log=False,
     )

@@ -156,6 +156,7 @@ class Stack:
             "JWT_KEY": dev_jwt_key(self.state_dir),
             "COOKIE_SECURE": "false",
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+            "TRUSTED_PROXY_HOPS": "1",  # the gateway: it sets X-Forwarded-For
         }
         eventing = {"NATS_URL": nats_url}
         upstreams = {}

@@ -15,5 +15,21 @@ async def get_passwords(request: Request) -> Passwords:
     return request.app.state.passwords
 
 
+async def get_client_address(request: Request) -> str:
+    """Who is calling, for per-address limits: the entry `TRUSTED_PROXY_HOPS` from the
+    right of X-Forwarded-For (the part our own proxies wrote; anything to its left the
+    client could have forged), else the connection's peer."""
+    hops = request.app.state.settings.trusted_proxy_hops
+    forwarded = [
+        hop.strip()
+        for header in request.headers.getlist("x-forwarded-for")
+        for hop in header.split(",")
+    ]
+    if hops and len(forwarded) >= hops:
+        return forwarded[-hops][:64]
+    return request.client.host if request.client else "unknown"
+
+
 AuthSettingsDep = Annotated[AuthSettings, Depends(get_settings)]
 PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
+ClientAddressDep = Annotated[str, Depends(get_client_address)]

@@ -22,3 +22,13 @@ class AuthSettings(ServiceSettings):
     # sign-in for that email answers 429 until the window has passed.
     signin_max_failures: int = Field(5, ge=1)
     signin_failure_window_seconds: int = Field(900, ge=1)
+    # Spraying: sign-in and sign-up attempts per client address within the window
+    # (0: no limit). Generous by default so a test suite on loopback can sign up a few
+    # hundred users a minute; Kubernetes sets them tighter (config.yaml).
+    ip_signin_limit: int = Field(600, ge=0)
+    ip_signup_limit: int = Field(600, ge=0)
+    ip_limit_window_seconds: int = Field(600, ge=1)
+    # Proxies in front of auth that each append the address they saw to X-Forwarded-For
+    # (the gateway or the ingress: 1). The client is the address that many entries from
+    # the right; with 0 it is the connection's peer and X-Forwarded-For is ignored.
+    trusted_proxy_hops: int = Field(0, ge=0)

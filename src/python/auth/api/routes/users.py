@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Response, status
 
 from auth import users
-from auth.api.deps import AuthSettingsDep, PasswordsDep
+from auth.api.deps import AuthSettingsDep, ClientAddressDep, PasswordsDep
 from auth.core.config import AuthSettings
 from auth.schemas import CurrentUserOut, SigninRequest, SignupRequest, UserOut
 from common.auth import (
@@ -34,6 +34,22 @@ class TooManyFailedSignins(TooManyRequestsError):
     default_message = "Too many failed sign-ins for this email; try again later"
 
 
+class TooManyFromThisAddress(TooManyRequestsError):
+    default_message = "Too many attempts from this address; try again later"
+
+
+async def _limit_address(
+    db: DbDep, kind: str, address: str, limit: int, settings: AuthSettings
+) -> None:
+    """429 once `limit` attempts of `kind` came from `address` within the window."""
+    if limit == 0:
+        return
+    window = timedelta(seconds=settings.ip_limit_window_seconds)
+    wait = await users.reserve_attempt(db, f"{kind}-ip:{address}", limit=limit, window=window)
+    if wait is not None:
+        raise TooManyFromThisAddress(retry_after=wait)
+
+
 def _start_session(response: Response, user: UserOut, settings: AuthSettings) -> None:
     lifetime = timedelta(seconds=settings.jwt_lifetime_seconds)
     token = sign_jwt(user.id, user.email, settings.jwt_key.get_secret_value(), lifetime)
@@ -47,7 +63,7 @@ def _start_session(response: Response, user: UserOut, settings: AuthSettings) ->
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
     summary="Create an account and sign in",
-    responses=error_responses(400, 413),
+    responses=error_responses(400, 413, 429),
 )
 async def signup(
     body: SignupRequest,
@@ -55,9 +71,12 @@ async def signup(
     db: DbDep,
     passwords: PasswordsDep,
     settings: AuthSettingsDep,
+    address: ClientAddressDep,
 ) -> UserOut:
     """400 `Email must be valid`, `Password must be between 4 and 20 characters`,
-    `Email in use`. Sets the `session` cookie."""
+    `Email in use`; 429 past `IP_SIGNUP_LIMIT` sign-ups from one address in the window.
+    Sets the `session` cookie."""
+    await _limit_address(db, "signup", address, settings.ip_signup_limit, settings)
     if await users.find_by_email(db, body.email):
         raise EmailInUse()
     try:
@@ -81,15 +100,18 @@ async def signin(
     db: DbDep,
     passwords: PasswordsDep,
     settings: AuthSettingsDep,
+    address: ClientAddressDep,
 ) -> UserOut:
     """400 `Invalid credentials` for an unknown email and a wrong password alike (the
     same work is done for both). After `SIGNIN_MAX_FAILURES` failures for one email
     within the window, 429 with `Retry-After` — for known and unknown emails alike;
     each attempt is counted before its password is checked, so simultaneous guesses
-    cannot slip past the limit. Sets the cookie."""
+    cannot slip past the limit. Past `IP_SIGNIN_LIMIT` attempts from one address
+    (over any emails) in its window, 429 too. Sets the cookie."""
+    await _limit_address(db, "signin", address, settings.ip_signin_limit, settings)
     window = timedelta(seconds=settings.signin_failure_window_seconds)
-    wait = await users.reserve_signin_attempt(
-        db, body.email, limit=settings.signin_max_failures, window=window
+    wait = await users.reserve_attempt(
+        db, users.signin_key(body.email), limit=settings.signin_max_failures, window=window
     )
     if wait is not None:
         raise TooManyFailedSignins(retry_after=wait)
@@ -97,7 +119,7 @@ async def signin(
     check = await passwords.check(existing["password"] if existing else None, body.password)
     if existing is None or not check.ok:
         raise InvalidCredentials()  # the attempt stays counted
-    await users.clear_failures(db, body.email)
+    await users.clear_attempts(db, users.signin_key(body.email))
     if check.new_hash:
         await users.replace_hash(db, existing, check.new_hash)
     user = UserOut(id=str(existing["_id"]), email=existing["email"])

@@ -294,11 +294,9 @@ async def test_repeated_failed_signins_are_limited_for_known_and_unknown_emails(
             {"message": "Too many failed sign-ins for this email; try again later"}
         ]
     # once the window has passed, sign-in works again and the counter is cleared
-    await clean_db.signin_failures.update_many(
-        {}, {"$set": {"since": datetime(2000, 1, 1, tzinfo=UTC)}}
-    )
+    await clean_db.attempts.update_many({}, {"$set": {"since": datetime(2000, 1, 1, tzinfo=UTC)}})
     assert (await client.post(SIGNIN, json=USER)).status_code == 200
-    assert await clean_db.signin_failures.count_documents({"_id": "test@test.com"}) == 0
+    assert await clean_db.attempts.count_documents({"_id": "signin:test@test.com"}) == 0
 
 
 async def test_simultaneous_wrong_signins_verify_at_most_the_limit(make_settings, clean_db):
@@ -326,7 +324,7 @@ async def test_simultaneous_wrong_signins_verify_at_most_the_limit(make_settings
         # the right password, within the window: still refused (it is a guess too)
         assert (await client.post(SIGNIN, json=USER)).status_code == 429
         # after the window, it works again
-        await clean_db.signin_failures.update_many(
+        await clean_db.attempts.update_many(
             {}, {"$set": {"since": datetime(2000, 1, 1, tzinfo=UTC)}}
         )
         assert (await client.post(SIGNIN, json=USER)).status_code == 200
@@ -347,7 +345,7 @@ async def test_a_successful_signin_resets_the_failure_count(client, clean_db):
 async def test_openapi_documents_each_route_with_the_error_shape(client):
     schema = (await client.get("/openapi.json")).json()
     signup = schema["paths"]["/api/users/signup"]["post"]
-    assert set(signup["responses"]) == {"201", "400", "413"}
+    assert set(signup["responses"]) == {"201", "400", "413", "429"}
     assert signup["responses"]["400"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorResponse"
     }
@@ -368,3 +366,83 @@ async def test_a_cross_site_form_cannot_sign_up_sign_in_or_sign_out(client, clea
     assert await stored_documents(clean_db) == 0
     # a request with no body and no Content-Type is not a form: sign-out still works
     assert (await client.post("/api/users/signout")).status_code == 200
+
+
+def from_address(address: str) -> dict[str, str]:
+    return {"x-forwarded-for": address}
+
+
+async def test_one_address_cannot_spray_a_password_over_many_emails(make_settings, clean_db):
+    """Per-address limit: 30 simultaneous sign-ins for 30 different emails from one
+    address (behind one trusted proxy) → exactly the limit verified, the rest 429;
+    another address still gets through."""
+    settings = make_settings(ip_signin_limit=8, trusted_proxy_hops=1)
+    async with app_client(create_auth_app(settings, database=clean_db.name)) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    SIGNIN,
+                    json={"email": f"victim{i}@test.com", "password": "Summer2026"},
+                    headers=from_address("203.0.113.7"),
+                )
+                for i in range(30)
+            )
+        )
+        assert Counter(r.status_code for r in responses) == {400: 8, 429: 22}
+        refused = next(r for r in responses if r.status_code == 429)
+        assert errors(refused) == [
+            {"message": "Too many attempts from this address; try again later"}
+        ]
+        assert 0 < int(refused.headers["retry-after"]) <= 601
+        other = await client.post(
+            SIGNIN,
+            json={"email": "victim0@test.com", "password": "x1234"},
+            headers=from_address("198.51.100.1"),
+        )
+        assert other.status_code == 400
+
+
+async def test_one_address_cannot_sign_up_without_limit(make_settings, clean_db):
+    settings = make_settings(ip_signup_limit=5)
+    async with app_client(create_auth_app(settings, database=clean_db.name)) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(SIGNUP, json={"email": f"bot{i}@test.com", "password": "secret1"})
+                for i in range(12)
+            )
+        )
+        assert Counter(r.status_code for r in responses) == {201: 5, 429: 7}
+        assert await clean_db.users.count_documents({}) == 5
+
+
+async def test_the_client_address_is_read_only_from_trusted_proxy_hops(make_settings, clean_db):
+    """A client cannot pick its own address: with no trusted proxy X-Forwarded-For is
+    ignored, and behind one proxy only the entry that proxy appended counts."""
+    direct = make_settings(ip_signup_limit=2)
+    async with app_client(create_auth_app(direct, database=clean_db.name)) as client:
+        codes = [
+            (
+                await client.post(
+                    SIGNUP,
+                    json={"email": f"spoof{i}@test.com", "password": "secret1"},
+                    headers=from_address(f"10.0.0.{i}"),  # forged: ignored
+                )
+            ).status_code
+            for i in range(3)
+        ]
+        assert codes == [201, 201, 429]
+    await clean_db.attempts.delete_many({})
+    proxied = make_settings(ip_signup_limit=2, trusted_proxy_hops=1)
+    async with app_client(create_auth_app(proxied, database=clean_db.name)) as client:
+        codes = [
+            (
+                await client.post(
+                    SIGNUP,
+                    json={"email": f"proxied{i}@test.com", "password": "secret1"},
+                    # the client forged the left entry; the proxy appended the real one
+                    headers=from_address(f"10.0.0.{i}, 192.0.2.50"),
+                )
+            ).status_code
+            for i in range(3)
+        ]
+        assert codes == [201, 201, 429]
