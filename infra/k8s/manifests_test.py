@@ -47,7 +47,7 @@ API_SERVICES = {
     "expiration": ExpirationSettings,
     "payments": PaymentsSettings,
 }
-EVENTING = ("tickets", "orders", "expiration", "payments")
+EVENTING = ("auth", "tickets", "orders", "expiration", "payments")
 # Secrets made by hand (never committed); the README must say how.
 EXTERNAL_SECRETS = {"jwt-secret": {"JWT_KEY"}, "stripe-secret": {"STRIPE_SECRET_KEY"}}
 WEB_PROBES = {"/ping", "/_health"}  # Reflex's own endpoints
@@ -238,7 +238,7 @@ def app_paths(service: str) -> set[str]:
     common = {"mongo_uri": "mongodb://unused", "jwt_key": TEST_JWT_KEY}
     eventing = {**common, "nats_url": "nats://unused"}
     app = {
-        "auth": lambda: create_auth_app(AuthSettings(**common)),
+        "auth": lambda: create_auth_app(AuthSettings(**eventing)),
         "tickets": lambda: create_tickets_app(TicketsSettings(**eventing)),
         "orders": lambda: create_orders_app(OrdersSettings(**eventing)),
         "expiration": lambda: create_expiration_app(ExpirationSettings(nats_url="nats://unused")),

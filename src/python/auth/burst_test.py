@@ -30,9 +30,10 @@ def memory_mib(pid: int, field: str) -> float:
     raise LookupError(field)
 
 
-async def test_a_signup_burst_stays_within_the_memory_budget(mongo_server, tmp_path):
+async def test_a_signup_burst_stays_within_the_memory_budget(mongo_server, nats_server, tmp_path):
     env = {
         "MONGO_URI": mongo_server.uri,
+        "NATS_URL": nats_server.url,
         "JWT_KEY": TEST_JWT_KEY,
         "COOKIE_SECURE": "false",
         # production argon2 parameters (the defaults), production memory budget

@@ -4,9 +4,12 @@ from common.testing.auth import TEST_JWT_KEY
 from common.testing.fuzz import fuzz_service
 
 
-def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(mongo_server, tmp_path):
+def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(
+    mongo_server, nats_server, tmp_path
+):
     env = {
         "MONGO_URI": mongo_server.uri,
+        "NATS_URL": nats_server.url,
         "JWT_KEY": TEST_JWT_KEY,
         "COOKIE_SECURE": "false",
         "ARGON2_TIME_COST": "1",

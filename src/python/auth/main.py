@@ -7,14 +7,23 @@ from fastapi import FastAPI
 from auth.api.routes.users import router
 from auth.core.config import AuthSettings
 from auth.core.passwords import Passwords
-from auth.users import INDEXES
+from auth.users import INDEXES, REVOKED_SESSIONS
 from common.app import create_app, run_service
+from common.nats_client import NatsClientManager
 from common.settings import load_settings
 
 
-def create_auth_app(settings: AuthSettings, database: str = "auth") -> FastAPI:
+def create_auth_app(
+    settings: AuthSettings, database: str = "auth", nats: NatsClientManager | None = None
+) -> FastAPI:
     app = create_app(
-        name="auth", settings=settings, database=database, routers=[router], indexes=INDEXES
+        name="auth",
+        settings=settings,
+        database=database,
+        routers=[router],
+        indexes=INDEXES,
+        outbox=[REVOKED_SESSIONS],
+        nats=nats,
     )
     app.state.passwords = Passwords.from_settings(settings)
     return app

@@ -9,14 +9,20 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from common.auth import CurrentUser
+from common.events import SessionRevokedEvent
 from common.mongo import parse_object_id
+from common.outbox import Outbox
 
 USERS = "users"
 # {_id: "<kind>:<who>", count, since}: failed sign-ins per email ("signin:<email>"),
 # attempts per client address ("signin-ip:<ip>", "signup-ip:<ip>")
 ATTEMPTS = "attempts"
+# {_id: jti, userId, expiresAt} of each signed-out token, with its session.revoked event
+REVOKED_SESSIONS = "revoked_sessions"
 INDEXES = {
     USERS: [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
+    REVOKED_SESSIONS: [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0)],
     # old counters are deleted by Mongo's TTL monitor (the code does not rely on it)
     ATTEMPTS: [IndexModel([("since", ASCENDING)], expireAfterSeconds=86_400)],
 }
@@ -89,3 +95,14 @@ async def replace_hash(db: AsyncDatabase[Any], user: dict[str, Any], new_hash: s
         {"_id": user["_id"], "password": user["password"]},
         {"$set": {"password": new_hash}, "$inc": {"version": 1}},
     )
+
+
+async def revoke_session(outbox: Outbox, user: CurrentUser) -> None:
+    """Record the sign-out of `user`'s token with its `session.revoked` event (the
+    outbox publishes it; every service then refuses the token). Twice is once."""
+    event = SessionRevokedEvent(jti=user.jti, userId=user.id, exp=user.exp)
+    doc = {"_id": user.jti, "userId": user.id, "expiresAt": datetime.fromtimestamp(user.exp, UTC)}
+    try:
+        await outbox.insert(REVOKED_SESSIONS, doc, event)
+    except DuplicateKeyError:
+        pass  # signed out already

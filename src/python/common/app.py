@@ -26,6 +26,7 @@ from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from common.auth import JWT_LEEWAY_SECONDS
 from common.errors import (
     ErrorResponse,
     error_item,
@@ -36,6 +37,7 @@ from common.middleware import RequestContextMiddleware
 from common.mongo import create_mongo_client, ensure_indexes, ping
 from common.nats_client import NatsClientManager
 from common.outbox import Outbox, outbox_indexes
+from common.revocations import RevokedSessions
 from common.settings import NatsSettings, ProcessSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,9 @@ def create_app(
                     on_unexpected_close=lambda: _exit_after_shutdown(app),
                 )
                 await app.state.nats.ensure_stream()
+                if isinstance(settings, ServiceSettings):  # it checks tokens: sign-outs
+                    app.state.revoked_sessions = RevokedSessions(leeway=JWT_LEEWAY_SECONDS)
+                    await app.state.revoked_sessions.follow(app.state.nats.jetstream)
                 if outbox:
                     app.state.outbox = Outbox(
                         app.state.db,
@@ -115,6 +120,8 @@ def create_app(
         finally:
             for listener in started:  # no new work first ...
                 await listener.stop()
+            if app.state.revoked_sessions is not None:
+                await app.state.revoked_sessions.stop()
             if app.state.outbox is not None:  # ... then the relay's last flush ...
                 await app.state.outbox.stop()
             await app.state.nats.drain()  # ... then in-flight publishes
@@ -127,7 +134,7 @@ def create_app(
     if isinstance(settings, ServiceSettings):
         app.state.jwt_key = settings.jwt_key.get_secret_value()
     app.state.nats = nats or NatsClientManager()
-    app.state.mongo = app.state.db = app.state.outbox = None
+    app.state.mongo = app.state.db = app.state.outbox = app.state.revoked_sessions = None
     app.state.exit_code = 0
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
 import time
 from datetime import timedelta
 from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from common.errors import NotAuthorizedError
 
@@ -31,12 +32,14 @@ MAX_TOKEN_LENGTH = 4096
 
 
 class CurrentUser(BaseModel):
-    """The JWT payload: who is signed in, and when the token was issued / expires."""
+    """The JWT payload: who is signed in, and when the token was issued / expires.
+    `jti` names the token, so sign-out can revoke it (not shown in responses)."""
 
     id: str
     email: str
     iat: int
     exp: int
+    jti: str = Field(min_length=1, max_length=64, exclude=True)
 
 
 def sign_jwt(
@@ -48,6 +51,7 @@ def sign_jwt(
         "email": email,
         "iat": now,
         "exp": now + int(lifetime.total_seconds()),
+        "jti": secrets.token_urlsafe(16),
     }
     return jwt.encode(payload, key, algorithm=JWT_ALGORITHM)
 
@@ -62,7 +66,7 @@ def verify_jwt(token: str, key: str) -> CurrentUser | None:
             token,
             key,
             algorithms=[JWT_ALGORITHM],
-            options={"require": ["exp", "iat"]},
+            options={"require": ["exp", "iat", "jti"]},
             leeway=JWT_LEEWAY_SECONDS,
         )
         return CurrentUser.model_validate(payload)
@@ -122,11 +126,16 @@ def token_from_request(request: Request) -> str | None:
 
 
 async def current_user(request: Request) -> CurrentUser | None:
-    """FastAPI dependency: the signed-in user, or None (absent or invalid credentials)."""
+    """FastAPI dependency: the signed-in user, or None (absent or invalid credentials,
+    or a token signed out: `common.revocations`)."""
     token = token_from_request(request)
     if token is None:
         return None
-    return verify_jwt(token, request.app.state.jwt_key)
+    user = verify_jwt(token, request.app.state.jwt_key)
+    revoked = getattr(request.app.state, "revoked_sessions", None)  # apps without NATS: none
+    if user is not None and revoked is not None and revoked.is_revoked(user.jti):
+        return None
+    return user
 
 
 async def require_user(user: Annotated[CurrentUser | None, Depends(current_user)]) -> CurrentUser:

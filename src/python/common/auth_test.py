@@ -65,6 +65,13 @@ def test_token_without_exp_is_rejected():
     assert verify_jwt(token, KEY) is None
 
 
+def test_token_without_a_jti_is_rejected():
+    """Every token names itself, so sign-out can revoke it (`common.revocations`)."""
+    now = int(time.time())
+    claims = {"id": "u1", "email": "a@b.com", "iat": now, "exp": now + 60}
+    assert verify_jwt(jwt.encode(claims, KEY), KEY) is None
+
+
 def test_token_missing_user_fields_is_rejected():
     now = int(time.time())
     assert verify_jwt(jwt.encode({"iat": now, "exp": now + 60}, KEY), KEY) is None
@@ -131,11 +138,11 @@ def test_crafted_bearer_tokens_are_rejected_without_raising(token):
 
 def test_clock_skew_between_nodes_is_tolerated_within_the_leeway():
     now = int(time.time())
-    ahead = {"id": "u1", "email": "a@b.com", "iat": now + 5, "exp": now + 60}
+    ahead = {"id": "u1", "email": "a@b.com", "jti": "t1", "iat": now + 5, "exp": now + 60}
     assert verify_jwt(jwt.encode(ahead, KEY), KEY) is not None
-    just_expired = {"id": "u1", "email": "a@b.com", "iat": now - 60, "exp": now - 3}
+    just_expired = {"id": "u1", "email": "a@b.com", "jti": "t1", "iat": now - 60, "exp": now - 3}
     assert verify_jwt(jwt.encode(just_expired, KEY), KEY) is not None
-    far_ahead = {"id": "u1", "email": "a@b.com", "iat": now + 120, "exp": now + 600}
+    far_ahead = {"id": "u1", "email": "a@b.com", "jti": "t1", "iat": now + 120, "exp": now + 600}
     assert verify_jwt(jwt.encode(far_ahead, KEY), KEY) is None
 
 

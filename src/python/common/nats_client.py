@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 
 import nats
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 
 class NatsConnectError(RuntimeError):
     pass
+
+
+def redacted(url: str) -> str:
+    """The URL as logs may show it: `nats://tickets:***@nats-srv:4222`."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 class NatsClientManager:
@@ -84,12 +90,12 @@ class NatsClientManager:
             )
         except Exception as exc:
             raise NatsConnectError(
-                f"Could not connect to NATS at {url}: {exc or type(exc).__name__}"
+                f"Could not connect to NATS at {redacted(url)}: {exc or type(exc).__name__}"
             ) from exc
         # ... and, once connected, reconnect forever while the process runs.
         self._client.options["max_reconnect_attempts"] = -1
         self._jetstream = self._client.jetstream()
-        log.info("Connected to NATS at %s as %s", url, name)
+        log.info("Connected to NATS at %s as %s", redacted(url), name)
 
     async def ensure_stream(self, config: StreamConfig = TICKETING_STREAM) -> StreamInfo:
         """Create the stream, or bring an existing one to `config` (idempotent)."""
@@ -134,7 +140,8 @@ class NatsClientManager:
 
     async def _reconnected(self) -> None:
         url = self._client.connected_url if self._client else None
-        log.info("Reconnected to NATS at %s", url.netloc if url else "?")
+        where = f"{url.hostname}:{url.port}" if url else "?"  # never the credentials
+        log.info("Reconnected to NATS at %s", where)
 
     async def _error(self, exc: Exception) -> None:
         log.warning("NATS error: %r", exc)

@@ -8,7 +8,7 @@ import pytest
 from nats.js.api import StorageType
 
 from common.events import STREAM_NAME, TICKETING_STREAM
-from common.nats_client import NatsClientManager, NatsConnectError
+from common.nats_client import NatsClientManager, NatsConnectError, redacted
 from common.testing.waiting import eventually
 from harness.servers import NatsServer
 
@@ -49,7 +49,13 @@ async def test_ensure_stream_is_idempotent_and_applies_the_contract(nats_manager
     info = await nats_manager.ensure_stream()
     again = await nats_manager.ensure_stream()
     assert info.config.name == again.config.name == STREAM_NAME
-    assert set(again.config.subjects) == {"ticket.>", "order.>", "expiration.>", "payment.>"}
+    assert set(again.config.subjects) == {
+        "ticket.>",
+        "order.>",
+        "expiration.>",
+        "payment.>",
+        "session.>",
+    }
     assert again.config.duplicate_window == 120
     assert again.config.storage == StorageType.FILE
 
@@ -61,7 +67,7 @@ async def test_ensure_stream_updates_an_existing_stream_to_the_contract(nats_man
     await js.delete_stream(STREAM_NAME)
     await js.add_stream(name=STREAM_NAME, subjects=["ticket.>"], duplicate_window=5)
     info = await nats_manager.ensure_stream(TICKETING_STREAM)
-    assert len(info.config.subjects) == 4
+    assert len(info.config.subjects) == 5
     assert info.config.duplicate_window == 120
     assert info.config.allow_msg_schedules is True
 
@@ -127,3 +133,8 @@ async def test_drain_while_disconnected_closes_without_waiting_for_the_server(tm
     await eventually(lambda: not client.is_connected)
     await asyncio.wait_for(manager.drain(), 30)  # must not hang while reconnecting
     assert client.is_closed
+
+
+def test_credentials_in_the_url_never_reach_the_logs():
+    assert redacted("nats://tickets:s3cr3t@nats-srv:4222") == "nats://tickets:***@nats-srv:4222"
+    assert redacted("nats://nats-srv:4222") == "nats://nats-srv:4222"

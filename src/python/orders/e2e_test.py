@@ -23,7 +23,7 @@ def services(mongo_server, nats_server, tmp_path):
     }
     eventing = {**shared, "NATS_URL": nats_server.url, "OUTBOX_INTERVAL": "0.2"}
     started = [
-        ServiceProcess("auth", "auth.main", shared, tmp_path / "auth").start(),
+        ServiceProcess("auth", "auth.main", eventing, tmp_path / "auth").start(),
         ServiceProcess("tickets", "tickets.main", eventing, tmp_path / "tickets").start(),
         ServiceProcess("orders", "orders.main", eventing, tmp_path / "orders").start(),
     ]

@@ -42,21 +42,10 @@ class Interrupted(StackError):
     """Ctrl-C / SIGTERM before everything was up."""
 
 
-@dataclass(frozen=True)
-class Service:
-    """An API service `./run` starts (module `<name>.main`). Its own settings come from
-    this process's environment (e.g. `ORDER_EXPIRATION_SECONDS=10 ./run`)."""
-
-    eventing: bool = False  # connects to NATS
-
-
-SERVICES = {  # in start order
-    "auth": Service(),
-    "tickets": Service(eventing=True),
-    "orders": Service(eventing=True),
-    "expiration": Service(eventing=True),  # NATS only; the rest of its env is ignored
-    "payments": Service(eventing=True),  # PAYMENT_PROVIDER: test (no real money) unless set
-}
+# The API services `./run` starts, in order (module `<name>.main`), all on NATS.
+# Their own settings come from this process's environment (e.g.
+# `ORDER_EXPIRATION_SECONDS=10 ./run`; payments: PAYMENT_PROVIDER=test unless set).
+SERVICES = ("auth", "tickets", "orders", "expiration", "payments")
 
 
 WEB_CALLS = ("auth", "tickets", "orders", "payments")  # the services the web backend calls
@@ -158,13 +147,10 @@ class Stack:
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
             "TRUSTED_PROXY_HOPS": "1",  # the gateway: it sets X-Forwarded-For
         }
-        eventing = {"NATS_URL": nats_url}
         upstreams = {}
-        for name, spec in SERVICES.items():
-            extra = {**eventing, "NATS_CLIENT_ID": f"{name}-local"} if spec.eventing else {}
-            service = ServiceProcess(
-                name, f"{name}.main", {**shared, **extra}, self.state_dir / name
-            )
+        for name in SERVICES:
+            env = {**shared, "NATS_URL": nats_url, "NATS_CLIENT_ID": f"{name}-local"}
+            service = ServiceProcess(name, f"{name}.main", env, self.state_dir / name)
             self._start(service, f"the {name} service")
             wait_http(f"{service.url}/readyz", f"the {name} service", service.log_path)
             self._started(name, service.url, service)

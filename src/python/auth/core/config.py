@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from common.settings import ServiceSettings
+from common.settings import EventingSettings
 
 
-class AuthSettings(ServiceSettings):
+class AuthSettings(EventingSettings):
+    """Auth publishes `session.revoked` (sign-out), so it connects to NATS too."""
+
     jwt_lifetime_seconds: int = Field(86_400, gt=0, description="Session/JWT lifetime")
     # argon2id cost; raising any of these makes sign-in rehash older passwords.
     argon2_time_cost: int = Field(3, ge=1)

@@ -21,6 +21,7 @@ class Subject(StrEnum):
     ORDER_CANCELLED = "order.cancelled"
     EXPIRATION_COMPLETE = "expiration.complete"
     PAYMENT_CREATED = "payment.created"
+    SESSION_REVOKED = "session.revoked"
 
 
 class OrderStatus(StrEnum):
@@ -127,6 +128,19 @@ class PaymentCreatedEvent(Event):
         return self.id
 
 
+class SessionRevokedEvent(Event):
+    """A user signed out: the token `jti` is refused everywhere until `exp` (epoch
+    seconds), when it would have expired anyway (`common.revocations`)."""
+
+    subject = Subject.SESSION_REVOKED
+    jti: str = Field(min_length=1, max_length=64)
+    userId: str
+    exp: int
+
+    def dedupe_key(self) -> str:  # a token is signed out once
+        return self.jti
+
+
 EVENT_MODELS: dict[Subject, type[Event]] = {
     model.subject: model
     for model in (
@@ -136,6 +150,7 @@ EVENT_MODELS: dict[Subject, type[Event]] = {
         OrderCancelledEvent,
         ExpirationCompleteEvent,
         PaymentCreatedEvent,
+        SessionRevokedEvent,
     )
 }
 """Which payload model a subject carries (derived from the models: one place each)."""
@@ -145,7 +160,7 @@ DUPLICATE_WINDOW_SECONDS = 120.0
 
 TICKETING_STREAM = StreamConfig(
     name=STREAM_NAME,
-    subjects=["ticket.>", "order.>", "expiration.>", "payment.>"],
+    subjects=["ticket.>", "order.>", "expiration.>", "payment.>", "session.>"],
     storage=StorageType.FILE,
     retention=RetentionPolicy.LIMITS,
     duplicate_window=DUPLICATE_WINDOW_SECONDS,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nats.js.api import PubAck
+from nats.js.errors import NotFoundError
 
 from common.events.contracts import STREAM_NAME
 
@@ -25,7 +26,10 @@ class PublishedMessage:
 
 
 class IdleSubscription:
-    """A pull subscription on which nothing ever arrives."""
+    """A subscription on which nothing ever arrives."""
+
+    async def unsubscribe(self) -> None:
+        return None
 
     async def fetch(self, batch: int = 1, timeout: float | None = None) -> list[Any]:
         await asyncio.sleep(timeout or 1.0)
@@ -58,6 +62,12 @@ class RecordingJetStream:
 
     async def pull_subscribe(self, *args: Any, **kwargs: Any) -> IdleSubscription:
         return IdleSubscription()
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> IdleSubscription:
+        return IdleSubscription()  # a push subscription: nothing is ever delivered
+
+    async def get_last_msg(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotFoundError
 
 
 class RecordingNats:

@@ -47,7 +47,7 @@ def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
     shared = {"MONGO_URI": mongo_server.uri, "JWT_KEY": TEST_JWT_KEY, "COOKIE_SECURE": "false"}
     eventing = {**shared, "NATS_URL": nats_server.url}
     settings = {
-        "auth": {**shared, "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"},
+        "auth": {**eventing, "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"},
         "tickets": eventing,
         "orders": eventing,
         "expiration": {"NATS_URL": nats_server.url},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from auth import users
 from auth.api.deps import AuthSettingsDep, ClientAddressDep, PasswordsDep
@@ -16,7 +16,7 @@ from common.auth import (
     set_session_cookie,
     sign_jwt,
 )
-from common.deps import DbDep
+from common.deps import DbDep, OutboxDep
 from common.errors import BadRequestError, TooManyRequestsError, error_responses
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -127,8 +127,20 @@ async def signin(
     return user
 
 
-@router.post("/signout", summary="Sign out (clears the session cookie)")
-async def signout(response: Response, settings: AuthSettingsDep) -> dict[str, str]:
+@router.post("/signout", summary="Sign out (ends the session everywhere)")
+async def signout(
+    request: Request,
+    response: Response,
+    user: OptionalUser,
+    outbox: OutboxDep,
+    settings: AuthSettingsDep,
+) -> dict[str, str]:
+    """Clears the `session` cookie and revokes its token: every service refuses it from
+    now on (this replica at once, the others as the `session.revoked` event reaches
+    them), even if a copy of it was kept."""
+    if user is not None:
+        await users.revoke_session(outbox, user)
+        request.app.state.revoked_sessions.revoke(user.jti, user.exp)
     clear_session_cookie(response, secure=settings.cookie_secure)
     return {}
 

@@ -1,0 +1,236 @@
+"""The NATS permissions of infra/k8s/nats-depl.yaml, on a real nats-server started with
+that very configuration: every service runs the whole buy path as its own user, and no
+user can publish another service's events."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import nats
+import pytest
+import yaml
+from nats.js.errors import NotFoundError
+
+from auth.core.config import AuthSettings
+from auth.main import create_auth_app
+from common.events import STREAM_NAME, TICKETING_STREAM
+from common.testing.http import app_client
+from common.testing.settings import settings_for
+from common.testing.waiting import eventually
+from expiration.core.config import ExpirationSettings
+from expiration.main import create_expiration_app
+from harness.servers import LOOPBACK, NatsServer, find_executable
+from orders.core.config import OrdersSettings
+from orders.main import create_orders_app
+from payments.core.config import PaymentsSettings
+from payments.main import create_payments_app
+from tickets.core.config import TicketsSettings
+from tickets.main import create_tickets_app
+
+ROOT = Path.cwd()
+USERS = ("auth", "tickets", "orders", "expiration", "payments")
+OWN_SUBJECT = {
+    "auth": "session.revoked",
+    "tickets": "ticket.created",
+    "orders": "order.created",
+    "expiration": "expiration.complete",
+    "payments": "payment.created",
+}
+
+
+def nats_conf(store: Path) -> str:
+    [config] = [
+        doc
+        for doc in yaml.safe_load_all((ROOT / "infra/k8s/nats-depl.yaml").read_text())
+        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "nats-config"
+    ]
+    text: str = config["data"]["nats.conf"]
+    # the test's own store and ports; the permissions are the manifest's, unchanged
+    text = text.replace("store_dir: /data", f"store_dir: {store}")
+    return "\n".join(line for line in text.splitlines() if not line.startswith("http:"))
+
+
+class PermissionedNats(NatsServer):
+    """nats-server with the Kubernetes configuration, passwords in its environment as
+    the Secret puts them there."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.passwords = {user: secrets.token_hex(16) for user in USERS}
+        self.env = {
+            **os.environ,
+            **{f"{user.upper()}_NATS_PASSWORD": pw for user, pw in self.passwords.items()},
+        }
+        self.config = workdir / "nats.conf"
+
+    def argv(self) -> list[str]:
+        self.config.write_text(nats_conf(self.workdir / "jetstream"))
+        port = str(self.requested_port or -1)
+        return [find_executable("nats-server"), "-c", str(self.config), "-a", LOOPBACK, "-p", port]
+
+    def url_for(self, user: str, password: str | None = None) -> str:
+        secret = self.passwords[user] if password is None else password
+        return f"nats://{user}:{secret}@{LOOPBACK}:{self.port}"
+
+
+@pytest.fixture
+def permissioned_nats(tmp_path) -> Any:
+    server = PermissionedNats(tmp_path / "nats")
+    server.workdir.mkdir(parents=True, exist_ok=True)
+    with server.start():
+        yield server
+
+
+@pytest.fixture
+async def as_user(permissioned_nats) -> AsyncIterator[Any]:
+    connections: list[Any] = []
+
+    async def connect(user: str) -> Any:
+        errors: list[Exception] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(exc)
+
+        client = await nats.connect(permissioned_nats.url_for(user), error_cb=on_error)
+        client.permission_errors = errors
+        connections.append(client)
+        return client
+
+    yield connect
+    for client in connections:
+        await client.close()
+
+
+async def test_the_buy_path_runs_with_each_service_as_its_own_user(
+    permissioned_nats, mongo_server, clean_db
+):
+    def on(user: str) -> Any:
+        return SimpleNamespace(url=permissioned_nats.url_for(user))
+
+    fast = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}
+    async with AsyncExitStack() as stack:
+        apps = {}
+        for name, create, cls, extra in (
+            ("auth", create_auth_app, AuthSettings, fast),
+            ("tickets", create_tickets_app, TicketsSettings, {}),
+            ("orders", create_orders_app, OrdersSettings, {}),
+            ("payments", create_payments_app, PaymentsSettings, {}),
+        ):
+            settings = settings_for(cls, mongo_server, on(name), **extra)
+            app = create(settings, database=f"{clean_db.name}_{name}")  # type: ignore[operator]
+            apps[name] = await stack.enter_async_context(app_client(app))
+        expiration = ExpirationSettings(nats_url=on("expiration").url, publish_timeout=2.0)
+        await stack.enter_async_context(app_client(create_expiration_app(expiration)))
+        auth, tickets, orders, payments = (
+            apps[n] for n in ("auth", "tickets", "orders", "payments")
+        )
+
+        seller = (
+            await auth.post("/api/users/signup", json={"email": "s@test.com", "password": "secret"})
+        ).cookies
+        buyer = (
+            await auth.post("/api/users/signup", json={"email": "b@test.com", "password": "secret"})
+        ).cookies
+        ticket = (
+            await tickets.post("/api/tickets", json={"title": "Gig", "price": 25}, cookies=seller)
+        ).json()
+
+        placed: list[Any] = []
+
+        async def ordered() -> bool:  # orders heard ticket.created from tickets
+            response = await orders.post(
+                "/api/orders", json={"ticketId": ticket["id"]}, cookies=buyer
+            )
+            placed[:] = [response]
+            return response.status_code == 201
+
+        await eventually(ordered)
+        order = placed[0].json()
+
+        async def reserved() -> bool:  # tickets heard order.created from orders
+            current = await tickets.get(f"/api/tickets/{ticket['id']}")
+            return current.json().get("orderId") == order["id"]
+
+        await eventually(reserved)
+
+        # expiration scheduled the order's expiry on the stream, as its own user
+        watcher = await nats.connect(permissioned_nats.url_for("expiration"))
+        stack.push_async_callback(watcher.close)
+
+        async def scheduled() -> bool:
+            try:
+                schedule = await watcher.jetstream().get_last_msg(
+                    STREAM_NAME, f"expiration.schedule.{order['id']}"
+                )
+            except NotFoundError:
+                return False
+            return schedule.headers["Nats-Schedule-Target"] == "expiration.complete"
+
+        await eventually(scheduled)
+
+        async def paid() -> bool:  # payments heard order.created too
+            response = await payments.post(
+                "/api/payments", json={"orderId": order["id"], "token": "tok_visa"}, cookies=buyer
+            )
+            return response.status_code == 201
+
+        await eventually(paid)
+
+        async def complete() -> bool:  # orders heard payment.created from payments
+            response = await orders.get(f"/api/orders/{order['id']}", cookies=buyer)
+            return response.json()["status"] == "complete"
+
+        await eventually(complete)
+        # expiration heard payment.created and purged the schedule (its purge right)
+        await eventually(lambda: _not(scheduled()))
+        # and a sign-out reaches tickets through auth's session.revoked
+        assert (await auth.post("/api/users/signout", cookies=seller)).status_code == 200
+
+        async def refused() -> bool:
+            response = await tickets.post(
+                "/api/tickets", json={"title": "x", "price": 1}, cookies=seller
+            )
+            return response.status_code == 401
+
+        await eventually(refused)
+
+
+@pytest.mark.parametrize("user", USERS)
+async def test_no_service_can_publish_another_services_events(user, as_user, permissioned_nats):
+    client = await as_user(user)
+    js = client.jetstream()
+    await js.add_stream(TICKETING_STREAM)  # any service may create the stream
+    for other, subject in OWN_SUBJECT.items():
+        if other == user:
+            continue
+        with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+            await js.publish(subject, b"{}", timeout=1)
+    await asyncio.sleep(0.1)
+    assert any(
+        "permissions violation for publish" in str(e).lower() for e in client.permission_errors
+    )
+    # nothing forged reached the stream
+    for other, subject in OWN_SUBJECT.items():
+        if other != user:
+            with pytest.raises(NotFoundError):
+                await js.get_last_msg(STREAM_NAME, subject)
+
+
+async def test_a_wrong_password_or_unknown_user_cannot_connect(permissioned_nats):
+    for url in (
+        permissioned_nats.url_for("tickets", password="guess"),
+        f"nats://{LOOPBACK}:{permissioned_nats.port}",  # anonymous
+    ):
+        with pytest.raises(Exception, match="[Aa]uthorization"):
+            await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+
+
+async def _not(condition: Any) -> bool:
+    return not await condition

@@ -1,0 +1,70 @@
+"""Sign-out ends the session everywhere: across auth replicas and tickets, on a real
+nats-server and the MongoDB-wire server — also for a copy of the token kept back, and
+for a process that starts after the sign-out."""
+
+import json
+
+from auth.main import create_auth_app
+from common.auth import SESSION_COOKIE, decode_session
+from common.events import STREAM_NAME
+from common.testing.http import app_client
+from common.testing.settings import settings_for
+from common.testing.waiting import eventually
+from tickets.core.config import TicketsSettings
+from tickets.main import create_tickets_app
+
+USER = {"email": "leaver@test.com", "password": "secret1"}
+TICKET = {"title": "Concert", "price": 20}
+
+
+async def test_a_signed_out_token_is_refused_by_auth_and_tickets(
+    make_settings, mongo_server, nats_server, clean_db, nats_manager
+):
+    tickets_settings = settings_for(TicketsSettings, mongo_server, nats_server)
+    tickets_db = f"{clean_db.name}_tickets"
+    async with (
+        app_client(create_auth_app(make_settings(), database=clean_db.name)) as auth,
+        app_client(create_auth_app(make_settings(), database=clean_db.name)) as auth_replica,
+        app_client(create_tickets_app(tickets_settings, database=tickets_db)) as tickets,
+    ):
+        signed_up = await auth.post("/api/users/signup", json=USER)
+        cookie = {SESSION_COOKIE: signed_up.cookies[SESSION_COOKIE]}
+        kept_copy = {"authorization": f"Bearer {decode_session(cookie[SESSION_COOKIE])}"}
+        assert (await tickets.post("/api/tickets", json=TICKET, cookies=cookie)).status_code == 201
+
+        signed_out = await auth.post("/api/users/signout", cookies=cookie)
+        assert signed_out.status_code == 200
+        assert "Max-Age=0" in signed_out.headers["set-cookie"]
+
+        # this replica: at once; the other replica and tickets: as the event reaches them
+        whoami = await auth.get("/api/users/currentuser", headers=kept_copy)
+        assert whoami.json() == {"currentUser": None}
+
+        async def refused_everywhere() -> bool:
+            replica = await auth_replica.get("/api/users/currentuser", cookies=cookie)
+            create = await tickets.post("/api/tickets", json=TICKET, headers=kept_copy)
+            return replica.json() == {"currentUser": None} and create.status_code == 401
+
+        await eventually(refused_everywhere)
+
+    # recorded once, with its event on the stream
+    revoked = await clean_db.revoked_sessions.find_one({})
+    last = await nats_manager.jetstream.get_last_msg(STREAM_NAME, "session.revoked")
+    assert json.loads(last.data)["jti"] == revoked["_id"]
+    assert last.headers["Nats-Msg-Id"] == f"session.revoked:{revoked['_id']}"
+
+    # a tickets process started after the sign-out reads it from the stream first
+    async with app_client(create_tickets_app(tickets_settings, database=tickets_db)) as fresh:
+        response = await fresh.post("/api/tickets", json=TICKET, cookies=cookie)
+        assert response.status_code == 401
+        assert response.json() == {"errors": [{"message": "Not authorized"}]}
+
+    # and signing in again gives a new session that works
+    async with (
+        app_client(create_auth_app(make_settings(), database=clean_db.name)) as auth,
+        app_client(create_tickets_app(tickets_settings, database=tickets_db)) as tickets,
+    ):
+        signed_in = await auth.post("/api/users/signin", json=USER)
+        new_cookie = {SESSION_COOKIE: signed_in.cookies[SESSION_COOKIE]}
+        response = await tickets.post("/api/tickets", json=TICKET, cookies=new_cookie)
+        assert response.status_code == 201
