@@ -48,8 +48,11 @@ API_SERVICES = {
     "payments": PaymentsSettings,
 }
 EVENTING = ("auth", "tickets", "orders", "expiration", "payments")
-# Secrets made by hand (never committed); the README must say how.
-EXTERNAL_SECRETS = {"jwt-secret": {"JWT_KEY"}, "stripe-secret": {"STRIPE_SECRET_KEY"}}
+# Secrets made by hand (never committed); the README must say how. The others are made
+# by infra/k8s/create-secrets.sh (`secrets_the_script_makes`).
+EXTERNAL_SECRETS = {"stripe-secret": {"STRIPE_SECRET_KEY"}}
+DATABASES = ("auth", "tickets", "orders", "payments")  # the services with a MongoDB
+SHUTDOWN_BOUND_SECONDS = 5 + 20 + 10  # preStop + uvicorn's graceful timeout + NATS drain
 WEB_PROBES = {"/ping", "/_health"}  # Reflex's own endpoints
 
 
@@ -71,6 +74,11 @@ def containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def deployment(name: str) -> dict[str, Any]:
     return next(d for d in of_kind("Deployment") if d["metadata"]["name"] == f"{name}-depl")
+
+
+def ticketing_config() -> dict[str, Any]:
+    [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "ticketing-config"]
+    return config
 
 
 def test_there_are_manifests_for_every_part():
@@ -161,7 +169,7 @@ def test_nats_runs_the_version_the_tests_run_which_has_message_schedules():
 
 
 def test_payments_use_the_test_provider_unless_told_and_read_stripes_key_from_a_secret():
-    [config] = of_kind("ConfigMap")
+    config = ticketing_config()
     assert config["data"]["PAYMENT_PROVIDER"] == "test"
     env = {e["name"]: e for c in containers(deployment("payments")) for e in c["env"]}
     ref = env["STRIPE_SECRET_KEY"]["valueFrom"]["secretKeyRef"]
@@ -169,14 +177,70 @@ def test_payments_use_the_test_provider_unless_told_and_read_stripes_key_from_a_
 
 
 def test_orders_expire_after_the_courses_15_minutes_by_default():
-    [config] = of_kind("ConfigMap")
+    config = ticketing_config()
     assert config["data"]["ORDER_EXPIRATION_SECONDS"] == "900"
     assert "ORDER_EXPIRATION_SECONDS" in env_names("orders")
+
+
+def secrets_the_script_makes(tmp_path: Path, existing: str = "") -> dict[str, dict[str, str]]:
+    """Run infra/k8s/create-secrets.sh with a recording stand-in for kubectl (the
+    Secrets in `existing`, space-separated, already exist); what it would create."""
+    record = tmp_path / "created"
+    fake = tmp_path / "bin" / "kubectl"
+    fake.parent.mkdir(parents=True, exist_ok=True)
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        'if [ "$1" = get ]; then case " $EXISTING " in *" $3 "*) exit 0;; *) exit 1;; esac; fi\n'
+        f'printf "%s\\n" "$*" >> {record}\n'
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "EXISTING": existing}
+    subprocess.run(
+        ["bash", "infra/k8s/create-secrets.sh"], env=env, check=True, capture_output=True
+    )
+    made: dict[str, dict[str, str]] = {}
+    for line in record.read_text().splitlines() if record.exists() else []:
+        _create, _secret, _generic, name, *literals = line.split()
+        made[name] = dict(lit.removeprefix("--from-literal=").split("=", 1) for lit in literals)
+    return made
+
+
+def referenced_secret_keys() -> set[tuple[str, str]]:
+    refs = set()
+    for workload in workloads():
+        pod = workload["spec"]["template"]["spec"]
+        for container in pod["containers"] + pod.get("initContainers", []):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    refs.add((ref["name"], ref["key"]))
+        for volume in pod.get("volumes", []):
+            if "secret" in volume:
+                refs |= {
+                    (volume["secret"]["secretName"], i["key"]) for i in volume["secret"]["items"]
+                }
+    return refs
+
+
+def test_the_secrets_script_makes_every_secret_the_pods_read(tmp_path):
+    made = secrets_the_script_makes(tmp_path / "first")
+    by_hand = {(name, key) for name, keys in EXTERNAL_SECRETS.items() for key in keys}
+    assert referenced_secret_keys() - by_hand == {
+        (name, key) for name, values in made.items() for key in values
+    }
+    for name, values in made.items():
+        for key, value in values.items():
+            assert re.fullmatch(r"[0-9a-f]{48,}", value), (name, key)  # URL- and keyfile-safe
+    assert 6 <= len(made["mongo-credentials"]["keyfile"]) <= 1024  # mongod's keyfile bounds
+    again = secrets_the_script_makes(tmp_path / "again", existing=" ".join(made))
+    assert again == {}, "a Secret that exists is kept, never replaced"
+    assert secrets_the_script_makes(tmp_path / "other")["jwt-secret"] != made["jwt-secret"]
 
 
 def test_every_referenced_configmap_and_secret_key_exists():
     configmaps = {cm["metadata"]["name"]: set(cm["data"]) for cm in of_kind("ConfigMap")}
     readme = (ROOT / "README.md").read_text()
+    assert "infra/k8s/create-secrets.sh" in readme
     for secret, keys in EXTERNAL_SECRETS.items():
         for key in keys:
             assert f"kubectl create secret generic {secret} --from-literal={key}=" in readme
@@ -190,9 +254,139 @@ def test_every_referenced_configmap_and_secret_key_exists():
                         workload["metadata"],
                         ref,
                     )
-                if "secretKeyRef" in source:
-                    ref = source["secretKeyRef"]
-                    assert ref["key"] in EXTERNAL_SECRETS.get(ref["name"], set()), ref
+
+
+def pod_specs() -> list[tuple[str, dict[str, Any]]]:
+    return [(w["metadata"]["name"], w["spec"]["template"]["spec"]) for w in workloads()]
+
+
+def test_every_pod_is_hardened():
+    """Non-root, no service-account token, the runtime's seccomp profile; every
+    container without privilege escalation or capabilities, on a read-only root
+    filesystem (the web client's is the one exception: Reflex writes its app folder)."""
+    for name, pod in pod_specs():
+        assert pod["automountServiceAccountToken"] is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["runAsUser"] > 0, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in pod["containers"] + pod.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert context["readOnlyRootFilesystem"] is (name != "web-depl"), name
+            if context["readOnlyRootFilesystem"] and not container["name"] == "keyfile":
+                mounts = {m["mountPath"] for m in container["volumeMounts"]}
+                assert "/tmp" in mounts, f"{name}: a writable /tmp (emptyDir)"
+
+
+def test_every_image_is_pinned_to_an_exact_version():
+    images = {
+        c["image"]
+        for _, pod in pod_specs()
+        for c in pod["containers"] + pod.get("initContainers", [])
+    }
+    ours = {i for i in images if i.startswith("ticketing/")}  # skaffold tags each build
+    for image in images - ours:
+        assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(-[\w.-]+)?", image), f"{image}: pin it"
+    for dockerfile in (ROOT / "src/python").glob("*/Dockerfile"):
+        for base in re.findall(r"^FROM (\S+)", dockerfile.read_text(), re.M):
+            assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(-[\w.-]+)?", base), (dockerfile, base)
+
+
+def test_the_web_image_runs_a_maintained_node():
+    dockerfile = (ROOT / "src/python/web/Dockerfile").read_text()
+    [major] = re.findall(r"^FROM node:(\d+)\.\d+\.\d+-\S+ AS node$", dockerfile, re.M)
+    assert int(major) >= 22 and int(major) % 2 == 0, "an even (LTS) line still maintained"
+    assert "nodejs=" not in dockerfile, "not Debian's Node 18 (end of life)"
+
+
+@pytest.mark.parametrize("service", EVENTING)
+def test_pods_stop_gracefully_within_their_grace_period(service):
+    pod = deployment(service)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    assert pod["terminationGracePeriodSeconds"] > SHUTDOWN_BOUND_SECONDS
+
+
+def env_of(service: str) -> list[dict[str, Any]]:
+    [container] = containers(deployment(service))
+    return container["env"]
+
+
+@pytest.mark.parametrize("service", EVENTING)
+def test_each_service_connects_to_nats_as_its_own_user(service):
+    env = env_of(service)
+    names = [e["name"] for e in env]
+    by_name = {e["name"]: e for e in env}
+    assert by_name["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "nats-credentials",
+        "key": service,
+    }
+    assert by_name["NATS_URL"]["value"] == f"nats://{service}:$(NATS_PASSWORD)@nats-srv:4222"
+    # $(VAR) expands only variables defined earlier in the list
+    assert names.index("NATS_PASSWORD") < names.index("NATS_URL")
+    config = next(d for d in of_kind("ConfigMap") if d["metadata"]["name"] == "nats-config")
+    assert (
+        f"user: {service}, password: ${service.upper()}_NATS_PASSWORD"
+        in config["data"]["nats.conf"]
+    )
+
+
+@pytest.mark.parametrize("service", DATABASES)
+def test_each_service_uses_its_own_database_credentials(service):
+    env = env_of(service)
+    names = [e["name"] for e in env]
+    by_name = {e["name"]: e for e in env}
+    ref = {"name": "mongo-credentials", "key": service}
+    assert by_name["MONGO_PASSWORD"]["valueFrom"]["secretKeyRef"] == ref
+    assert by_name["MONGO_URI"]["value"].startswith(
+        f"mongodb://{service}:$(MONGO_PASSWORD)@{service}-mongo-srv:27017/"
+    )
+    assert names.index("MONGO_PASSWORD") < names.index("MONGO_URI")
+    [mongo] = [w for w in of_kind("StatefulSet") if w["metadata"]["name"] == f"{service}-mongo"]
+    [container] = containers(mongo)
+    server_env = {e["name"]: e for e in container["env"]}
+    assert server_env["MONGO_INITDB_ROOT_USERNAME"]["value"] == service
+    assert server_env["MONGO_INITDB_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"] == ref
+    assert "--keyFile" in container["args"]
+
+
+def allowed_sources(policy: dict[str, Any]) -> tuple[set[str], set[int]]:
+    apps: set[str] = set()
+    ports: set[int] = set()
+    for rule in policy["spec"]["ingress"]:
+        ports |= {p["port"] for p in rule["ports"]}
+        for peer in rule["from"]:
+            selector = peer["podSelector"]
+            apps |= set(selector.get("matchLabels", {}).values())
+            for expression in selector.get("matchExpressions", []):
+                assert (expression["key"], expression["operator"]) == ("app", "In")
+                apps |= set(expression["values"])
+    return apps, ports
+
+
+def policy_for(app: str) -> dict[str, Any]:
+    [policy] = [
+        p
+        for p in of_kind("NetworkPolicy")
+        if p["spec"]["podSelector"]["matchLabels"] == {"app": app}
+    ]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    return policy
+
+
+@pytest.mark.parametrize("service", DATABASES)
+def test_each_database_accepts_only_its_own_service(service):
+    assert allowed_sources(policy_for(f"{service}-mongo")) == (
+        {service, f"{service}-mongo"},
+        {27017},
+    )
+
+
+def test_nats_accepts_only_the_services_and_keeps_monitoring_inside():
+    assert allowed_sources(policy_for("nats")) == (set(EVENTING), {4222})
+    [service] = [s for s in of_kind("Service") if s["metadata"]["name"] == "nats-srv"]
+    assert [p["port"] for p in service["spec"]["ports"]] == [4222]
 
 
 def test_services_select_pods_on_ports_they_expose():
@@ -327,7 +521,7 @@ def test_each_pex_starts_outside_pants_and_is_ready(mongo_server, nats_server, t
     started = []
     try:
         eventing = {**common, "NATS_URL": nats_server.url}
-        services = {"auth": common, "tickets": eventing, "orders": eventing, "payments": eventing}
+        services = {"auth": eventing, "tickets": eventing, "orders": eventing, "payments": eventing}
         services["expiration"] = {"NATS_URL": nats_server.url, "HOST": LOOPBACK, "PORT": "0"}
         for name, env in services.items():
             process = PexProcess(name, tmp_path / name, env, uvicorn)
