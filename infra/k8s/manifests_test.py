@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -195,9 +196,8 @@ def secrets_the_script_makes(tmp_path: Path, existing: str = "") -> dict[str, di
     )
     fake.chmod(0o755)
     env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "EXISTING": existing}
-    subprocess.run(
-        ["bash", "infra/k8s/create-secrets.sh"], env=env, check=True, capture_output=True
-    )
+    bash = shutil.which("bash") or "/bin/bash"
+    subprocess.run([bash, "infra/k8s/create-secrets.sh"], env=env, check=True, capture_output=True)
     made: dict[str, dict[str, str]] = {}
     for line in record.read_text().splitlines() if record.exists() else []:
         _create, _secret, _generic, name, *literals = line.split()
@@ -274,9 +274,9 @@ def test_every_pod_is_hardened():
             assert context["allowPrivilegeEscalation"] is False, name
             assert context["capabilities"] == {"drop": ["ALL"]}, name
             assert context["readOnlyRootFilesystem"] is (name != "web-depl"), name
-            if context["readOnlyRootFilesystem"] and not container["name"] == "keyfile":
+            if context["readOnlyRootFilesystem"] and container["name"] != "keyfile":
                 mounts = {m["mountPath"] for m in container["volumeMounts"]}
-                assert "/tmp" in mounts, f"{name}: a writable /tmp (emptyDir)"
+                assert "/tmp" in mounts, f"{name}: a writable /tmp (emptyDir)"  # noqa: S108
 
 
 def test_every_image_is_pinned_to_an_exact_version():
