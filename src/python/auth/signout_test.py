@@ -4,9 +4,14 @@ for a process that starts after the sign-out."""
 
 import json
 
+import pytest
+from pydantic import ValidationError
+
+from auth.core.config import AuthSettings
 from auth.main import create_auth_app
 from common.auth import SESSION_COOKIE, decode_session
 from common.events import STREAM_NAME
+from common.testing.auth import TEST_JWT_KEY
 from common.testing.http import app_client
 from common.testing.settings import settings_for
 from common.testing.waiting import eventually
@@ -68,3 +73,11 @@ async def test_a_signed_out_token_is_refused_by_auth_and_tickets(
         new_cookie = {SESSION_COOKIE: signed_in.cookies[SESSION_COOKIE]}
         response = await tickets.post("/api/tickets", json=TICKET, cookies=new_cookie)
         assert response.status_code == 201
+
+
+def test_sign_outs_stay_on_the_stream_as_long_as_their_tokens_live():
+    """A process starting later reads the sign-outs back from the stream."""
+    common = {"mongo_uri": "mongodb://x", "jwt_key": TEST_JWT_KEY, "nats_url": "nats://x"}
+    with pytest.raises(ValidationError, match="raise the stream's max age"):
+        AuthSettings(**common, jwt_lifetime_seconds=2 * 86_400, stream_max_age_seconds=86_400)
+    assert AuthSettings(**common, stream_max_age_seconds=0).jwt_lifetime_seconds == 86_400

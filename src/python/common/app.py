@@ -18,6 +18,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -134,6 +135,8 @@ def create_app(
     if isinstance(settings, ServiceSettings):
         app.state.jwt_key = settings.jwt_key.get_secret_value()
     app.state.nats = nats or NatsClientManager()
+    if isinstance(settings, NatsSettings):
+        app.state.nats.stream = settings.stream_config()  # this environment's limits
     app.state.mongo = app.state.db = app.state.outbox = app.state.revoked_sessions = None
     app.state.exit_code = 0
     install_error_handlers(app)
@@ -217,6 +220,14 @@ def health_router(*, uses_mongo: bool, uses_nats: bool) -> APIRouter:
                 "checks": checks,
             }
             return JSONResponse(status_code=503, content=body)
+        outbox = request.app.state.outbox
+        if outbox is not None:
+            bound = request.app.state.settings.outbox_stuck_seconds
+            checks["outbox"] = not await outbox.stuck(timedelta(seconds=bound))
+            if not checks["outbox"]:
+                message = f"Not ready: events unsent for over {bound:g} s (is the stream full?)"
+                body = {"errors": [error_item(message)], "checks": checks}
+                return JSONResponse(status_code=503, content=body)
         return JSONResponse({"status": "ready", "checks": checks})
 
     return router

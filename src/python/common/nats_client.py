@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -34,8 +35,15 @@ def redacted(url: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
+def _stricter(ours: float | None, theirs: float | None) -> float | None:
+    """The tighter of two stream limits, where None, 0 and -1 mean "no limit"."""
+    limits = [limit for limit in (ours, theirs) if limit is not None and limit > 0]
+    return min(limits) if limits else ours
+
+
 class NatsClientManager:
-    def __init__(self) -> None:
+    def __init__(self, stream: StreamConfig = TICKETING_STREAM) -> None:
+        self.stream = stream  # what ensure_stream makes: the app sets this environment's limits
         self._client: Client | None = None
         self._jetstream: JetStreamContext | None = None
         self._closing = False
@@ -97,13 +105,21 @@ class NatsClientManager:
         self._jetstream = self._client.jetstream()
         log.info("Connected to NATS at %s as %s", redacted(url), name)
 
-    async def ensure_stream(self, config: StreamConfig = TICKETING_STREAM) -> StreamInfo:
-        """Create the stream, or bring an existing one to `config` (idempotent)."""
+    async def ensure_stream(self, config: StreamConfig | None = None) -> StreamInfo:
+        """Create the stream, or bring an existing one to `config` (default: `stream`;
+        idempotent) — except a limit an operator made stricter by hand, which stays."""
         js = self.jetstream
+        config = config or self.stream
         try:
-            await js.stream_info(config.name)
+            existing = (await js.stream_info(config.name)).config
         except NotFoundError:
             return await js.add_stream(config)
+        config = dataclasses.replace(
+            config,
+            max_age=_stricter(config.max_age, existing.max_age),
+            max_bytes=_stricter(config.max_bytes, existing.max_bytes),
+            max_msgs=_stricter(config.max_msgs, existing.max_msgs),
+        )
         return await js.update_stream(config)
 
     async def check(self, timeout: float = 1.0) -> bool:

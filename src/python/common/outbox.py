@@ -65,6 +65,8 @@ class JetStreamSource(Protocol):
     @property
     def is_connected(self) -> bool: ...
 
+    async def ensure_stream(self) -> Any: ...
+
 
 def pending_event(event: Event) -> Document:
     """How an event waits in its document's `_outbox` (validated when built)."""
@@ -83,6 +85,18 @@ def without_outbox(doc: Document) -> Document:
 
 def outbox_indexes(collections: Iterable[str]) -> dict[str, list[IndexModel]]:
     return {collection: [PENDING_INDEX] for collection in collections}
+
+
+async def oldest_unsent_before(
+    db: AsyncDatabase[Any], collections: Iterable[str], moment: datetime
+) -> bool:
+    """Whether some event recorded before `moment` is still unsent (one indexed query
+    per collection: `outbox_pending`)."""
+    query = {f"{PENDING}.at": {"$lt": moment}}
+    for collection in collections:
+        if await db[collection].find_one(query, {"_id": 1}) is not None:
+            return True
+    return False
 
 
 async def unsent_count(db: AsyncDatabase[Any], collections: Iterable[str]) -> int:
@@ -162,6 +176,11 @@ class Outbox:
         await self.deliver(collection, updated)
         return without_outbox(updated)
 
+    async def stuck(self, bound: timedelta) -> bool:
+        """An event has waited longer than `bound` to be sent (NATS unreachable for
+        long, the stream full or refusing): `/readyz` reports it."""
+        return await oldest_unsent_before(self.db, self.collections, datetime.now(UTC) - bound)
+
     def _check(self, collection: str) -> None:
         if collection not in self.collections:
             raise ValueError(f"{collection!r} is not an outbox collection {self.collections}")
@@ -179,6 +198,8 @@ class Outbox:
                 await self._publish_document(collection, doc)
         except (TimeoutError, PublishError) as exc:
             log.warning("events of %s %s left to the relay: %s", collection, doc["_id"], exc)
+            if isinstance(exc, PublishError) and exc.stream_missing:
+                self._wake.set()  # the relay recreates the stream and sends them
             return False
         return True
 
@@ -299,7 +320,17 @@ class Outbox:
             return
         try:
             sent = await self.flush()
-        except (PublishError, PyMongoError) as exc:
+        except PublishError as exc:
+            if not exc.stream_missing:
+                log.warning("outbox relay: will retry: %r", exc)
+                return
+            # Someone deleted the stream: make it again (per the contract) rather than
+            # failing every publish until an operator notices.
+            log.error("outbox relay: the stream is missing; creating it again")
+            await self.nats.ensure_stream()
+            self._wake.set()
+            return
+        except PyMongoError as exc:
             log.warning("outbox relay: will retry: %r", exc)
             return
         if sent:

@@ -10,9 +10,11 @@ import socket
 import sys
 from typing import TypeVar
 
+from nats.js.api import StreamConfig
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common.events.contracts import ticketing_stream
 from common.events.publisher import DEFAULT_PUBLISH_TIMEOUT
 
 S = TypeVar("S", bound=BaseSettings)
@@ -69,6 +71,31 @@ class NatsSettings(ProcessSettings):
     outbox_interval: float = Field(
         1.0, gt=0, description="Seconds between outbox relay scans for unsent events"
     )
+    # The stream's limits in this environment (ensure_stream never loosens a stricter
+    # one set on the stream by hand): messages older than max age, and past max bytes
+    # the oldest ones, are dropped (`common.events.contracts.ticketing_stream`).
+    stream_max_age_seconds: float = Field(
+        7 * 86_400, ge=0, description="Keep messages this long (0: no limit)"
+    )
+    stream_max_bytes: int = Field(
+        -1, ge=-1, description="Stream size limit in bytes (-1: no limit)"
+    )
+    outbox_stuck_seconds: float = Field(
+        60.0, gt=0, description="/readyz fails while an unsent event is older than this"
+    )
+
+    def stream_config(self) -> StreamConfig:
+        return ticketing_stream(
+            max_age_seconds=self.stream_max_age_seconds, max_bytes=self.stream_max_bytes
+        )
+
+    def _outlived_by_the_stream(self, seconds: float, name: str) -> None:
+        """What a process reads back from the stream must stay there that long."""
+        if self.stream_max_age_seconds and seconds > self.stream_max_age_seconds:
+            raise ValueError(
+                f"{name} ({seconds:g} s) is longer than STREAM_MAX_AGE_SECONDS "
+                f"({self.stream_max_age_seconds:g} s): raise the stream's max age"
+            )
 
 
 class EventingSettings(NatsSettings, ServiceSettings):

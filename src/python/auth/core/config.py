@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from common.settings import EventingSettings
 
@@ -34,3 +34,9 @@ class AuthSettings(EventingSettings):
     # (the gateway or the ingress: 1). The client is the address that many entries from
     # the right; with 0 it is the connection's peer and X-Forwarded-For is ignored.
     trusted_proxy_hops: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _sign_outs_outlive_their_tokens(self) -> AuthSettings:
+        # a process starting later reads the sign-outs back from the stream
+        self._outlived_by_the_stream(self.jwt_lifetime_seconds, "JWT_LIFETIME_SECONDS")
+        return self

@@ -6,6 +6,7 @@ Payloads are validated when published and when received.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
@@ -167,3 +168,13 @@ TICKETING_STREAM = StreamConfig(
     # the expiration service's schedules: nats-server >= 2.12 (expiration/schedule.py)
     allow_msg_schedules=True,
 )
+
+
+def ticketing_stream(*, max_age_seconds: float = 0, max_bytes: int = -1) -> StreamConfig:
+    """The stream with this environment's limits (0 / -1: none), so it never fills its
+    volume (a full JetStream store refuses every write). Past a limit the OLDEST
+    messages go: the server requires that of a stream with message schedules (it
+    refuses "discard new"), so size the limits well above what the consumers lag."""
+    return dataclasses.replace(
+        TICKETING_STREAM, max_age=max_age_seconds or None, max_bytes=max_bytes
+    )

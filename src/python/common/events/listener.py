@@ -35,6 +35,7 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
+from nats.js.errors import ServiceUnavailableError
 from pydantic import ValidationError
 
 from common.events.contracts import STREAM_NAME, Event, Subject
@@ -145,6 +146,9 @@ class Listener(ABC, Generic[E]):
             log.info("%s: NATS connection closed, listener stops", self.durable)
             self._loop.stopping = True
             return
+        except ServiceUnavailableError:  # nothing answers for the consumer: is it gone?
+            await self._recover_consumer()
+            return
         except NatsError as exc:  # e.g. disconnected: the client reconnects by itself
             log.warning("%s: fetch failed (%r), retrying", self.durable, exc)
             await asyncio.sleep(self.poll_seconds)
@@ -158,6 +162,32 @@ class Listener(ABC, Generic[E]):
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _recover_consumer(self) -> None:
+        """The stream (and so this durable consumer) was deleted: make the stream again
+        per the contract (if the service can: `context.nats`) and the consumer."""
+        with contextlib.suppress(NatsError, TimeoutError):
+            await self.js.consumer_info(STREAM_NAME, self.durable)
+            await asyncio.sleep(self.poll_seconds)  # it exists: a transient fault
+            return
+        log.error("%s: the consumer (or the stream) is gone; creating it again", self.durable)
+        try:
+            nats = getattr(self.context, "nats", None)
+            if nats is not None:
+                await nats.ensure_stream()
+            old, self._sub = self._sub, await self.js.pull_subscribe(
+                self.subject.value,
+                durable=self.durable,
+                stream=STREAM_NAME,
+                config=self.consumer_config(),
+            )
+        except (NatsError, TimeoutError) as exc:
+            log.warning("%s: could not create it yet (%r), retrying", self.durable, exc)
+            await asyncio.sleep(self.poll_seconds)
+            return
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.unsubscribe()
 
     async def _keep_alive(self, pending: list[Msg]) -> None:
         """Tell the server the fetched messages are still being worked on."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from nats.errors import Error as NatsError
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
+from nats.js.errors import NoStreamResponseError
 
 from common.events.contracts import Event
 
@@ -23,6 +24,8 @@ class PublishError(Exception):
     def __init__(self, subject: str, msg_id: str, cause: BaseException) -> None:
         self.subject = subject
         self.msg_id = msg_id
+        # no stream takes the subject (it was deleted): answered at once, not a timeout
+        self.stream_missing = isinstance(cause, NoStreamResponseError)
         reason = str(cause) or type(cause).__name__
         super().__init__(f"publishing {subject} (Nats-Msg-Id {msg_id}) failed: {reason}")
 

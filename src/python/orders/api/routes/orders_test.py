@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
+from pydantic import ValidationError
 
 from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.http import ANY_VALID_BODY, non_json_state_changes, not_refused_as_non_json
+from orders.core.config import OrdersSettings
 
 URL = "/api/orders"
 
@@ -254,3 +256,11 @@ async def test_a_cross_site_form_cannot_change_anything(client, clean_db):
     assert len(responses) == 6  # POST /api/orders, DELETE /api/orders/{id}, 3 types each
     assert not_refused_as_non_json(responses) == {}
     assert await clean_db.orders.count_documents({}) == 0
+
+
+def test_an_orders_expiry_schedule_stays_on_the_stream_until_it_is_due():
+    """The expiration service schedules each order's expiry as a stream message."""
+    common = {"mongo_uri": "mongodb://x", "jwt_key": TEST_JWT_KEY, "nats_url": "nats://x"}
+    with pytest.raises(ValidationError, match="ORDER_EXPIRATION_SECONDS"):
+        OrdersSettings(**common, order_expiration_seconds=7200, stream_max_age_seconds=3600)
+    assert OrdersSettings(**common).order_expiration_seconds == 900
