@@ -6,7 +6,8 @@ MONGO_URI point at servers of your own), auth, tickets, the web client, and a Ca
 gateway that routes one address like the Kubernetes ingress. Prints what runs where.
 Ctrl-C / SIGTERM stops everything in reverse order, each by process group. A port in
 use, a missing tool or a service that fails names itself and its log, and whatever
-was already started is stopped.
+was already started is stopped. While it runs, a process that dies is started again
+with backoff, as Kubernetes would; a crash loop stops the stack, naming the process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.gateway import CaddyGateway
@@ -40,6 +42,35 @@ class StackError(Exception):
 
 class Interrupted(StackError):
     """Ctrl-C / SIGTERM before everything was up."""
+
+
+# A process that dies is started again, as Kubernetes restarts a crashed pod (a service
+# exits 1 on purpose when its NATS connection closes for good): after 1 s, then 2, 4,
+# ... up to 30 s while it keeps dying. Five crashes within a minute is a crash loop:
+# the stack stops and says so.
+RESTART_FIRST_DELAY = 1.0
+RESTART_MOST_DELAY = 30.0
+CRASH_LOOP_COUNT = 5
+CRASH_LOOP_WINDOW = 60.0
+
+
+@dataclass
+class Crashes:
+    """One process's recent crashes, and when it may be started again."""
+
+    times: list[float] = field(default_factory=list)
+    retry_at: float | None = None
+
+    def record(self, now: float) -> float:
+        """Count a crash at `now`; returns the delay before the next start."""
+        self.times = [t for t in self.times if now - t < CRASH_LOOP_WINDOW] + [now]
+        delay = min(RESTART_FIRST_DELAY * 2 ** (len(self.times) - 1), RESTART_MOST_DELAY)
+        self.retry_at = now + delay
+        return delay
+
+    @property
+    def looping(self) -> bool:
+        return len(self.times) >= CRASH_LOOP_COUNT
 
 
 # The API services `./run` starts, in order (module `<name>.main`), all on NATS.
@@ -90,6 +121,7 @@ class Stack:
         self.gateway_port = gateway_port
         self.running: list[Running] = []  # the table
         self.processes: list[ServerProcess] = []  # what to stop, registered before starting
+        self.crashes: dict[str, Crashes] = {}  # by process name
 
     def _started(self, name: str, url: str, process: ServerProcess | None) -> None:
         log = _shown(process.log_path) if process else "(external)"
@@ -187,8 +219,35 @@ class Stack:
     def _url(self, name: str) -> str:
         return next(r.url for r in self.running if r.name == name)
 
-    def dead(self) -> ServerProcess | None:
-        return next((p for p in self.processes if not p.running), None)
+    def heal(self, now: float | None = None) -> None:
+        """Start again each process that died (with backoff: `Crashes`); raise
+        StackError on a crash loop. Called every half second while the stack runs."""
+        now = time.monotonic() if now is None else now
+        for process in self.processes:
+            if process.running:
+                continue
+            crashes = self.crashes.setdefault(process.name, Crashes())
+            if crashes.retry_at is None:  # just found dead
+                code = process.process.returncode if process.process else None
+                delay = crashes.record(now)
+                if crashes.looping:
+                    raise StackError(
+                        f"{process.name} crashed {len(crashes.times)} times within "
+                        f"{CRASH_LOOP_WINDOW:.0f} s (a crash loop): giving up; "
+                        f"see {_shown(process.log_path)}"
+                    )
+                print(
+                    f"stack: {process.name} exited (code {code}); starting it again in "
+                    f"{delay:.0f} s; see {_shown(process.log_path)}",
+                    flush=True,
+                )
+            elif now >= crashes.retry_at:
+                crashes.retry_at = None
+                try:
+                    process.restart()
+                except (RuntimeError, FileNotFoundError):
+                    continue  # found dead again on the next call: counted, backed off
+                print(f"stack: {process.name} is running again", flush=True)
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -254,9 +313,7 @@ def main() -> None:
         up.set()
         print(stack.table(), flush=True)
         while not stopping.wait(0.5):
-            dead = stack.dead()
-            if dead is not None:
-                raise StackError(f"{dead.name} exited unexpectedly; see {_shown(dead.log_path)}")
+            stack.heal()
     except Interrupted:
         pass
     except StackError as exc:

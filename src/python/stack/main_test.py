@@ -16,6 +16,7 @@ import httpx
 import nats
 
 from common.events import STREAM_NAME
+from common.testing.streams import stream_messages
 from common.testing.waiting import eventually
 from harness.servers import free_port, python_path
 from harness.web import copy_app
@@ -132,7 +133,7 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
     assert "stack: stopped" in rest
 
     # restart on the same state: the user and the ticket are still there
-    process, _ = start_stack(state, app, port)
+    process, table = start_stack(state, app, port)
     try:
         async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
             signin = await client.post(
@@ -142,9 +143,68 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
             # reserved by the buyer's order: no longer listed, but there
             assert (await client.get("/api/tickets")).json() == []
             assert (await client.get(f"/api/tickets/{ticket['id']}")).json()["orderId"]
+            await crash_tickets_under_load(process, client, table)
     finally:
-        code, _ = stop_stack(process)
+        code, rest = stop_stack(process)
     assert code == 0
+    assert "stack: tickets exited (code -9); starting it again in 1 s" in rest
+    assert "stack: tickets is running again" in rest
+
+
+async def crash_tickets_under_load(
+    stack: subprocess.Popen[str], client: httpx.AsyncClient, table: str
+) -> None:
+    """SIGKILL the tickets service while 4 clients create tickets: ./run starts it again
+    (same port, behind the same gateway), and every create that was acknowledged (201)
+    has its ticket.created on the stream — what the crash left unsent, the restarted
+    service's outbox relay sent."""
+    [group] = [g for g in child_groups(stack.pid) if b"tickets.main" in _cmdline(g)]
+    acknowledged: list[str] = []
+    crashed = asyncio.Event()
+
+    async def creating() -> None:
+        served_after_crash = 0
+        deadline = asyncio.get_running_loop().time() + 120
+        while served_after_crash < 5:  # until the restarted service has served it a few
+            assert asyncio.get_running_loop().time() < deadline, "tickets never came back"
+            try:
+                response = await client.post("/api/tickets", json={"title": "c", "price": 3})
+            except httpx.HTTPError:
+                response = None
+            if response is not None and response.status_code == 201:
+                acknowledged.append(response.json()["id"])
+                served_after_crash += crashed.is_set()
+            else:
+                await asyncio.sleep(0.05)  # the gateway's 502 while tickets is down
+
+    async def crash() -> None:
+        await eventually(lambda: len(acknowledged) >= 20)
+        os.killpg(group, signal.SIGKILL)
+        crashed.set()
+
+    await asyncio.gather(crash(), *(creating() for _ in range(4)))
+    assert crashed.is_set()
+    nats_url = re.search(r"nats\s+(nats://\S+)", table).group(1)
+    nc = await nats.connect(nats_url)
+    try:
+
+        async def all_sent() -> bool:
+            sent = {
+                json.loads(m.data)["id"]
+                for m in await stream_messages(nc.jetstream(), "ticket.created")
+            }
+            return set(acknowledged) <= sent
+
+        await eventually(all_sent, within=60)
+    finally:
+        await nc.close()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 async def test_a_port_in_use_is_named_and_nothing_is_left_running(tmp_path):
