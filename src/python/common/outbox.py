@@ -87,18 +87,6 @@ def outbox_indexes(collections: Iterable[str]) -> dict[str, list[IndexModel]]:
     return {collection: [PENDING_INDEX] for collection in collections}
 
 
-async def oldest_unsent_before(
-    db: AsyncDatabase[Any], collections: Iterable[str], moment: datetime
-) -> bool:
-    """Whether some event recorded before `moment` is still unsent (one indexed query
-    per collection: `outbox_pending`)."""
-    query = {f"{PENDING}.at": {"$lt": moment}}
-    for collection in collections:
-        if await db[collection].find_one(query, {"_id": 1}) is not None:
-            return True
-    return False
-
-
 async def unsent_count(db: AsyncDatabase[Any], collections: Iterable[str]) -> int:
     """How many documents hold events not yet acknowledged by JetStream."""
     query = {f"{PENDING}.0": {"$exists": True}}
@@ -178,8 +166,13 @@ class Outbox:
 
     async def stuck(self, bound: timedelta) -> bool:
         """An event has waited longer than `bound` to be sent (NATS unreachable for
-        long, the stream full or refusing): `/readyz` reports it."""
-        return await oldest_unsent_before(self.db, self.collections, datetime.now(UTC) - bound)
+        long, the stream full or refusing): `/readyz` reports it. One indexed query per
+        collection (`outbox_pending`)."""
+        query = {f"{PENDING}.at": {"$lt": datetime.now(UTC) - bound}}
+        for collection in self.collections:
+            if await self.db[collection].find_one(query, {"_id": 1}) is not None:
+                return True
+        return False
 
     def _check(self, collection: str) -> None:
         if collection not in self.collections:

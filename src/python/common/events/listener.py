@@ -111,12 +111,7 @@ class Listener(ABC, Generic[E]):
 
     async def start(self) -> None:
         """Create (or bind to) the durable consumer and start handling messages."""
-        self._sub = await self.js.pull_subscribe(
-            self.subject.value,
-            durable=self.durable,
-            stream=STREAM_NAME,
-            config=self.consumer_config(),
-        )
+        self._sub = await self._pull_subscribe()
         # The JetStream context's own connection (nats-py keeps it as `_nc`).
         client = getattr(self.js, "_nc", None)
         if client is not None:
@@ -126,6 +121,15 @@ class Listener(ABC, Generic[E]):
                 cb=self._on_max_deliveries,
             )
         self._loop.start()
+
+    async def _pull_subscribe(self) -> JetStreamContext.PullSubscription:
+        """Create (or bind to) the durable consumer, with this listener's config."""
+        return await self.js.pull_subscribe(
+            self.subject.value,
+            durable=self.durable,
+            stream=STREAM_NAME,
+            config=self.consumer_config(),
+        )
 
     async def stop(self) -> None:
         """Stop fetching and drop this replica's inboxes (the durable consumer stays, with
@@ -180,12 +184,7 @@ class Listener(ABC, Generic[E]):
             nats = getattr(self.context, "nats", None)
             if nats is not None:
                 await nats.ensure_stream()
-            old, self._sub = self._sub, await self.js.pull_subscribe(
-                self.subject.value,
-                durable=self.durable,
-                stream=STREAM_NAME,
-                config=self.consumer_config(),
-            )
+            old, self._sub = self._sub, await self._pull_subscribe()
         except (NatsError, TimeoutError) as exc:
             log.warning("%s: could not create it yet (%r), retrying", self.durable, exc)
             await asyncio.sleep(self.poll_seconds)

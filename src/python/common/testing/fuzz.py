@@ -18,6 +18,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from common.auth import SESSION_COOKIE
+from common.testing.auth import CRAFTED_SESSION_COOKIES, TEST_JWT_KEY, session_cookie
 from harness.servers import ServiceProcess
 
 CRAFTED_COOKIE_EXAMPLES = 3
@@ -45,8 +46,6 @@ def fuzz_service(
 ) -> FuzzReport:
     """Start service `name` (`python -m <name>.main`) as a process, fuzz it, stop it, and
     print its RELIABILITY line."""
-    from common.testing.auth import CRAFTED_SESSION_COOKIES
-
     with ServiceProcess(name, f"{name}.main", env, workdir) as service:
         base_url = service.url  # type: ignore[attr-defined]
         report = fuzz_openapi(base_url, examples=examples, cookies=cookies)
@@ -72,8 +71,6 @@ def fuzz_eventing_service(
     name: str, mongo_server: Any, nats_server: Any, workdir: Path, *, examples: int
 ) -> FuzzReport:
     """`fuzz_service` for a service with a database and NATS, signed in."""
-    from common.testing.auth import TEST_JWT_KEY, session_cookie
-
     env = {
         "MONGO_URI": mongo_server.uri,
         "NATS_URL": nats_server.url,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
+from pymongo.asynchronous.database import AsyncDatabase
 
 from auth import users
 from auth.api.deps import AuthSettingsDep, ClientAddressDep, PasswordsDep
@@ -39,7 +41,7 @@ class TooManyFromThisAddress(TooManyRequestsError):
 
 
 async def _limit_address(
-    db: DbDep, kind: str, address: str, limit: int, settings: AuthSettings
+    db: AsyncDatabase[Any], kind: str, address: str, limit: int, settings: AuthSettings
 ) -> None:
     """429 once `limit` attempts of `kind` came from `address` within the window."""
     if limit == 0:
