@@ -17,13 +17,17 @@ from collections.abc import Awaitable, Callable
 
 import nats
 from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from common.events.contracts import TICKETING_STREAM
 
 log = logging.getLogger(__name__)
+
+JETSTREAM_READY_WAIT = 30.0
+"""Seconds `ensure_stream` waits for a JetStream cluster that is still electing leaders."""
 
 
 class NatsConnectError(RuntimeError):
@@ -33,6 +37,14 @@ class NatsConnectError(RuntimeError):
 def redacted(url: str) -> str:
     """The URL as logs may show it: `nats://tickets:***@nats-srv:4222`."""
     return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def server_urls(url: str) -> list[str]:
+    """`nats://a:4222, nats://b:4222` -> both; one URL -> itself."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise NatsConnectError(f"No NATS server in {url!r}")
+    return servers
 
 
 def _stricter(ours: float | None, theirs: float | None) -> float | None:
@@ -74,7 +86,11 @@ class NatsClientManager:
         reconnect_wait: float = 1.0,
         on_unexpected_close: Callable[[], Awaitable[None] | None] | None = None,
     ) -> None:
-        """Connect (raising NatsConnectError if the server cannot be reached now).
+        """Connect (raising NatsConnectError if no server can be reached now).
+
+        `url` may list a cluster's servers, comma-separated: the client connects to one
+        and, if that one goes, reconnects to another (it also learns the rest of the
+        cluster from the server it reaches).
 
         `on_unexpected_close` runs if the connection closes for good while not shutting
         down — services use it to exit non-zero, as the seed's `process.exit()` does.
@@ -83,7 +99,7 @@ class NatsClientManager:
         self._closing = False
         try:
             self._client = await nats.connect(
-                servers=[url],
+                servers=server_urls(url),
                 name=name,
                 connect_timeout=connect_timeout,
                 allow_reconnect=True,
@@ -105,11 +121,28 @@ class NatsClientManager:
         self._jetstream = self._client.jetstream()
         log.info("Connected to NATS at %s as %s", redacted(url), name)
 
-    async def ensure_stream(self, config: StreamConfig | None = None) -> StreamInfo:
+    async def ensure_stream(
+        self, config: StreamConfig | None = None, *, within: float = JETSTREAM_READY_WAIT
+    ) -> StreamInfo:
         """Create the stream, or bring an existing one to `config` (default: `stream`;
-        idempotent) — except a limit an operator made stricter by hand, which stays."""
+        idempotent) — except a limit an operator made stricter by hand, or more
+        replicas than configured, which stay (a service never weakens the stream).
+
+        A JetStream cluster answers nothing until it has elected its leaders (seconds
+        after its nodes start, as when a whole Kubernetes namespace comes up at once):
+        that is retried for `within` seconds before the error is raised."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            try:
+                return await self._ensure_stream(config or self.stream)
+            except (NatsTimeoutError, ServiceUnavailableError) as exc:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise
+                log.warning("JetStream is not ready yet (%r); retrying", exc)
+                await asyncio.sleep(0.5)
+
+    async def _ensure_stream(self, config: StreamConfig) -> StreamInfo:
         js = self.jetstream
-        config = config or self.stream
         try:
             existing = (await js.stream_info(config.name)).config
         except NotFoundError:
@@ -119,6 +152,7 @@ class NatsClientManager:
             max_age=_stricter(config.max_age, existing.max_age),
             max_bytes=_stricter(config.max_bytes, existing.max_bytes),
             max_msgs=_stricter(config.max_msgs, existing.max_msgs),
+            num_replicas=max(config.num_replicas or 1, existing.num_replicas or 1),
         )
         return await js.update_stream(config)
 

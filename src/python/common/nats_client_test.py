@@ -8,7 +8,7 @@ import pytest
 from nats.js.api import StorageType
 
 from common.events import STREAM_NAME, TICKETING_STREAM
-from common.nats_client import NatsClientManager, NatsConnectError, redacted
+from common.nats_client import NatsClientManager, NatsConnectError, redacted, server_urls
 from common.testing.waiting import eventually
 from harness.servers import NatsServer
 
@@ -30,6 +30,23 @@ async def test_connect_fails_fast_with_a_clear_error_when_no_server(tmp_path):
     with pytest.raises(NatsConnectError, match=f"Could not connect to NATS at {url}"):
         await manager.connect(url, "nobody", connect_timeout=0.5)
     assert await manager.check() is False
+
+
+async def test_a_url_list_connects_to_a_server_that_is_up(nats_server, tmp_path):
+    down = NatsServer(tmp_path).start()
+    dead_url = down.url
+    down.stop()
+    manager = NatsClientManager()
+    await manager.connect(f"{dead_url} , {nats_server.url}", "list-test", connect_timeout=0.5)
+    assert manager.is_connected
+    await manager.drain()
+
+
+def test_server_urls_splits_a_cluster_list_and_refuses_an_empty_one():
+    assert server_urls("nats://a:4222") == ["nats://a:4222"]
+    assert server_urls("nats://a:4222, nats://b:4222,") == ["nats://a:4222", "nats://b:4222"]
+    with pytest.raises(NatsConnectError, match="No NATS server"):
+        server_urls(" , ")
 
 
 async def test_connect_then_check_and_drain(nats_server):

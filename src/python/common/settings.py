@@ -59,7 +59,10 @@ class NatsSettings(ProcessSettings):
     name is fixed (`TICKETING`) by the events contract.
     """
 
-    nats_url: str = Field(min_length=1, description="NATS server URL, e.g. nats://nats:4222")
+    nats_url: str = Field(
+        min_length=1,
+        description="NATS server URL, e.g. nats://nats:4222; a cluster's, comma-separated",
+    )
     nats_client_id: str = Field(
         default_factory=socket.gethostname,
         min_length=1,
@@ -80,13 +83,18 @@ class NatsSettings(ProcessSettings):
     stream_max_bytes: int = Field(
         -1, ge=-1, description="Stream size limit in bytes (-1: no limit)"
     )
+    stream_replicas: int = Field(
+        1, ge=1, le=5, description="Copies of the stream on a JetStream cluster (1: one server)"
+    )
     outbox_stuck_seconds: float = Field(
         60.0, gt=0, description="/readyz fails while an unsent event is older than this"
     )
 
     def stream_config(self) -> StreamConfig:
         return ticketing_stream(
-            max_age_seconds=self.stream_max_age_seconds, max_bytes=self.stream_max_bytes
+            max_age_seconds=self.stream_max_age_seconds,
+            max_bytes=self.stream_max_bytes,
+            replicas=self.stream_replicas,
         )
 
     def _outlived_by_the_stream(self, seconds: float, name: str) -> None:

@@ -60,3 +60,12 @@ def test_short_jwt_key_is_refused(env, capsys):
         "JWT_KEY is invalid: must be at least 32 characters; make one with"
         in capsys.readouterr().err
     )
+
+
+def test_the_stream_gets_the_environments_replicas(env):
+    env.setenv("MONGO_URI", "mongodb://x")
+    env.setenv("JWT_KEY", KEY)
+    env.setenv("NATS_URL", "nats://a:4222,nats://b:4222,nats://c:4222")
+    assert load_settings(EventingSettings).stream_config().num_replicas == 1  # one server
+    env.setenv("STREAM_REPLICAS", "3")
+    assert load_settings(EventingSettings).stream_config().num_replicas == 3

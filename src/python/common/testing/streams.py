@@ -1,9 +1,11 @@
-"""Read back what is stored on the TICKETING stream, and whether the outbox has sent
-everything it recorded."""
+"""Read back what is stored on the TICKETING stream, whether the outbox has sent
+everything it recorded, and what a durable consumer was delivered."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from nats.js.api import RawStreamMsg
@@ -11,7 +13,8 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError
 from pymongo.asynchronous.database import AsyncDatabase
 
-from common.events.contracts import STREAM_NAME
+from common.events.contracts import STREAM_NAME, Event
+from common.events.listener import Listener
 from common.outbox import unsent_count
 
 
@@ -38,3 +41,31 @@ async def stream_payloads(js: JetStreamContext, subject: str | None = None) -> l
 async def outbox_drained(db: AsyncDatabase[Any], *collections: str) -> bool:
     """Every event recorded in these outbox collections was acknowledged by JetStream."""
     return await unsent_count(db, collections) == 0
+
+
+class CountingListener(Listener[Event]):
+    """A durable consumer of `event` that counts what it handles, by `key` (default:
+    the event's id): a count above 1 is a duplicate delivered to a consumer."""
+
+    poll_seconds = 0.5
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        event: type[Event],
+        service: str,
+        key: Callable[[Any], str | None] = lambda data: data.id,
+    ) -> None:
+        self.event = event  # type: ignore[misc]  # this instance's subject
+        super().__init__(js, service)
+        self.key = key
+        self.received: Counter[str] = Counter()
+
+    async def on_message(self, data: Event, msg: Any) -> None:
+        key = self.key(data)
+        if key is not None:
+            self.received[key] += 1
+
+    @property
+    def duplicates(self) -> int:
+        return sum(count - 1 for count in self.received.values() if count > 1)
