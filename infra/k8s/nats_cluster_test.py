@@ -27,7 +27,7 @@ from common.nats_client import NatsClientManager
 from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.streams import CountingListener, outbox_drained, stream_payloads
 from common.testing.waiting import eventually
-from harness.servers import MongoServer, NatsCluster, ServiceProcess
+from harness.servers import LOOPBACK, MongoServer, NatsCluster, ServiceProcess
 from orders.repository import ORDERS
 from tickets.repository import TICKETS
 
@@ -94,6 +94,26 @@ async def test_services_scale_the_stream_up_to_their_replicas_and_never_down(clu
         assert (await one_copy.ensure_stream()).config.num_replicas == 3  # kept
     finally:
         await one_copy.drain()
+
+
+async def test_with_one_servers_url_the_client_fails_over_to_the_nodes_it_learnt(tmp_path):
+    cluster = NatsCluster(tmp_path, 3, "--user", "tickets", "--pass", "s3cret").start()
+    first = cluster.nodes[0]
+    manager = NatsClientManager()
+    try:
+        await manager.connect(f"nats://tickets:s3cret@{LOOPBACK}:{first.port}", "learner")
+        others = {node.port for node in cluster.nodes[1:]}
+        await eventually(lambda: others <= {s.port for s in manager.client.discovered_servers})
+        first.kill()  # the only URL it was given: the others are learnt, without password
+        await eventually(lambda: _connected_elsewhere(manager, first.port), within=30)
+    finally:
+        await manager.drain()
+        cluster.stop()
+
+
+def _connected_elsewhere(manager: NatsClientManager, port: int | None) -> bool:
+    url = manager.client.connected_url if manager.is_connected else None
+    return url is not None and url.port != port
 
 
 async def stream_leader(nats: NatsClientManager) -> str:

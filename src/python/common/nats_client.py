@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from urllib.parse import unquote, urlsplit
 
 import nats
 from nats.aio.client import Client
@@ -45,6 +46,15 @@ def server_urls(url: str) -> list[str]:
     if not servers:
         raise NatsConnectError(f"No NATS server in {url!r}")
     return servers
+
+
+def _credentials(servers: list[str]) -> tuple[str | None, str | None]:
+    """The user and password of the first URL that has them."""
+    for server in servers:
+        parts = urlsplit(server if "://" in server else f"nats://{server}")
+        if parts.username is not None and parts.password is not None:
+            return unquote(parts.username), unquote(parts.password)
+    return None, None
 
 
 def _stricter(ours: float | None, theirs: float | None) -> float | None:
@@ -90,16 +100,21 @@ class NatsClientManager:
 
         `url` may list a cluster's servers, comma-separated: the client connects to one
         and, if that one goes, reconnects to another (it also learns the rest of the
-        cluster from the server it reaches).
+        cluster from the server it reaches). Credentials in a URL are used for every
+        server, the learnt ones too (nats-py would send them only to the URL's own).
 
         `on_unexpected_close` runs if the connection closes for good while not shutting
         down — services use it to exit non-zero, as the seed's `process.exit()` does.
         """
         self._on_unexpected_close = on_unexpected_close
         self._closing = False
+        servers = server_urls(url)
+        user, password = _credentials(servers)
         try:
             self._client = await nats.connect(
-                servers=server_urls(url),
+                servers=servers,
+                user=user,
+                password=password,
                 name=name,
                 connect_timeout=connect_timeout,
                 allow_reconnect=True,

@@ -199,11 +199,14 @@ class NatsServer(ServerProcess):
 class ClusterNode(NatsServer):
     """One node of a `NatsCluster`: its routes name every peer's cluster port."""
 
-    def __init__(self, workdir: Path, name: str, cluster_port: int, peers: list[int]) -> None:
+    def __init__(
+        self, workdir: Path, name: str, cluster_port: int, peers: list[int], *args: str
+    ) -> None:
         super().__init__(workdir)
         self.name = name
         self.cluster_port = cluster_port
         self.peers = peers
+        self.args = args  # more nats-server options, e.g. --user/--pass
 
     def argv(self) -> list[str]:
         routes = ",".join(f"nats://{LOOPBACK}:{port}" for port in self.peers)
@@ -217,6 +220,7 @@ class ClusterNode(NatsServer):
             f"nats://{LOOPBACK}:{self.cluster_port}",
             "--routes",
             routes,
+            *self.args,
         ]
 
 
@@ -225,10 +229,12 @@ class NatsCluster:
     StatefulSet in infra/k8s/nats-depl.yaml). Cluster ports are fixed up front (every
     node's routes name them), so a restarted node rejoins where it was."""
 
-    def __init__(self, workdir: Path, size: int = 3) -> None:
+    def __init__(self, workdir: Path, size: int = 3, *args: str) -> None:
         ports = [free_port() for _ in range(size)]
         self.nodes = [
-            ClusterNode(workdir / f"n{i}", f"n{i}", port, [peer for peer in ports if peer != port])
+            ClusterNode(
+                workdir / f"n{i}", f"n{i}", port, [peer for peer in ports if peer != port], *args
+            )
             for i, port in enumerate(ports)
         ]
 
@@ -277,7 +283,9 @@ class MongoServer(ServerProcess):
 
     @property
     def uri(self) -> str:
-        return f"mongodb://{LOOPBACK}:{self.port}/?directConnection=true"
+        """Shaped like production's (infra/k8s): the replica set by name, majority
+        writes. SecantusDB is a one-member set named "secantus"."""
+        return f"mongodb://{LOOPBACK}:{self.port}/?replicaSet=secantus&w=majority"
 
 
 class ServiceProcess(ServerProcess):
