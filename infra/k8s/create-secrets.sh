@@ -27,7 +27,8 @@ make_secret nats-credentials \
   "tickets=$(random_hex 24)" \
   "orders=$(random_hex 24)" \
   "expiration=$(random_hex 24)" \
-  "payments=$(random_hex 24)"
+  "payments=$(random_hex 24)" \
+  "route=$(random_hex 24)"
 
 # each database's root password, and the replica-set keyfile its members share
 make_secret mongo-credentials \

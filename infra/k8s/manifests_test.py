@@ -73,6 +73,15 @@ def containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
     return workload["spec"]["template"]["spec"]["containers"]
 
 
+def statefulset(name: str) -> dict[str, Any]:
+    return next(s for s in of_kind("StatefulSet") if s["metadata"]["name"] == name)
+
+
+def pod_names(statefulset: dict[str, Any]) -> list[str]:
+    name = statefulset["metadata"]["name"]
+    return [f"{name}-{n}" for n in range(statefulset["spec"]["replicas"])]
+
+
 def deployment(name: str) -> dict[str, Any]:
     return next(d for d in of_kind("Deployment") if d["metadata"]["name"] == f"{name}-depl")
 
@@ -322,7 +331,12 @@ def test_each_service_connects_to_nats_as_its_own_user(service):
         "name": "nats-credentials",
         "key": service,
     }
-    assert by_name["NATS_URL"]["value"] == f"nats://{service}:$(NATS_PASSWORD)@nats-srv:4222"
+    # every node of the cluster, by its stable name (the client fails over between them)
+    nats = statefulset("nats")
+    nodes = [f"{pod}.{nats['spec']['serviceName']}:4222" for pod in pod_names(nats)]
+    assert by_name["NATS_URL"]["value"] == ",".join(
+        f"nats://{service}:$(NATS_PASSWORD)@{node}" for node in nodes
+    )
     # $(VAR) expands only variables defined earlier in the list
     assert names.index("NATS_PASSWORD") < names.index("NATS_URL")
     config = next(d for d in of_kind("ConfigMap") if d["metadata"]["name"] == "nats-config")
@@ -339,12 +353,17 @@ def test_each_service_uses_its_own_database_credentials(service):
     by_name = {e["name"]: e for e in env}
     ref = {"name": "mongo-credentials", "key": service}
     assert by_name["MONGO_PASSWORD"]["valueFrom"]["secretKeyRef"] == ref
-    assert by_name["MONGO_URI"]["value"].startswith(
-        f"mongodb://{service}:$(MONGO_PASSWORD)@{service}-mongo-srv:27017/"
+    mongo = statefulset(f"{service}-mongo")
+    [container] = containers(mongo)
+    # every member, the set's name, and majority writes (an acknowledged change, and
+    # the event in its outbox, survive the loss of a member)
+    members = ",".join(f"{pod}.{mongo['spec']['serviceName']}:27017" for pod in pod_names(mongo))
+    replica_set = container["args"][container["args"].index("--replSet") + 1]
+    assert by_name["MONGO_URI"]["value"] == (
+        f"mongodb://{service}:$(MONGO_PASSWORD)@{members}/"
+        f"?replicaSet={replica_set}&authSource=admin&w=majority"
     )
     assert names.index("MONGO_PASSWORD") < names.index("MONGO_URI")
-    [mongo] = [w for w in of_kind("StatefulSet") if w["metadata"]["name"] == f"{service}-mongo"]
-    [container] = containers(mongo)
     server_env = {e["name"]: e for e in container["env"]}
     assert server_env["MONGO_INITDB_ROOT_USERNAME"]["value"] == service
     assert server_env["MONGO_INITDB_ROOT_PASSWORD"]["valueFrom"]["secretKeyRef"] == ref
@@ -383,10 +402,15 @@ def test_each_database_accepts_only_its_own_service(service):
     )
 
 
-def test_nats_accepts_only_the_services_and_keeps_monitoring_inside():
-    assert allowed_sources(policy_for("nats")) == (set(EVENTING), {4222})
-    [service] = [s for s in of_kind("Service") if s["metadata"]["name"] == "nats-srv"]
-    assert [p["port"] for p in service["spec"]["ports"]] == [4222]
+def test_nats_accepts_only_the_services_and_its_own_nodes_and_keeps_monitoring_inside():
+    rules = policy_for("nats")["spec"]["ingress"]
+    assert [allowed_sources({"spec": {"ingress": [rule]}}) for rule in rules] == [
+        (set(EVENTING), {4222}),  # clients
+        ({"nats"}, {6222}),  # routes
+    ]
+    for service in of_kind("Service"):
+        if service["spec"]["selector"] == {"app": "nats"}:
+            assert 8222 not in {p["port"] for p in service["spec"]["ports"]}
 
 
 def test_services_select_pods_on_ports_they_expose():
@@ -545,3 +569,175 @@ def test_each_pex_starts_outside_pants_and_is_ready(mongo_server, nats_server, t
     finally:
         for process in reversed(started):
             process.stop()
+
+
+# -- the production topology: a NATS cluster, replica sets, disruption budgets, autoscalers
+
+
+def arg_after(container: dict[str, Any], flag: str) -> str:
+    return container["args"][container["args"].index(flag) + 1]
+
+
+def test_nats_is_a_three_node_cluster_whose_routes_name_every_peer():
+    nats = statefulset("nats")
+    spec = nats["spec"]
+    assert spec["replicas"] == 3
+    assert spec["podManagementPolicy"] == "Parallel"  # no node is ready alone
+    [container] = containers(nats)
+    config = next(c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "nats-config")
+    conf = config["data"]["nats.conf"]
+    [cluster_port] = re.findall(r"cluster \{[^}]*?port: (\d+)", conf, re.S)
+    assert "server_name: $POD_NAME" in conf
+    assert "authorization { user: route, password: $NATS_ROUTE_PASSWORD }" in conf
+    routes = arg_after(container, "--routes").split(",")
+    peers = [f"{pod}.{spec['serviceName']}:{cluster_port}" for pod in pod_names(nats)]
+    assert routes == [f"nats://route:$(NATS_ROUTE_PASSWORD)@{peer}" for peer in peers]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"] == {"fieldPath": "metadata.name"}
+    assert env["NATS_ROUTE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "nats-credentials",
+        "key": "route",
+    }
+    assert int(cluster_port) in {p["containerPort"] for p in container["ports"]}
+
+
+def test_the_stream_has_a_copy_on_every_nats_node():
+    assert (
+        int(ticketing_config()["data"]["STREAM_REPLICAS"])
+        == statefulset("nats")["spec"]["replicas"]
+    )
+    for service in EVENTING:
+        assert "STREAM_REPLICAS" in {e["name"] for e in env_of(service)}, service
+
+
+def test_statefulset_members_find_each_other_before_they_are_ready():
+    """Their headless Service publishes not-ready pods: a member becomes ready only once
+    it reaches the others (a NATS quorum, a replica set's members)."""
+    services = {s["metadata"]["name"]: s for s in of_kind("Service")}
+    for workload in of_kind("StatefulSet"):
+        service = services[workload["spec"]["serviceName"]]
+        assert service["spec"]["clusterIP"] == "None", service["metadata"]["name"]
+        assert service["spec"]["publishNotReadyAddresses"] is True, service["metadata"]["name"]
+        assert workload["spec"]["podManagementPolicy"] == "Parallel"
+
+
+@pytest.mark.parametrize("service", DATABASES)
+def test_each_database_is_a_three_member_replica_set_initiated_by_the_shared_script(service):
+    mongo = statefulset(f"{service}-mongo")
+    assert mongo["spec"]["replicas"] == 3
+    [container] = containers(mongo)
+    assert container["lifecycle"]["postStart"]["exec"]["command"] == ["/init/init-replica-set.sh"]
+    volumes = {v["name"]: v for v in mongo["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["init"]["configMap"]["name"] == "mongo-init"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["REPLICA_SET_SERVICE"] == mongo["spec"]["serviceName"]
+
+
+def test_every_stateful_member_prefers_a_machine_of_its_own():
+    for workload in of_kind("StatefulSet"):
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        affinity = workload["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+        [term] = affinity["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+        assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == labels
+
+
+def autoscalers() -> dict[str, dict[str, Any]]:
+    return {h["spec"]["scaleTargetRef"]["name"]: h for h in of_kind("HorizontalPodAutoscaler")}
+
+
+def test_stateless_services_autoscale_on_cpu_from_two_pods():
+    scalers = autoscalers()
+    assert set(scalers) == {f"{service}-depl" for service in EVENTING}  # web: one (its state)
+    for name, scaler in scalers.items():
+        assert scaler["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        assert scaler["spec"]["minReplicas"] >= 2
+        assert scaler["spec"]["maxReplicas"] > scaler["spec"]["minReplicas"]
+        [metric] = scaler["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+        # a fixed count in the Deployment would fight the autoscaler on every apply
+        assert (
+            "replicas"
+            not in next(d for d in of_kind("Deployment") if d["metadata"]["name"] == name)["spec"]
+        ), name
+        [container] = containers(deployment(name.removesuffix("-depl")))
+        assert "cpu" in container["resources"]["requests"], name  # what 70 % is of
+
+
+def least_replicas(workload: dict[str, Any]) -> int:
+    scaler = autoscalers().get(workload["metadata"]["name"])
+    return scaler["spec"]["minReplicas"] if scaler else workload["spec"].get("replicas", 1)
+
+
+def test_every_multi_pod_workload_has_one_disruption_budget_that_lets_one_pod_go():
+    budgets = of_kind("PodDisruptionBudget")
+    for workload in workloads():
+        pods = least_replicas(workload)
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        matching = [
+            b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        if pods < 2:
+            assert matching == [], workload["metadata"]["name"]
+            continue
+        [budget] = matching
+        spec = budget["spec"]
+        allowed = (
+            spec["maxUnavailable"] if "maxUnavailable" in spec else pods - spec["minAvailable"]
+        )
+        assert allowed >= 1, budget["metadata"]["name"]  # else a drain blocks for ever
+        if workload["kind"] == "StatefulSet":  # and a quorum stays: 2 of 3
+            assert pods - allowed > pods // 2, budget["metadata"]["name"]
+    for budget in budgets:  # and none selects nothing
+        selector = budget["spec"]["selector"]["matchLabels"].items()
+        assert any(
+            selector <= w["spec"]["template"]["metadata"]["labels"].items() for w in workloads()
+        ), budget["metadata"]["name"]
+
+
+def replica_set_init_calls(tmp_path: Path, hostname: str, failures: int = 0) -> list[str]:
+    """Run mongo-init.yaml's script as the member `hostname` would, with a recording
+    stand-in for mongosh that fails its first `failures` calls; each call's arguments."""
+    [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "mongo-init"]
+    script = tmp_path / "init-replica-set.sh"
+    script.write_text(config["data"]["init-replica-set.sh"])
+    record, count = tmp_path / "calls", tmp_path / "count"
+    fake = tmp_path / "bin" / "mongosh"
+    fake.parent.mkdir(parents=True, exist_ok=True)
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        f"n=$(cat {count} 2>/dev/null || echo 0); echo $((n + 1)) > {count}\n"
+        f'printf "%s\\n=====\\n" "$*" >> {record}\n'
+        f'[ "$n" -ge {failures} ]\n'
+    )
+    fake.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+        "HOSTNAME": hostname,
+        "REPLICA_SET_SERVICE": "tickets-mongo-srv",
+        "MONGO_INITDB_ROOT_USERNAME": "tickets",
+        "MONGO_INITDB_ROOT_PASSWORD": "pw",
+    }
+    bash = shutil.which("bash") or "/bin/bash"
+    subprocess.run([bash, str(script)], env=env, check=True, capture_output=True, timeout=60)
+    return record.read_text().split("\n=====\n")[:-1] if record.exists() else []
+
+
+def test_member_0_initiates_the_replica_set_with_every_member_retrying_until_it_can(tmp_path):
+    calls = replica_set_init_calls(tmp_path, "tickets-mongo-0", failures=1)
+    assert len(calls) == 2  # the first failed (the server not up yet): tried again
+    mongo = statefulset("tickets-mongo")
+    [container] = containers(mongo)
+    members = [f"{pod}.tickets-mongo-srv:27017" for pod in pod_names(mongo)]
+    replica_set = arg_after(container, "--replSet")
+    listed = ",".join(f"{{_id: {n}, host: '{host}'}}" for n, host in enumerate(members))
+    for call in calls:
+        assert call.startswith("--quiet -u tickets -p pw --authenticationDatabase admin --eval")
+        assert "if (e.codeName !== 'NotYetInitialized') throw e;" in call  # idempotent
+        assert f"rs.initiate({{_id: '{replica_set}', members: [{listed},]}})" in call
+
+
+def test_the_other_members_leave_the_initiation_to_member_0(tmp_path):
+    assert replica_set_init_calls(tmp_path, "tickets-mongo-1") == []
+    assert replica_set_init_calls(tmp_path, "tickets-mongo-2") == []
