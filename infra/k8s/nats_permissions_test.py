@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -21,12 +22,14 @@ from nats.js.errors import NotFoundError
 from auth.core.config import AuthSettings
 from auth.main import create_auth_app
 from common.events import STREAM_NAME, TICKETING_STREAM
+from common.events.contracts import ticketing_stream
+from common.nats_client import NatsClientManager
 from common.testing.http import app_client
 from common.testing.settings import settings_for
 from common.testing.waiting import eventually
 from expiration.core.config import ExpirationSettings
 from expiration.main import create_expiration_app
-from harness.servers import LOOPBACK, NatsServer, find_executable
+from harness.servers import LOOPBACK, NatsServer, find_executable, free_port
 from orders.core.config import OrdersSettings
 from orders.main import create_orders_app
 from payments.core.config import PaymentsSettings
@@ -45,15 +48,25 @@ OWN_SUBJECT = {
 }
 
 
-def nats_conf(store: Path) -> str:
-    [config] = [
+def manifest(kind: str, name: str) -> dict[str, Any]:
+    [doc] = [
         doc
         for doc in yaml.safe_load_all((ROOT / "infra/k8s/nats-depl.yaml").read_text())
-        if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == "nats-config"
+        if doc["kind"] == kind and doc["metadata"]["name"] == name
     ]
-    text: str = config["data"]["nats.conf"]
-    # the test's own store and ports; the permissions are the manifest's, unchanged
+    return doc
+
+
+def nats_conf(store: Path, cluster_port: int | None = None) -> str:
+    """The manifest's nats.conf with this test's store and (for a cluster node) cluster
+    port; without one, as a single server (no cluster block). The permissions and the
+    route authorization are the manifest's, unchanged."""
+    text: str = manifest("ConfigMap", "nats-config")["data"]["nats.conf"]
     text = text.replace("store_dir: /data", f"store_dir: {store}")
+    if cluster_port is None:
+        text = re.sub(r"\n\s*cluster \{.*?\n\s*\}\n", "\n", text, flags=re.S)
+    else:
+        text = re.sub(r"(cluster \{.*?port: )6222", rf"\g<1>{cluster_port}", text, flags=re.S)
     return "\n".join(line for line in text.splitlines() if not line.startswith("http:"))
 
 
@@ -61,17 +74,23 @@ class PermissionedNats(NatsServer):
     """nats-server with the Kubernetes configuration, passwords in its environment as
     the Secret puts them there."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, pod: str = "nats-0", passwords: dict[str, str] | None = None
+    ) -> None:
         super().__init__(workdir)
-        self.passwords = {user: secrets.token_hex(16) for user in USERS}
+        self.passwords = passwords or {user: secrets.token_hex(16) for user in USERS}
         self.env = {
             **os.environ,
+            "POD_NAME": pod,
             **{f"{user.upper()}_NATS_PASSWORD": pw for user, pw in self.passwords.items()},
         }
         self.config = workdir / "nats.conf"
 
+    def conf(self) -> str:
+        return nats_conf(self.workdir / "jetstream")
+
     def argv(self) -> list[str]:
-        self.config.write_text(nats_conf(self.workdir / "jetstream"))
+        self.config.write_text(self.conf())
         port = str(self.requested_port or -1)
         return [find_executable("nats-server"), "-c", str(self.config), "-a", LOOPBACK, "-p", port]
 
@@ -80,10 +99,37 @@ class PermissionedNats(NatsServer):
         return f"nats://{user}:{secret}@{LOOPBACK}:{self.port}"
 
 
+class ManifestClusterNode(PermissionedNats):
+    """A node of the manifest's StatefulSet: its config with the cluster block, and its
+    container's --routes, the pods' names (nats-N.nats-cluster) made loopback ports."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        pod: str,
+        cluster_ports: dict[str, int],
+        passwords: dict[str, str],
+        route_password: str,
+    ) -> None:
+        super().__init__(workdir, pod, passwords)
+        self.cluster_ports = cluster_ports
+        self.env["NATS_ROUTE_PASSWORD"] = route_password
+
+    def conf(self) -> str:
+        return nats_conf(self.workdir / "jetstream", self.cluster_ports[self.env["POD_NAME"]])
+
+    def argv(self) -> list[str]:
+        [container] = manifest("StatefulSet", "nats")["spec"]["template"]["spec"]["containers"]
+        routes = container["args"][container["args"].index("--routes") + 1]
+        routes = routes.replace("$(NATS_ROUTE_PASSWORD)", self.env["NATS_ROUTE_PASSWORD"])
+        for pod, port in self.cluster_ports.items():
+            routes = routes.replace(f"{pod}.nats-cluster:6222", f"{LOOPBACK}:{port}")
+        return [*super().argv(), "--routes", routes]
+
+
 @pytest.fixture
 def permissioned_nats(tmp_path) -> Any:
     server = PermissionedNats(tmp_path / "nats")
-    server.workdir.mkdir(parents=True, exist_ok=True)
     with server.start():
         yield server
 
@@ -230,6 +276,60 @@ async def test_a_wrong_password_or_unknown_user_cannot_connect(permissioned_nats
     ):
         with pytest.raises(Exception, match="[Aa]uthorization"):
             await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+
+
+async def test_the_manifests_nats_cluster_forms_replicates_the_stream_and_refuses_strangers(
+    tmp_path,
+):
+    """Three nodes from the StatefulSet's config and --routes (the pods' names made
+    loopback ports): they form one cluster, a service's client makes the stream with 3
+    replicas on it as its own user, a node lost leaves it writable; and a node without
+    the route password cannot join."""
+    pods = [f"nats-{n}" for n in range(manifest("StatefulSet", "nats")["spec"]["replicas"])]
+    ports = {pod: free_port() for pod in pods}
+    passwords = {user: secrets.token_hex(16) for user in USERS}
+    route_password = secrets.token_hex(16)
+    nodes = [
+        ManifestClusterNode(tmp_path / pod, pod, ports, passwords, route_password) for pod in pods
+    ]
+    stranger = ManifestClusterNode(
+        tmp_path / "stranger", "nats-0", ports, passwords, "not-the-password"
+    )
+    stranger.cluster_ports = {**ports, "nats-0": free_port()}  # its own port, our routes
+    manager = NatsClientManager(ticketing_stream(replicas=len(pods)))
+    try:
+        for node in nodes:
+            node.start()
+        urls = ",".join(node.url_for("tickets") for node in nodes)
+        await manager.connect(urls, "tickets-0")
+        info = await manager.ensure_stream()  # waits out the first election
+        assert info.config.num_replicas == 3
+        assert info.cluster is not None
+        assert {info.cluster.leader, *(peer.name for peer in info.cluster.replicas or [])} == set(
+            pods
+        )
+        ack = await manager.jetstream.publish("ticket.created", b"{}")
+        assert ack.stream == STREAM_NAME
+
+        leader = next(node for node in nodes if node.env["POD_NAME"] == info.cluster.leader)
+        leader.kill()
+
+        async def published() -> bool:  # once the other two have elected a leader
+            try:
+                await manager.jetstream.publish("ticket.created", b"{}", timeout=1)
+            except (nats.errors.Error, TimeoutError):
+                return False
+            return True
+
+        await eventually(published, within=60)
+
+        stranger.start()
+        await eventually(lambda: "Authorization Violation" in stranger.log_path.read_text())
+    finally:
+        await manager.drain()
+        stranger.stop()
+        for node in nodes:
+            node.stop()
 
 
 async def _not(condition: Any) -> bool:
