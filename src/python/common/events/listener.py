@@ -13,7 +13,12 @@
 - payload that fails validation → term at once, logged (retrying cannot fix it).
 
 While a batch is handled, its messages are kept alive with in-progress acks, so a slow
-handler never has its message redelivered to another replica mid-handling. An ack, nak
+handler never has its message redelivered to another replica mid-handling. JetStream
+delivers at least once: a message whose ack was lost (the connection dropped, or the
+consumer's leader died on a NATS cluster before the ack was replicated) comes again.
+The listener remembers the stream sequences it handled recently and acks such a
+redelivery without running the handler again; a redelivery that reaches another
+replica is handled again, so handlers stay idempotent (versions, unique ids). An ack, nak
 or term that fails is logged and the loop goes on (the message is then redelivered).
 Replicas of a service share the durable consumer, so each message is handled by one of
 them (what the seed's queue group did).
@@ -26,6 +31,7 @@ import contextlib
 import json
 import logging
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from typing import Any, ClassVar, Generic, TypeVar
 
 from nats.aio.msg import Msg
@@ -84,6 +90,7 @@ class Listener(ABC, Generic[E]):
     # loopback round trip, small next to a handler's database writes.
     batch_size: ClassVar[int] = 1
     poll_seconds: ClassVar[float] = 1.0
+    remember_handled: ClassVar[int] = 10_000  # messages handled (≈ 2 MB)
 
     def __init__(self, js: JetStreamContext, service: str, context: Any = None) -> None:
         self.js = js
@@ -94,6 +101,8 @@ class Listener(ABC, Generic[E]):
         self._sub: JetStreamContext.PullSubscription | None = None
         self._advisories: Subscription | None = None
         self._loop = Loop(f"listener:{self.durable}", self._step, pause=self.poll_seconds)
+        self._handled: OrderedDict[tuple[int, str | int], None] = OrderedDict()
+        self.redeliveries_skipped = 0
 
     @abstractmethod
     async def on_message(self, data: E, msg: Msg) -> None:
@@ -185,6 +194,7 @@ class Listener(ABC, Generic[E]):
             if nats is not None:
                 await nats.ensure_stream()
             old, self._sub = self._sub, await self._pull_subscribe()
+            self._handled.clear()  # a new stream numbers its messages from 1 again
         except (NatsError, TimeoutError) as exc:
             log.warning("%s: could not create it yet (%r), retrying", self.durable, exc)
             await asyncio.sleep(self.poll_seconds)
@@ -203,6 +213,11 @@ class Listener(ABC, Generic[E]):
     async def handle(self, msg: Msg) -> None:
         meta = msg.metadata
         where = f"{self.durable} stream_seq={meta.sequence.stream} msg_id={_msg_id(msg)}"
+        if _identity(msg) in self._handled:
+            log.info("%s: handled already (its ack was lost): acked again", where)
+            self.redeliveries_skipped += 1
+            await self._settle(msg, "ack")
+            return
         try:
             data = self.event.model_validate_json(msg.data)
         except ValidationError as exc:
@@ -248,7 +263,13 @@ class Listener(ABC, Generic[E]):
                     msg, "nak", delay=_backoff(self.retry_delay, self.retry_max_delay, delivery)
                 )
             return
+        self._remember(msg)
         await self._settle(msg, "ack")
+
+    def _remember(self, msg: Msg) -> None:
+        self._handled[_identity(msg)] = None
+        if len(self._handled) > self.remember_handled:
+            self._handled.popitem(last=False)
 
     async def _settle(self, msg: Msg, action: str, **kwargs: float) -> None:
         """ack / nak / term / in_progress; a failure is logged, never fatal to the loop
@@ -282,6 +303,13 @@ class Listener(ABC, Generic[E]):
 
 def _backoff(first: float, most: float, delivery: int) -> float:
     return min(first * 2 ** (delivery - 1), most)
+
+
+def _identity(msg: Msg) -> tuple[int, str | int]:
+    """A stored message: its stream sequence, and its Nats-Msg-Id (or payload) in case
+    the stream was deleted and made again, which starts the sequences over."""
+    msg_id = (msg.headers or {}).get("Nats-Msg-Id")
+    return msg.metadata.sequence.stream, msg_id or hash(msg.data)
 
 
 def _msg_id(msg: Msg) -> str:
