@@ -3,6 +3,7 @@ schemas, cross-references, Dockerfile lint, and the pex files the images run."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -453,16 +454,20 @@ def test_ingress_routes_like_the_local_gateway_to_existing_services():
 
 
 def app_paths(service: str) -> set[str]:
+    return set(service_app(service).openapi()["paths"])
+
+
+def service_app(service: str) -> Any:
+    """The service's app, not started (no database or NATS needed to inspect it)."""
     common = {"mongo_uri": "mongodb://unused", "jwt_key": TEST_JWT_KEY}
     eventing = {**common, "nats_url": "nats://unused"}
-    app = {
+    return {
         "auth": lambda: create_auth_app(AuthSettings(**eventing)),
         "tickets": lambda: create_tickets_app(TicketsSettings(**eventing)),
         "orders": lambda: create_orders_app(OrdersSettings(**eventing)),
         "expiration": lambda: create_expiration_app(ExpirationSettings(nats_url="nats://unused")),
         "payments": lambda: create_payments_app(PaymentsSettings(**eventing)),
     }[service]()
-    return set(app.openapi()["paths"])
 
 
 def http_probe_paths(name: str) -> set[str]:
@@ -741,3 +746,23 @@ def test_member_0_initiates_the_replica_set_with_every_member_retrying_until_it_
 def test_the_other_members_leave_the_initiation_to_member_0(tmp_path):
     assert replica_set_init_calls(tmp_path, "tickets-mongo-1") == []
     assert replica_set_init_calls(tmp_path, "tickets-mongo-2") == []
+
+
+@pytest.mark.parametrize("service", EVENTING)
+def test_prometheus_scrapes_each_services_metrics(service):
+    pod = deployment(service)["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) in {
+        p["containerPort"] for p in container["ports"]
+    }
+
+    async def scraped() -> httpx.Response:  # the app answers it, in the Prometheus format
+        transport = httpx.ASGITransport(app=service_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://pod") as client:
+            return await client.get(annotations["prometheus.io/path"])
+
+    response = asyncio.run(scraped())
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")

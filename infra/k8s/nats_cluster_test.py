@@ -217,7 +217,7 @@ async def test_killing_the_stream_leader_under_1000_creates_loses_and_duplicates
         "duplicates_on_stream": sum(n - 1 for n in on_stream.values()),
         "consumer_received": sum(listener.received.values()),
         "consumer_duplicates": listener.duplicates,
-        "redeliveries_acked_unhandled": listener.redeliveries_skipped,
+        "redeliveries_acked_unhandled": listener.outcomes["redelivery_skipped"],
         "service_restarts": 0 if tickets.running and tickets.process.pid == pid else 1,
     }
     print("\nRELIABILITY nats-leader-killed-under-creates " + json.dumps(figures))
@@ -288,7 +288,7 @@ async def test_killing_the_stream_leader_while_orders_reserve_tickets_reserves_e
         "reservations_received": sum(reservations.received.values()),
         "duplicates_on_stream": sum(n - 1 for n in on_stream.values()),
         "consumer_duplicates": reservations.duplicates,
-        "redeliveries_acked_unhandled": reservations.redeliveries_skipped,
+        "redeliveries_acked_unhandled": reservations.outcomes["redelivery_skipped"],
         "service_restarts": sum(not s.running for s in (tickets, orders)),
     }
     print("\nRELIABILITY nats-leader-killed-under-orders " + json.dumps(figures))

@@ -25,7 +25,11 @@ def create_auth_app(
         outbox=[REVOKED_SESSIONS],
         nats=nats,
     )
-    app.state.passwords = Passwords.from_settings(settings)
+    passwords = app.state.passwords = Passwords.from_settings(settings)
+    app.state.metrics.gauges["argon2_queue_length"] = (
+        "Password hashes waiting for a slot (the argon2 memory budget)",
+        lambda: passwords.waiting,
+    )
     return app
 
 

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
@@ -34,6 +34,8 @@ from common.errors import (
     install_error_handlers,
 )
 from common.events.listener import Listener
+from common.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from common.metrics import HttpMetricsMiddleware, Metrics
 from common.middleware import RequestContextMiddleware
 from common.mongo import create_mongo_client, ensure_indexes, ping
 from common.nats_client import NatsClientManager
@@ -138,9 +140,13 @@ def create_app(
     if isinstance(settings, NatsSettings):
         app.state.nats.stream = settings.stream_config()  # this environment's limits
     app.state.mongo = app.state.db = app.state.outbox = app.state.revoked_sessions = None
+    app.state.listeners = []
     app.state.exit_code = 0
+    app.state.metrics = Metrics(app)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # outermost: the refusals above (413, 415) are timed too
+    app.add_middleware(HttpMetricsMiddleware, metrics=lambda: app.state.metrics)
     app.include_router(health_router(uses_mongo=uses_mongo, uses_nats=uses_nats))
     for router in routers:
         app.include_router(router)
@@ -229,6 +235,12 @@ def health_router(*, uses_mongo: bool, uses_nats: bool) -> APIRouter:
                 body = {"errors": [error_item(message)], "checks": checks}
                 return JSONResponse(status_code=503, content=body)
         return JSONResponse({"status": "ready", "checks": checks})
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format (README, "Metrics")."""
+        body = await request.app.state.metrics.exposition()
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     return router
 

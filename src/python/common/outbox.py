@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -113,6 +113,7 @@ class Outbox:
         # An event younger than this is its request's to publish (the request gives up
         # after the publish timeout): the relay does not race it.
         self.rescan_after = timedelta(seconds=publish_timeout + 1)
+        self.published: Counter[str] = Counter()  # events acked by JetStream, by subject
         self._sent: SentEvents = defaultdict(lambda: defaultdict(list))
         self._clearing: list[SentEvents] = []  # taken from _sent, their bulk write in flight
         self._wake = asyncio.Event()  # run the relay now
@@ -207,6 +208,7 @@ class Outbox:
                 pending["id"],
                 self.publish_timeout,
             )
+            self.published[pending["subject"]] += 1
             self._sent[collection][doc["_id"]].append(pending["id"])
             self._clear_wake.set()
 

@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any, ClassVar, Generic, TypeVar
 
 from nats.aio.msg import Msg
@@ -102,7 +102,10 @@ class Listener(ABC, Generic[E]):
         self._advisories: Subscription | None = None
         self._loop = Loop(f"listener:{self.durable}", self._step, pause=self.poll_seconds)
         self._handled: OrderedDict[tuple[int, str | int], None] = OrderedDict()
-        self.redeliveries_skipped = 0
+        # what became of each delivery (ok, retried, ahead, poisoned, invalid,
+        # redelivery_skipped), and how many were not the first: for /metrics
+        self.outcomes: Counter[str] = Counter()
+        self.redelivered = 0
 
     @abstractmethod
     async def on_message(self, data: E, msg: Msg) -> None:
@@ -213,15 +216,18 @@ class Listener(ABC, Generic[E]):
     async def handle(self, msg: Msg) -> None:
         meta = msg.metadata
         where = f"{self.durable} stream_seq={meta.sequence.stream} msg_id={_msg_id(msg)}"
+        if meta.num_delivered > 1:
+            self.redelivered += 1
         if _identity(msg) in self._handled:
             log.info("%s: handled already (its ack was lost): acked again", where)
-            self.redeliveries_skipped += 1
+            self.outcomes["redelivery_skipped"] += 1
             await self._settle(msg, "ack")
             return
         try:
             data = self.event.model_validate_json(msg.data)
         except ValidationError as exc:
             log.error("%s: invalid payload, terminated: %s", where, exc.errors(include_url=False))
+            self.outcomes["invalid"] += 1
             await self._settle(msg, "term")
             return
         delivery = meta.num_delivered
@@ -236,9 +242,11 @@ class Listener(ABC, Generic[E]):
                     where,
                     meta.num_delivered,
                 )
+                self.outcomes["poisoned"] += 1
                 await self._settle(msg, "term")
             else:
                 log.info("%s: ahead of its predecessor, retried shortly", where)
+                self.outcomes["ahead"] += 1
                 await self._settle(
                     msg, "nak", delay=_backoff(self.ahead_delay, self.ahead_max_delay, delivery)
                 )
@@ -250,6 +258,7 @@ class Listener(ABC, Generic[E]):
                     where,
                     meta.num_delivered,
                 )
+                self.outcomes["poisoned"] += 1
                 await self._settle(msg, "term")
             else:
                 log.warning(
@@ -259,11 +268,13 @@ class Listener(ABC, Generic[E]):
                     self.max_failures,
                     exc_info=True,
                 )
+                self.outcomes["retried"] += 1
                 await self._settle(
                     msg, "nak", delay=_backoff(self.retry_delay, self.retry_max_delay, delivery)
                 )
             return
         self._remember(msg)
+        self.outcomes["ok"] += 1
         await self._settle(msg, "ack")
 
     def _remember(self, msg: Msg) -> None:
@@ -291,6 +302,7 @@ class Listener(ABC, Generic[E]):
         with contextlib.suppress(Exception):
             stored = await self.js.get_msg(STREAM_NAME, seq)
             msg_id = (stored.headers or {}).get("Nats-Msg-Id", "-")
+        self.outcomes["poisoned"] += 1
         log.error(
             "%s stream_seq=%d msg_id=%s: poison message, ran out of deliveries (%s), "
             "no longer redelivered",

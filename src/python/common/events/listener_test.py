@@ -204,7 +204,7 @@ async def test_an_ack_that_raises_is_logged_and_the_redelivery_is_acked_unhandle
     assert listener.running
     # ... without running the handler a second time: it had succeeded
     assert [e.id for e in listener.deliveries] == ["t1", "t2"]
-    assert listener.redeliveries_skipped == 1
+    assert listener.outcomes["redelivery_skipped"] == 1
     assert any("ack failed" in r.getMessage() for r in caplog.records)
     assert any("handled already" in r.getMessage() for r in caplog.records)
 

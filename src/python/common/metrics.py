@@ -1,0 +1,179 @@
+"""Prometheus metrics at `/metrics`: what an operator alerts on (README, "Metrics").
+
+The work keeps its own plain counts where it is done (the outbox's `published`, a
+listener's `outcomes`), so the core classes need no metrics library; this module turns
+them, and readings taken at scrape time (the outbox backlog, each consumer's pending
+messages), into the Prometheus text format. One registry per app: tests run many apps
+in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI
+from nats.errors import Error as NatsError
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from pymongo.errors import PyMongoError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.events.contracts import STREAM_NAME
+from common.outbox import PENDING
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """An app's registry: the HTTP histogram, and a collector of everything else."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.registry = CollectorRegistry()
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "HTTP requests by route template, method and status, until the response starts",
+            ["route", "method", "status"],
+            buckets=HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        self.readings = ScrapeReadings(app)
+        self.registry.register(self.readings)
+        # more gauges a service adds (name -> (help, read)): auth's argon2 queue
+        self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+
+    async def exposition(self) -> bytes:
+        await self.readings.refresh()
+        return generate_latest(self.registry)
+
+
+class ScrapeReadings(Collector):
+    """The outbox, the listeners and the consumers, read when Prometheus scrapes."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.backlog: int | None = None
+        self.oldest_age: float | None = None
+        self.consumer_pending: dict[str, tuple[int, int]] = {}  # durable -> (pending, acks)
+
+    async def refresh(self) -> None:
+        outbox = self.app.state.outbox
+        if outbox is not None:
+            try:
+                self.backlog, self.oldest_age = await _backlog(outbox.db, outbox.collections)
+            except PyMongoError:
+                self.backlog = self.oldest_age = None  # absent: the database is down
+        self.consumer_pending = {}
+        for listener in self.app.state.listeners or ():
+            try:
+                info = await listener.js.consumer_info(STREAM_NAME, listener.durable)
+            except (NatsError, TimeoutError):
+                continue
+            self.consumer_pending[listener.durable] = (info.num_pending, info.num_ack_pending)
+
+    def collect(self) -> Iterator[Metric]:
+        state = self.app.state
+        if state.outbox is not None:
+            published = CounterMetricFamily(
+                "events_published",
+                "Events acknowledged by JetStream, by subject",
+                labels=["subject"],
+            )
+            for subject, count in sorted(state.outbox.published.items()):
+                published.add_metric([subject], count)
+            yield published
+            if self.backlog is not None:
+                yield GaugeMetricFamily(
+                    "outbox_backlog", "Documents with events not yet sent", value=self.backlog
+                )
+                yield GaugeMetricFamily(
+                    "outbox_oldest_unsent_age_seconds",
+                    "How long the oldest unsent event has waited (0: none)",
+                    value=self.oldest_age or 0.0,
+                )
+        handled = CounterMetricFamily(
+            "events_handled",
+            "Deliveries handled by the listeners, by subject and outcome (ok, retried, ahead, "
+            "poisoned, invalid, redelivery_skipped)",
+            labels=["subject", "outcome"],
+        )
+        redelivered = CounterMetricFamily(
+            "events_redelivered",
+            "Deliveries that were not the first, by subject",
+            labels=["subject"],
+        )
+        for listener in state.listeners or ():
+            subject = listener.subject.value
+            for outcome, count in sorted(listener.outcomes.items()):
+                handled.add_metric([subject, outcome], count)
+            redelivered.add_metric([subject], listener.redelivered)
+        yield handled
+        yield redelivered
+        pending = GaugeMetricFamily(
+            "consumer_pending_messages",
+            "Messages a durable consumer has not delivered yet",
+            labels=["durable"],
+        )
+        ack_pending = GaugeMetricFamily(
+            "consumer_ack_pending_messages",
+            "Messages a durable consumer delivered and awaits the ack of",
+            labels=["durable"],
+        )
+        for durable, (waiting, unacked) in sorted(self.consumer_pending.items()):
+            pending.add_metric([durable], waiting)
+            ack_pending.add_metric([durable], unacked)
+        yield pending
+        yield ack_pending
+        for name, (help_text, read) in state.metrics.gauges.items():
+            yield GaugeMetricFamily(name, help_text, value=read())
+
+
+async def _backlog(db: Any, collections: tuple[str, ...]) -> tuple[int, float | None]:
+    """Documents with unsent events, and the age of the oldest such event (indexed)."""
+    count, oldest = 0, None
+    for collection in collections:
+        count += await db[collection].count_documents({f"{PENDING}.0": {"$exists": True}})
+        first = await (
+            db[collection]
+            .find({f"{PENDING}.at": {"$exists": True}}, {f"{PENDING}.at": 1})
+            .sort(f"{PENDING}.at", 1)
+            .limit(1)
+            .to_list()
+        )
+        for doc in first:
+            at = min(event["at"] for event in doc[PENDING])
+            oldest = at if oldest is None or at < oldest else oldest
+    if oldest is None:
+        return count, None
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return count, (datetime.now(UTC) - oldest).total_seconds()
+
+
+class HttpMetricsMiddleware:
+    """Times every request until its response starts, labelled by the route template
+    (`/api/tickets/{ticket_id}`, not the id: bounded label values) or `unmatched`."""
+
+    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics]) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                route = scope.get("route")
+                self.metrics().http_duration.labels(
+                    getattr(route, "path", "unmatched"), scope["method"], str(message["status"])
+                ).observe(time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
