@@ -96,6 +96,27 @@ async def test_services_scale_the_stream_up_to_their_replicas_and_never_down(clu
         await one_copy.drain()
 
 
+async def test_a_new_stream_waits_for_the_node_that_joins_last(tmp_path):
+    """As when a namespace comes up and one NATS pod starts late: two nodes are too few
+    to place 3 replicas ("no suitable peers for placement"); the service waits."""
+    cluster = NatsCluster(tmp_path)
+    late = cluster.nodes[2]
+    for node in cluster.nodes[:2]:
+        node.start()
+    manager = NatsClientManager(ticketing_stream(replicas=3))
+    try:
+        await manager.connect(",".join(node.url for node in cluster.nodes[:2]), "early")
+        creating = asyncio.create_task(manager.ensure_stream())
+        await asyncio.sleep(3)
+        assert not creating.done()  # still waiting, not failed
+        late.start()
+        info = await asyncio.wait_for(creating, 60)
+        assert info.config.num_replicas == 3
+    finally:
+        await manager.drain()
+        cluster.stop()
+
+
 async def test_with_one_servers_url_the_client_fails_over_to_the_nodes_it_learnt(tmp_path):
     cluster = NatsCluster(tmp_path, 3, "--user", "tickets", "--pass", "s3cret").start()
     first = cluster.nodes[0]

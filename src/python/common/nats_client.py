@@ -21,7 +21,7 @@ from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import StreamConfig, StreamInfo
 from nats.js.client import JetStreamContext
-from nats.js.errors import NotFoundError, ServiceUnavailableError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from common.events.contracts import TICKETING_STREAM
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 JETSTREAM_READY_WAIT = 30.0
 """Seconds `ensure_stream` waits for a JetStream cluster that is still electing leaders."""
+NO_PEERS = 10005  # JetStream's "no suitable peers for placement": nodes not joined yet
 
 
 class NatsConnectError(RuntimeError):
@@ -145,13 +146,15 @@ class NatsClientManager:
 
         A JetStream cluster answers nothing until it has elected its leaders (seconds
         after its nodes start, as when a whole Kubernetes namespace comes up at once):
-        that is retried for `within` seconds before the error is raised."""
+        that is retried for `within` seconds before the error is raised — as is a new
+        stream's placement while fewer nodes than its replicas have joined."""
         deadline = asyncio.get_running_loop().time() + within
         while True:
             try:
                 return await self._ensure_stream(config or self.stream)
-            except (NatsTimeoutError, ServiceUnavailableError) as exc:
-                if asyncio.get_running_loop().time() >= deadline:
+            except (NatsTimeoutError, ServiceUnavailableError, BadRequestError) as exc:
+                not_ready = not isinstance(exc, BadRequestError) or exc.err_code == NO_PEERS
+                if not not_ready or asyncio.get_running_loop().time() >= deadline:
                     raise
                 log.warning("JetStream is not ready yet (%r); retrying", exc)
                 await asyncio.sleep(0.5)

@@ -6,9 +6,16 @@ import uuid
 
 import pytest
 from nats.js.api import StorageType
+from nats.js.errors import BadRequestError
 
 from common.events import STREAM_NAME, TICKETING_STREAM
-from common.nats_client import NatsClientManager, NatsConnectError, redacted, server_urls
+from common.nats_client import (
+    NO_PEERS,
+    NatsClientManager,
+    NatsConnectError,
+    redacted,
+    server_urls,
+)
 from common.testing.waiting import eventually
 from harness.servers import NatsServer
 
@@ -47,6 +54,34 @@ def test_server_urls_splits_a_cluster_list_and_refuses_an_empty_one():
     assert server_urls("nats://a:4222, nats://b:4222,") == ["nats://a:4222", "nats://b:4222"]
     with pytest.raises(NatsConnectError, match="No NATS server"):
         server_urls(" , ")
+
+
+async def test_ensure_stream_waits_while_a_cluster_cannot_place_the_stream_yet(nats_server):
+    """A node not joined yet answers "no suitable peers for placement" (400): retried
+    within the wait; any other refusal is raised at once."""
+    manager = NatsClientManager()
+    await manager.connect(nats_server.url, "placement-test")
+    real = manager._ensure_stream
+    calls = 0
+
+    async def not_placed_twice(config):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise BadRequestError(code=400, err_code=NO_PEERS, description="no suitable peers")
+        return await real(config)
+
+    manager._ensure_stream = not_placed_twice  # type: ignore[method-assign]
+    assert (await manager.ensure_stream()).config.name == STREAM_NAME
+    assert calls == 3
+
+    async def refused(config):  # type: ignore[no-untyped-def]
+        raise BadRequestError(code=400, err_code=10058, description="stream name in use")
+
+    manager._ensure_stream = refused  # type: ignore[method-assign]
+    with pytest.raises(BadRequestError):
+        await asyncio.wait_for(manager.ensure_stream(), 5)
+    await manager.drain()
 
 
 async def test_connect_then_check_and_drain(nats_server):
