@@ -173,7 +173,7 @@ class LeaderKiller:
 
     async def run(self) -> None:
         await eventually(lambda: self.answered >= self.total * KILL_AT, within=300)
-        self.killed = await stream_leader(self.nats)
+        await eventually(self._leader_known, within=60)
         self.cluster.node(self.killed).kill()
         self.answered_at["kill"] = self.answered
         killed_at = time.monotonic()
@@ -181,6 +181,10 @@ class LeaderKiller:
         self.failover = time.monotonic() - killed_at
         self.cluster.node(self.killed).restart()
         self.answered_at["restart"] = self.answered
+
+    async def _leader_known(self) -> bool:
+        self.killed = await stream_leader(self.nats)
+        return self.killed != ""
 
     async def _elected(self) -> bool:
         self.new_leader = await stream_leader(self.nats)

@@ -34,6 +34,7 @@ from common.errors import (
     install_error_handlers,
 )
 from common.events.listener import Listener
+from common.logs import configure_logging
 from common.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from common.metrics import HttpMetricsMiddleware, Metrics
 from common.middleware import RequestContextMiddleware
@@ -134,6 +135,7 @@ def create_app(
 
     app = FastAPI(title=f"Ticketing {name} service", lifespan=lifespan)
     app.state.settings = settings
+    app.state.name = name
     if isinstance(settings, ServiceSettings):
         app.state.jwt_key = settings.jwt_key.get_secret_value()
     app.state.nats = nats or NatsClientManager()
@@ -251,14 +253,6 @@ def _exit_after_shutdown(app: FastAPI) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stdout,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def run_service(app: FastAPI, settings: ProcessSettings) -> None:
     """Serve until SIGINT/SIGTERM; exit with the app's exit code (0, or 1 if NATS closed)."""
     import uvicorn  # only the process entry point needs the server
@@ -276,7 +270,7 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format, app.state.name)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -287,6 +281,7 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
         proxy_headers=False,  # X-Forwarded-For is read per service, trusting only its own hops
         timeout_graceful_shutdown=20,
         access_log=False,
+        log_config=None,  # uvicorn's lines go through ours (JSON or text)
     )
     server = GracefulServer(config)
     server.run()

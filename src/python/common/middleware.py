@@ -8,6 +8,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common import logs
 from common.errors import CustomError, PayloadTooLargeError, UnsupportedMediaTypeError
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -46,6 +47,20 @@ class RequestContextMiddleware:
         request_id = headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")[:64]
         request_id = request_id or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        token = logs.request_id.set(request_id)  # on every log line of this request
+        try:
+            await self._serve(scope, receive, send, headers, request_id)
+        finally:
+            logs.request_id.reset(token)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        request_id: str,
+    ) -> None:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from nats.js.api import StreamConfig
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -30,6 +30,9 @@ class ProcessSettings(BaseSettings):
     host: str = Field("0.0.0.0", description="Interface to listen on")  # noqa: S104 (in a pod)
     port: int = Field(3000, ge=0, le=65535, description="Port to listen on (0: any free one)")
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one object per line (for a log collector); text: readable"
+    )
     max_body_bytes: int = Field(100_000, ge=1, description="Largest request body accepted")
 
 

@@ -177,6 +177,7 @@ class Stack:
             "JWT_KEY": dev_jwt_key(self.state_dir),
             "COOKIE_SECURE": "false",
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
+            "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # JSON: LOG_FORMAT=json ./run
             "TRUSTED_PROXY_HOPS": "1",  # the gateway: it sets X-Forwarded-For
         }
         upstreams = {}

@@ -44,6 +44,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import ServiceUnavailableError
 from pydantic import ValidationError
 
+from common import logs
 from common.events.contracts import STREAM_NAME, Event, Subject
 from common.tasks import Loop
 
@@ -178,7 +179,12 @@ class Listener(ABC, Generic[E]):
         heartbeat = asyncio.create_task(self._keep_alive(pending))
         try:
             for msg in messages:
-                await self.handle(msg)
+                # every log line written while handling it names the event
+                token = logs.handled_event.set((self.subject.value, _msg_id(msg)))
+                try:
+                    await self.handle(msg)
+                finally:
+                    logs.handled_event.reset(token)
                 pending.remove(msg)
         finally:
             heartbeat.cancel()
