@@ -141,6 +141,13 @@ async def sell(page: Page, stack: Stack, title: str, price: str) -> None:
     await page.wait_for_url(stack.web_url + "/")
 
 
+async def sign_out(page: Page, stack: Stack) -> None:
+    """Sign out and wait for the page load that follows (the app reloads "/" to
+    reconnect): a navigation of the test's own in the meantime would cut it short."""
+    async with page.expect_navigation(url=stack.web_url + "/"):
+        await page.click("#nav-signout")
+
+
 async def listed(page: Page, stack: Stack, title: str, *, expected: bool) -> None:
     """The home page lists `title` (or not) — after the events settle, so reload a while."""
     row = page.locator(".ticket-row", has_text=title)
@@ -227,8 +234,7 @@ async def test_a_seller_signs_up_lists_edits_and_signs_out(stack: Stack, browser
     await snap(page, "05-ticket-edited")
 
     # sign out → signed-out header, the cookie is gone; selling needs a sign-in again
-    await page.click("#nav-signout")
-    await page.wait_for_url(stack.web_url + "/")
+    await sign_out(page, stack)
     await expect(page.locator("#nav-signin")).to_be_visible()
     assert "session" not in {c["name"] for c in await page.context.cookies()}
     await page.goto(stack.web_url + "/tickets/new")
@@ -302,7 +308,7 @@ async def test_an_unpaid_order_expires_on_the_page_and_the_ticket_returns(
         # an anonymous visitor is sent to sign in and comes back to the ticket
         buyer = await new_user_page(browser)
         await sign_up(buyer, stack, "buyer3@test.com")
-        await buyer.click("#nav-signout")
+        await sign_out(buyer, stack)
         await expect(buyer.locator("#nav-signin")).to_be_visible()
         await open_ticket(buyer, stack, "Jazz night")
         await buyer.click("#signin-to-buy")
