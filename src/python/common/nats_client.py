@@ -153,8 +153,8 @@ class NatsClientManager:
             try:
                 return await self._ensure_stream(config or self.stream)
             except (NatsTimeoutError, ServiceUnavailableError, BadRequestError) as exc:
-                not_ready = not isinstance(exc, BadRequestError) or exc.err_code == NO_PEERS
-                if not not_ready or asyncio.get_running_loop().time() >= deadline:
+                transient = not isinstance(exc, BadRequestError) or exc.err_code == NO_PEERS
+                if not transient or asyncio.get_running_loop().time() >= deadline:
                     raise
                 log.warning("JetStream is not ready yet (%r); retrying", exc)
                 await asyncio.sleep(0.5)
