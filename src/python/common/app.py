@@ -23,6 +23,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
@@ -43,8 +44,12 @@ from common.nats_client import NatsClientManager
 from common.outbox import Outbox, outbox_indexes
 from common.revocations import RevokedSessions
 from common.settings import NatsSettings, ProcessSettings, ServiceSettings
+from common.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
+
+UNTRACED_PATHS = "/healthz$,/readyz$,/metrics$"
+"""Probes and scrapes: many a minute, nothing to follow."""
 
 
 @dataclass
@@ -149,6 +154,11 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # outermost: the refusals above (413, 415) are timed too
     app.add_middleware(HttpMetricsMiddleware, metrics=lambda: app.state.metrics)
+    # outermost of all: a server span per request, continuing the caller's traceparent
+    # (named by route; probes and scrapes untraced; no spans for ASGI receive/send)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"]
+    )
     app.include_router(health_router(uses_mongo=uses_mongo, uses_nats=uses_nats))
     for router in routers:
         app.include_router(router)
@@ -271,6 +281,11 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
                     signal.signal(sig, handler)
 
     configure_logging(settings.log_level, settings.log_format, app.state.name)
+    configure_tracing(
+        app.state.name,
+        traces_dir=settings.traces_dir,
+        otlp_endpoint=settings.otel_exporter_otlp_endpoint,
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -284,7 +299,10 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
         log_config=None,  # uvicorn's lines go through ours (JSON or text)
     )
     server = GracefulServer(config)
-    server.run()
+    try:
+        server.run()
+    finally:
+        shutdown_tracing()  # the last spans are exported, not dropped
     if not server.started:
         sys.exit(3)  # start-up failed; the reason is logged above
     sys.exit(app.state.exit_code)

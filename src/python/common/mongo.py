@@ -8,10 +8,13 @@ from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from pymongo import AsyncMongoClient, IndexModel
+from opentelemetry import trace
+from opentelemetry.instrumentation.pymongo import CommandTracer
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.errors import ConflictError
+from common.tracing import tracer
 
 Document = dict[str, Any]
 
@@ -27,7 +30,21 @@ def create_mongo_client(
         serverSelectionTimeoutMS=server_selection_timeout_ms,
         connectTimeoutMS=server_selection_timeout_ms,
         tz_aware=True,
+        event_listeners=[MongoCommandSpans()],
     )
+
+
+class MongoCommandSpans(CommandTracer):
+    """A span per MongoDB command, but only inside a trace: the outbox relay's and the
+    health checks' background queries would otherwise each start a trace of their own,
+    every second. Given to each client, not registered for the whole process."""
+
+    def __init__(self) -> None:
+        super().__init__(tracer)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if trace.get_current_span().get_span_context().is_valid:
+            super().started(event)
 
 
 async def ping(client: AsyncMongoClient[Document], timeout: float = 1.0) -> bool:

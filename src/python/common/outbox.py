@@ -40,11 +40,13 @@ from common.events.contracts import Event
 from common.events.publisher import DEFAULT_PUBLISH_TIMEOUT, PublishError, publish_raw
 from common.mongo import Document, VersionConflict
 from common.tasks import Loop
+from common.tracing import current_carrier
 
 log = logging.getLogger(__name__)
 
 PENDING = "_outbox"
-"""The field of a document that holds its unsent events: [{id, subject, data, at}]."""
+"""The field of a document that holds its unsent events: [{id, subject, data, at,
+trace?}] (`trace`: the trace context it was recorded in, `common.tracing`)."""
 
 # collection -> document id -> ids of its events acknowledged by JetStream
 SentEvents = dict[str, dict[Any, list[str]]]
@@ -69,13 +71,17 @@ class JetStreamSource(Protocol):
 
 
 def pending_event(event: Event) -> Document:
-    """How an event waits in its document's `_outbox` (validated when built)."""
-    return {
+    """How an event waits in its document's `_outbox` (validated when built), with the
+    trace it was recorded in: whoever publishes it, and when, continues that trace."""
+    pending: Document = {
         "id": event.message_id(),
         "subject": event.subject.value,
         "data": event.encode().decode(),
         "at": datetime.now(UTC),
     }
+    if carrier := current_carrier():
+        pending["trace"] = carrier
+    return pending
 
 
 def without_outbox(doc: Document) -> Document:
@@ -199,14 +205,20 @@ class Outbox:
 
     async def _publish_document(self, collection: str, doc: Document) -> None:
         """One document's events, one after another: JetStream stores them in the order
-        it acks them, so versions of one aggregate never overtake each other."""
+        it acks them, so versions of one aggregate never overtake each other. Events
+        this process has had acked already (not yet cleared from the document) are
+        not sent again."""
+        acked = self._acked(collection, doc["_id"])
         for pending in doc.get(PENDING) or ():
+            if pending["id"] in acked:
+                continue
             await publish_raw(
                 self.nats.jetstream,
                 pending["subject"],
                 pending["data"].encode(),
                 pending["id"],
                 self.publish_timeout,
+                trace=pending.get("trace"),
             )
             self.published[pending["subject"]] += 1
             self._sent[collection][doc["_id"]].append(pending["id"])
@@ -249,12 +261,16 @@ class Outbox:
     def _only_awaiting_clear(self, collection: str, doc: Document) -> bool:
         """Every pending event of `doc` was acked to this process and is about to be
         cleared: nothing to publish again."""
-        acked = {
+        acked = self._acked(collection, doc["_id"])
+        return all(pending["id"] in acked for pending in doc.get(PENDING) or ())
+
+    def _acked(self, collection: str, doc_id: Any) -> set[str]:
+        """Ids of `doc_id`'s events acked to this process, not yet cleared."""
+        return {
             event_id
             for sent in (self._sent, *self._clearing)
-            for event_id in sent.get(collection, {}).get(doc["_id"], ())
+            for event_id in sent.get(collection, {}).get(doc_id, ())
         }
-        return all(pending["id"] in acked for pending in doc.get(PENDING) or ())
 
     # -- clearing what was sent -------------------------------------------------------
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from pathlib import Path
 from typing import Literal, TypeVar
 
 from nats.js.api import StreamConfig
@@ -34,6 +35,12 @@ class ProcessSettings(BaseSettings):
         "json", description="json: one object per line (for a log collector); text: readable"
     )
     max_body_bytes: int = Field(100_000, ge=1, description="Largest request body accepted")
+    otel_exporter_otlp_endpoint: str = Field(
+        "", description="Send traces by OTLP/HTTP here, e.g. http://collector:4318 (unset: not)"
+    )
+    traces_dir: Path | None = Field(
+        None, description="Also append spans to <dir>/<service>.jsonl (`./run`: .state/traces)"
+    )
 
 
 class ServiceSettings(ProcessSettings):

@@ -4,6 +4,7 @@ Starts, in order, each waiting until ready: nats-server (JetStream) and the
 MongoDB-wire server (both persisted under the state dir; skipped when NATS_URL /
 MONGO_URI point at servers of your own), auth, tickets, the web client, and a Caddy
 gateway that routes one address like the Kubernetes ingress. Prints what runs where.
+Every process writes its spans to the state dir's `traces/` (`./run traces`).
 Ctrl-C / SIGTERM stops everything in reverse order, each by process group. A port in
 use, a missing tool or a service that fails names itself and its log, and whatever
 was already started is stopped. While it runs, a process that dies is started again
@@ -33,6 +34,7 @@ from harness.servers import (
     wait_http_ok,
 )
 from harness.web import WebProcess
+from stack.traces import show_traces
 from ticketing_web.launcher import find_app_root
 
 
@@ -122,6 +124,7 @@ class Stack:
         self.running: list[Running] = []  # the table
         self.processes: list[ServerProcess] = []  # what to stop, registered before starting
         self.crashes: dict[str, Crashes] = {}  # by process name
+        self.traces_dir = state_dir / "traces"  # every process's spans: ./run traces
 
     def _started(self, name: str, url: str, process: ServerProcess | None) -> None:
         log = _shown(process.log_path) if process else "(external)"
@@ -179,6 +182,7 @@ class Stack:
             "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),
             "LOG_FORMAT": os.environ.get("LOG_FORMAT", "text"),  # JSON: LOG_FORMAT=json ./run
             "TRUSTED_PROXY_HOPS": "1",  # the gateway: it sets X-Forwarded-For
+            "TRACES_DIR": str(self.traces_dir),  # ./run traces
         }
         upstreams = {}
         for name in SERVICES:
@@ -196,6 +200,7 @@ class Stack:
             {
                 **{f"{name.upper()}_URL": self._url(name) for name in WEB_CALLS},
                 "API_URL": self._gateway_url,  # Reflex's websocket: via the gateway
+                "TRACES_DIR": str(self.traces_dir),
             },
             log_dir=self.state_dir / "web",
         )
@@ -267,6 +272,7 @@ class Stack:
         lines += [
             "",
             f"  state (data, dev JWT key, logs): {_shown(self.state_dir)}",
+            "  traces: ./run traces (latest), ./run traces <id> (one, as a tree)",
             "  stop: Ctrl-C (or SIGTERM to this process)",
         ]
         return "\n".join(lines)
@@ -280,8 +286,24 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def traces_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="./run traces", description="Show the traces the local stack recorded."
+    )
+    parser.add_argument("trace_id", nargs="?", help="a trace id, or its first characters")
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(os.environ.get("STATE_DIR", ".state"))
+    )
+    args = parser.parse_args(argv)
+    sys.exit(show_traces(args.state_dir / "traces", args.trace_id))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the whole Ticketing system locally.")
+    if sys.argv[1:2] == ["traces"]:
+        traces_main(sys.argv[2:])
+    parser = argparse.ArgumentParser(
+        description="Run the whole Ticketing system locally (`./run traces`: its traces)."
+    )
     parser.add_argument(
         "--port",
         type=int,

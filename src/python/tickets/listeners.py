@@ -9,12 +9,15 @@ free.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from nats.aio.msg import Msg
 
 from common.events import EventAhead, Listener, OrderCancelledEvent, OrderCreatedEvent
 from tickets import repository
+
+log = logging.getLogger(__name__)
 
 
 class TicketUnknown(Exception):
@@ -45,6 +48,7 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
             return  # the order is already over
         else:
             ticket = await repository.update(outbox, ticket, {"orderId": data.id})
+            log.info("ticket %s reserved for order %s", data.ticket.id, data.id)
         if await repository.was_cancelled(db, data.id):  # cancelled while we reserved
             await repository.update(outbox, ticket, {"orderId": None})
 

@@ -21,7 +21,8 @@ redelivery without running the handler again; a redelivery that reaches another
 replica is handled again, so handlers stay idempotent (versions, unique ids). An ack, nak
 or term that fails is logged and the loop goes on (the message is then redelivered).
 Replicas of a service share the durable consumer, so each message is handled by one of
-them (what the seed's queue group did).
+them (what the seed's queue group did). Each delivery is handled in a `process <subject>`
+span continuing the publisher's trace (`common.tracing.consumer_span`), its outcome on it.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 from nats.js.errors import ServiceUnavailableError
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
-from common import logs
+from common import logs, tracing
 from common.events.contracts import STREAM_NAME, Event, Subject
 from common.tasks import Loop
 
@@ -179,10 +182,14 @@ class Listener(ABC, Generic[E]):
         heartbeat = asyncio.create_task(self._keep_alive(pending))
         try:
             for msg in messages:
-                # every log line written while handling it names the event
+                # every log line written while handling it names the event, and the
+                # handling continues the trace that published it
                 token = logs.handled_event.set((self.subject.value, _msg_id(msg)))
                 try:
-                    await self.handle(msg)
+                    with tracing.consumer_span(
+                        self.subject.value, _msg_id(msg), msg.headers, self.durable
+                    ):
+                        await self.handle(msg)
                 finally:
                     logs.handled_event.reset(token)
                 pending.remove(msg)
@@ -226,14 +233,14 @@ class Listener(ABC, Generic[E]):
             self.redelivered += 1
         if _identity(msg) in self._handled:
             log.info("%s: handled already (its ack was lost): acked again", where)
-            self.outcomes["redelivery_skipped"] += 1
+            self._outcome("redelivery_skipped")
             await self._settle(msg, "ack")
             return
         try:
             data = self.event.model_validate_json(msg.data)
         except ValidationError as exc:
             log.error("%s: invalid payload, terminated: %s", where, exc.errors(include_url=False))
-            self.outcomes["invalid"] += 1
+            self._outcome("invalid", failed=True)
             await self._settle(msg, "term")
             return
         delivery = meta.num_delivered
@@ -248,11 +255,11 @@ class Listener(ABC, Generic[E]):
                     where,
                     meta.num_delivered,
                 )
-                self.outcomes["poisoned"] += 1
+                self._outcome("poisoned", failed=True)
                 await self._settle(msg, "term")
             else:
                 log.info("%s: ahead of its predecessor, retried shortly", where)
-                self.outcomes["ahead"] += 1
+                self._outcome("ahead")
                 await self._settle(
                     msg, "nak", delay=_backoff(self.ahead_delay, self.ahead_max_delay, delivery)
                 )
@@ -264,7 +271,7 @@ class Listener(ABC, Generic[E]):
                     where,
                     meta.num_delivered,
                 )
-                self.outcomes["poisoned"] += 1
+                self._outcome("poisoned", failed=True)
                 await self._settle(msg, "term")
             else:
                 log.warning(
@@ -274,14 +281,22 @@ class Listener(ABC, Generic[E]):
                     self.max_failures,
                     exc_info=True,
                 )
-                self.outcomes["retried"] += 1
+                self._outcome("retried", failed=True)
                 await self._settle(
                     msg, "nak", delay=_backoff(self.retry_delay, self.retry_max_delay, delivery)
                 )
             return
         self._remember(msg)
-        self.outcomes["ok"] += 1
+        self._outcome("ok")
         await self._settle(msg, "ack")
+
+    def _outcome(self, outcome: str, *, failed: bool = False) -> None:
+        """Count what became of a delivery (for /metrics) and note it on its span."""
+        self.outcomes[outcome] += 1
+        span = trace.get_current_span()
+        span.set_attribute("ticketing.outcome", outcome)
+        if failed:
+            span.set_status(StatusCode.ERROR, outcome)
 
     def _remember(self, msg: Msg) -> None:
         self._handled[_identity(msg)] = None

@@ -12,6 +12,7 @@ from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 
+from common import tracing
 from common.events.contracts import Event
 
 DEFAULT_PUBLISH_TIMEOUT = 5.0
@@ -37,14 +38,19 @@ async def publish_raw(
     msg_id: str,
     timeout: float,
     headers: dict[str, str] | None = None,
+    trace: dict[str, str] | None = None,
 ) -> PubAck:
-    """Publish bytes with a dedupe id and wait for JetStream's ack (or raise PublishError)."""
-    try:
-        return await js.publish(
-            subject, data, timeout=timeout, headers={**(headers or {}), "Nats-Msg-Id": msg_id}
-        )
-    except (NatsError, TimeoutError, OSError) as exc:
-        raise PublishError(subject, msg_id, exc) from exc
+    """Publish bytes with a dedupe id and wait for JetStream's ack (or raise PublishError).
+
+    In a `publish <subject>` span whose context the message carries (`traceparent`):
+    the child of `trace` (the context the outbox stored with the event) or else of the
+    current span."""
+    with tracing.producer_span(subject, msg_id, parent=trace) as trace_headers:
+        all_headers = {**(headers or {}), **trace_headers, "Nats-Msg-Id": msg_id}
+        try:
+            return await js.publish(subject, data, timeout=timeout, headers=all_headers)
+        except (NatsError, TimeoutError, OSError) as exc:
+            raise PublishError(subject, msg_id, exc) from exc
 
 
 async def publish(

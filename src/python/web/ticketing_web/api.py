@@ -11,13 +11,16 @@ only reads that cookie from the request headers and forwards it.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
+from opentelemetry.trace import SpanKind, StatusCode
 
+from common.tracing import current_carrier, tracer
 from ticketing_web.settings import WebSettings
 
 SESSION_COOKIE = "session"
@@ -117,16 +120,37 @@ async def call(
     json: Any = None,
     timeout: float = 10.0,
 ) -> ApiResult:
-    headers = {"cookie": f"{SESSION_COOKIE}={session}"} if session else None
-    try:
-        response = await client().request(method, url, json=json, headers=headers, timeout=timeout)
-    except httpx.HTTPError:
-        return ApiResult.from_response(0, None)
+    """One call to a service, in a client span whose `traceparent` it sends: the trace
+    of what the user clicked starts here and follows the request and its events."""
+    with tracer.start_as_current_span(
+        f"{method} {_route(url)}",
+        kind=SpanKind.CLIENT,
+        attributes={"http.request.method": method, "url.full": url},
+    ) as span:
+        headers = current_carrier()
+        if session:
+            headers["cookie"] = f"{SESSION_COOKIE}={session}"
+        try:
+            response = await client().request(
+                method, url, json=json, headers=headers, timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            span.set_status(StatusCode.ERROR, type(exc).__name__)
+            return ApiResult.from_response(0, None)
+        span.set_attribute("http.response.status_code", response.status_code)
+        if response.status_code >= 500:
+            span.set_status(StatusCode.ERROR)
     try:
         body = response.json()
     except ValueError:
         body = None
     return ApiResult.from_response(response.status_code, body)
+
+
+def _route(url: str) -> str:
+    """The URL's path with ids as `{id}`: one span name per route, not per ticket."""
+    path = httpx.URL(url).path
+    return re.sub(r"/[0-9a-fA-F]{24}(?=/|$)", "/{id}", path)
 
 
 def price_for_api(text: str) -> Any:
@@ -202,11 +226,13 @@ class Services:
 
     async def create_order(self, session: str, ticket_id: str) -> ApiResult:
         url = f"{self.settings.orders_url}/api/orders"
-        for _ in range(ORDER_404_RETRIES):
-            result = await self._call("POST", url, session=session, json={"ticketId": ticket_id})
-            if result.status != 404:
-                break
-            await asyncio.sleep(ORDER_404_DELAY)
+        with tracer.start_as_current_span("buy ticket"):  # its retries: one trace
+            for _ in range(ORDER_404_RETRIES):
+                body = {"ticketId": ticket_id}
+                result = await self._call("POST", url, session=session, json=body)
+                if result.status != 404:
+                    break
+                await asyncio.sleep(ORDER_404_DELAY)
         return result
 
     async def list_orders(self, session: str) -> ApiResult:

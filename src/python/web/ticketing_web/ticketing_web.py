@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import reflex as rx
 
+from common.tracing import configure_tracing
 from ticketing_web.pages import auth, home, orders, tickets
 from ticketing_web.state import (
     FormState,
@@ -12,6 +16,14 @@ from ticketing_web.state import (
     SessionState,
     TicketDetailState,
     TicketListState,
+)
+
+# The backend's calls to the services start the traces (README, "Traces"): exported
+# like the services' (OTLP to OTEL_EXPORTER_OTLP_ENDPOINT, JSON lines to TRACES_DIR).
+configure_tracing(
+    "web",
+    traces_dir=Path(os.environ["TRACES_DIR"]) if os.environ.get("TRACES_DIR") else None,
+    otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 )
 
 app = rx.App()  # theme: rxconfig.py

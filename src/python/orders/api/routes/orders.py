@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -15,6 +16,8 @@ from common.mongo import VersionConflict, parse_object_id
 from orders import repository
 from orders.core.config import OrdersSettings
 from orders.schemas import OrderIn, OrderOut
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 
@@ -70,6 +73,7 @@ async def create_order(
         doc = await repository.create(outbox, ticket, user.id, _expiry(settings))
     except repository.TicketReserved:
         raise BadRequestError("Ticket is already reserved") from None
+    log.info("order %s placed for ticket %s", doc["_id"], body.ticketId)
     return repository.to_out(doc)
 
 
