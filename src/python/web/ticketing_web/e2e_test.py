@@ -18,9 +18,11 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from common.testing.auth import TEST_JWT_KEY
+from common.testing.waiting import eventually
 from harness.gateway import CaddyGateway
 from harness.servers import ServerProcess, ServiceProcess, free_port
 from harness.web import WebProcess, copy_app
+from stack.traces import by_trace, read_spans
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -40,17 +42,24 @@ class Stack:
     web_url: str  # the gateway: the one origin the browser uses, as in production
     tickets: ServiceProcess
     orders: ServiceProcess
+    traces_dir: Path  # every process's spans (as `./run` keeps them)
 
 
 @pytest.fixture(scope="session")
 def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
-    shared = {"MONGO_URI": mongo_server.uri, "JWT_KEY": TEST_JWT_KEY, "COOKIE_SECURE": "false"}
+    traces_dir = tmp_path_factory.mktemp("traces")
+    shared = {
+        "MONGO_URI": mongo_server.uri,
+        "JWT_KEY": TEST_JWT_KEY,
+        "COOKIE_SECURE": "false",
+        "TRACES_DIR": str(traces_dir),
+    }
     eventing = {**shared, "NATS_URL": nats_server.url}
     settings = {
         "auth": {**eventing, "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"},
         "tickets": eventing,
         "orders": eventing,
-        "expiration": {"NATS_URL": nats_server.url},
+        "expiration": {"NATS_URL": nats_server.url, "TRACES_DIR": str(traces_dir)},
         "payments": eventing,  # the test provider: no real money
     }
     services = {
@@ -72,6 +81,7 @@ def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
                     for name in ("auth", "tickets", "orders", "payments")
                 },
                 "API_URL": gateway_url,  # Reflex's websocket, through the gateway
+                "TRACES_DIR": str(traces_dir),
             },
         )
         started.append(web.start())
@@ -84,7 +94,7 @@ def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
             {**upstreams, "WEB_UPSTREAM": f"127.0.0.1:{web.port}"},
         )
         started.append(gateway.start())
-        yield Stack(gateway_url, services["tickets"], services["orders"])
+        yield Stack(gateway_url, services["tickets"], services["orders"], traces_dir)
     finally:
         for process in reversed(started):
             process.stop()
@@ -258,6 +268,7 @@ async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, br
     await expect(buyer.locator("#order-title")).to_have_text("Opera, box seat")
     await expect(buyer.locator("#order-price")).to_contain_text("$80.00")
     await expect(buyer.locator("#test-mode")).to_contain_text("no real money")
+    await one_trace_from_the_click(stack)
 
     # the countdown ticks by itself
     first = await countdown_seconds(buyer)
@@ -292,6 +303,35 @@ async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, br
     await listed(buyer, stack, "Opera, box seat", expected=False)
     await buyer.context.close()
     await seller.context.close()
+
+
+async def one_trace_from_the_click(stack: Stack) -> None:
+    """The click's call from the web backend is the root of one trace that reaches
+    every service the purchase involves, as the README shows it (`./run traces`)."""
+    wanted = {
+        ("web", "buy ticket"),
+        ("web", "POST /api/orders"),
+        ("orders", "POST /api/orders"),
+        ("orders", "publish order.created"),
+        ("tickets", "process order.created"),
+        ("expiration", "process order.created"),
+        ("tickets", "publish ticket.updated"),
+        ("orders", "process ticket.updated"),
+    }
+
+    def buy_trace() -> list[dict]:
+        for spans in by_trace(read_spans(stack.traces_dir)).values():
+            if spans[0]["name"] == "buy ticket" and wanted <= {
+                (span["service"], span["name"]) for span in spans
+            }:
+                return spans
+        return []
+
+    await eventually(lambda: bool(buy_trace()), within=30)
+    spans = buy_trace()
+    assert spans[0]["service"] == "web" and spans[0]["parent_id"] is None
+    known = {span["span_id"] for span in spans}
+    assert all(span["parent_id"] in known for span in spans[1:])  # nothing left dangling
 
 
 async def test_an_unpaid_order_expires_on_the_page_and_the_ticket_returns(
