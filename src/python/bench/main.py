@@ -32,7 +32,7 @@ from pymongo import AsyncMongoClient
 from bench.lean_http import LeanClient
 from bench.stats import Result, measure, median_result, percentile
 from common.auth import SESSION_COOKIE, encode_session, sign_jwt
-from common.events import STREAM_NAME, TICKETING_STREAM, Listener, TicketCreatedEvent
+from common.events import STREAM_NAME, Listener, TicketCreatedEvent
 from common.nats_client import NatsClientManager
 from common.outbox import unsent_count
 from harness.servers import MongoServer, NatsServer, ServiceProcess
@@ -421,8 +421,10 @@ class TimingListener(Listener[TicketCreatedEvent]):
 async def event_latency(manager: NatsClientManager, count: int) -> dict[str, float]:
     """From `publish()` being called to the durable listener's handler being entered."""
     js = manager.jetstream
-    await js.delete_stream(STREAM_NAME)  # only these events on the stream
-    await js.add_stream(TICKETING_STREAM)
+    # only these events on the stream; purged, not deleted and made again: a service
+    # that finds the stream missing in between makes it itself, with its own limits,
+    # and a second add then fails ("already in use with a different configuration")
+    await js.purge_stream(STREAM_NAME)
     sent: dict[str, float] = {}
     listener = TimingListener(js, sent)
     listener.expected = count
