@@ -1,9 +1,9 @@
 """Traces: one trace from the web's call to the last listener (OpenTelemetry, W3C
 `traceparent`), so "where did my order go?" has one answer across the services.
 
-- HTTP: a request continues its caller's `traceparent` or starts a trace (a server span
-  named by its route: `common.app`); the MongoDB commands made while serving it are
-  its child spans (`common.mongo.MongoCommandSpans`).
+- HTTP: a request continues its caller's `traceparent` or starts a trace: a server span
+  named by its route, FastAPI's own (`common.app.TELEMETRY`); the MongoDB commands made
+  while serving it are its child spans (`common.mongo.MongoCommandSpans`).
 - Events: the outbox stores the trace context current when it records an event
   (`current_carrier`), so the relay, publishing it later, continues the same trace;
   publishing is a producer span whose context goes in the NATS headers

@@ -82,7 +82,7 @@ async def test_buying_a_ticket_is_one_trace_across_the_services(
         ]
         return span
 
-    request = the("orders", "POST /api/orders", **{"http.status_code": 201})
+    request = the("orders", "POST /api/orders", **{"http.response.status_code": 201})
     order_created = the("orders", "publish order.created")
     reserving = the("tickets", "process order.created")
     ticket_updated = the("tickets", "publish ticket.updated")
