@@ -173,18 +173,24 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
 
 class JsonLinesExporter(SpanExporter):
     """Spans appended to one file, one JSON object per line (a local stand-in for a
-    trace backend: nothing to install)."""
+    trace backend: nothing to install). Past `max_bytes` the file becomes
+    `<name>.1` (replacing the one before) and a new one starts: a stack left running
+    for days keeps at most twice that per process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = 10_000_000) -> None:
         self.path = path
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = "".join(json.dumps(span_record(span), default=str) + "\n" for span in spans)
         try:
-            with self._lock, self.path.open("a", encoding="utf-8") as out:
-                out.write(lines)
+            with self._lock:
+                if self.path.exists() and self.path.stat().st_size >= self.max_bytes:
+                    self.path.replace(self.path.with_name(self.path.name + ".1"))
+                with self.path.open("a", encoding="utf-8") as out:
+                    out.write(lines)
         except OSError:
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS

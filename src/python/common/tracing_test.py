@@ -249,3 +249,21 @@ def test_the_trace_file_holds_one_json_object_per_span(spans, tmp_path):
     assert lines[1]["parent_id"] is None
     assert {line["service"] for line in lines} == {"test"}
     assert lines[0]["trace_id"] == f"{outer.context.trace_id:032x}"
+
+
+def test_a_trace_file_past_its_size_becomes_the_old_one_and_a_new_one_starts(spans, tmp_path):
+    with tracer.start_as_current_span("one"):
+        pass
+    [span] = spans.get_finished_spans()
+    exporter = JsonLinesExporter(tmp_path / "demo.jsonl", max_bytes=1000)
+    line = len(json.dumps(span_record(span))) + 1
+    batches = -(-1000 // line) + 1  # enough to pass the limit, then one more
+    for _ in range(batches):
+        exporter.export([span])
+    old, new = tmp_path / "demo.jsonl.1", tmp_path / "demo.jsonl"
+    assert len(old.read_text().splitlines()) == batches - 1
+    assert len(new.read_text().splitlines()) == 1
+    for _ in range(batches):
+        exporter.export([span])
+    assert len(old.read_text().splitlines()) == batches - 1  # replaced, not grown
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["demo.jsonl", "demo.jsonl.1"]

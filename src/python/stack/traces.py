@@ -19,10 +19,10 @@ Span = dict[str, Any]
 
 
 def read_spans(traces_dir: Path) -> list[Span]:
-    """Every span in the directory's `*.jsonl` files (a line cut short by a process
-    being killed mid-write is skipped)."""
+    """Every span in the directory's trace files, `<service>.jsonl` and the older
+    `<service>.jsonl.1` (a line cut short by a process killed mid-write is skipped)."""
     spans = []
-    for path in sorted(traces_dir.glob("*.jsonl")):
+    for path in sorted([*traces_dir.glob("*.jsonl"), *traces_dir.glob("*.jsonl.1")]):
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 spans.append(json.loads(line))

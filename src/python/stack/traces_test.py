@@ -47,7 +47,7 @@ def write(tmp_path, spans):
     (traces / "orders.jsonl").write_text(
         "".join(json.dumps(s) + "\n" for s in spans[1:3]) + '{"cut short'
     )
-    (traces / "others.jsonl").write_text(
+    (traces / "others.jsonl.1").write_text(
         "".join(json.dumps(s) + "\n" for s in [spans[0], *spans[3:]])
     )
     return traces
