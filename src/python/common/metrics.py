@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import FastAPI
 from nats.errors import Error as NatsError
@@ -23,7 +22,7 @@ from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.events.contracts import STREAM_NAME
-from common.outbox import PENDING
+from common.outbox import Outbox, unsent_count
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -64,7 +63,7 @@ class ScrapeReadings(Collector):
         outbox = self.app.state.outbox
         if outbox is not None:
             try:
-                self.backlog, self.oldest_age = await _backlog(outbox.db, outbox.collections)
+                self.backlog, self.oldest_age = await _backlog(outbox)
             except PyMongoError:
                 self.backlog = self.oldest_age = None  # absent: the database is down
         self.consumer_pending = {}
@@ -132,26 +131,11 @@ class ScrapeReadings(Collector):
             yield GaugeMetricFamily(name, help_text, value=read())
 
 
-async def _backlog(db: Any, collections: tuple[str, ...]) -> tuple[int, float | None]:
-    """Documents with unsent events, and the age of the oldest such event (indexed)."""
-    count, oldest = 0, None
-    for collection in collections:
-        count += await db[collection].count_documents({f"{PENDING}.0": {"$exists": True}})
-        first = await (
-            db[collection]
-            .find({f"{PENDING}.at": {"$exists": True}}, {f"{PENDING}.at": 1})
-            .sort(f"{PENDING}.at", 1)
-            .limit(1)
-            .to_list()
-        )
-        for doc in first:
-            at = min(event["at"] for event in doc[PENDING])
-            oldest = at if oldest is None or at < oldest else oldest
-    if oldest is None:
-        return count, None
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)
-    return count, (datetime.now(UTC) - oldest).total_seconds()
+async def _backlog(outbox: Outbox) -> tuple[int, float | None]:
+    """Documents with unsent events, and how long the oldest such event has waited."""
+    count = await unsent_count(outbox.db, outbox.collections)
+    oldest = await outbox.oldest_unsent_at()
+    return count, None if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
 
 
 class HttpMetricsMiddleware:

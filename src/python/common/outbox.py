@@ -171,15 +171,29 @@ class Outbox:
         await self.deliver(collection, updated)
         return without_outbox(updated)
 
+    async def oldest_unsent_at(self) -> datetime | None:
+        """When the oldest event still waiting to be sent was recorded (None: none
+        waits). One indexed query per collection (`outbox_pending`)."""
+        oldest: datetime | None = None
+        for collection in self.collections:
+            first = await (
+                self.db[collection]
+                .find({f"{PENDING}.at": {"$exists": True}}, {f"{PENDING}.at": 1})
+                .sort(f"{PENDING}.at", 1)
+                .limit(1)
+                .to_list()
+            )
+            for doc in first:
+                at = min(event["at"] for event in doc[PENDING])
+                at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+                oldest = at if oldest is None or at < oldest else oldest
+        return oldest
+
     async def stuck(self, bound: timedelta) -> bool:
         """An event has waited longer than `bound` to be sent (NATS unreachable for
-        long, the stream full or refusing): `/readyz` reports it. One indexed query per
-        collection (`outbox_pending`)."""
-        query = {f"{PENDING}.at": {"$lt": datetime.now(UTC) - bound}}
-        for collection in self.collections:
-            if await self.db[collection].find_one(query, {"_id": 1}) is not None:
-                return True
-        return False
+        long, the stream full or refusing): `/readyz` reports it."""
+        oldest = await self.oldest_unsent_at()
+        return oldest is not None and oldest < datetime.now(UTC) - bound
 
     def _check(self, collection: str) -> None:
         if collection not in self.collections:
@@ -203,12 +217,13 @@ class Outbox:
             return False
         return True
 
-    async def _publish_document(self, collection: str, doc: Document) -> None:
+    async def _publish_document(self, collection: str, doc: Document) -> int:
         """One document's events, one after another: JetStream stores them in the order
         it acks them, so versions of one aggregate never overtake each other. Events
         this process has had acked already (not yet cleared from the document) are
-        not sent again."""
+        not sent again. Returns how many were sent."""
         acked = self._acked(collection, doc["_id"])
+        sent = 0
         for pending in doc.get(PENDING) or ():
             if pending["id"] in acked:
                 continue
@@ -223,6 +238,8 @@ class Outbox:
             self.published[pending["subject"]] += 1
             self._sent[collection][doc["_id"]].append(pending["id"])
             self._clear_wake.set()
+            sent += 1
+        return sent
 
     async def flush(self) -> int:
         """Publish every event left pending (older than `rescan_after`), documents in
@@ -243,13 +260,14 @@ class Outbox:
                     .limit(self.batch_size)
                     .to_list()
                 )
-                docs = [doc for doc in page if not self._only_awaiting_clear(collection, doc)]
+                # (a document whose events were all acked here, awaiting their clear,
+                # publishes none and is not counted)
                 results = await asyncio.gather(
-                    *(self._publish_document(collection, doc) for doc in docs),
+                    *(self._publish_document(collection, doc) for doc in page),
                     return_exceptions=True,
                 )
                 failures = [r for r in results if isinstance(r, BaseException)]
-                sent += len(docs) - len(failures)
+                sent += sum(1 for r in results if not isinstance(r, BaseException) and r)
                 await self._clear()
                 if failures:
                     raise failures[0]
@@ -257,12 +275,6 @@ class Outbox:
                     break
                 after = page[-1]["_id"]
         return sent
-
-    def _only_awaiting_clear(self, collection: str, doc: Document) -> bool:
-        """Every pending event of `doc` was acked to this process and is about to be
-        cleared: nothing to publish again."""
-        acked = self._acked(collection, doc["_id"])
-        return all(pending["id"] in acked for pending in doc.get(PENDING) or ())
 
     def _acked(self, collection: str, doc_id: Any) -> set[str]:
         """Ids of `doc_id`'s events acked to this process, not yet cleared."""

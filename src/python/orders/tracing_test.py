@@ -12,7 +12,8 @@ import httpx
 
 import orders.main  # noqa: F401  (the processes below run these)
 import tickets.main  # noqa: F401
-from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.auth import session_cookie
+from common.testing.settings import process_env
 from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
 from stack.traces import by_trace, read_spans, tree
@@ -29,14 +30,7 @@ async def test_buying_a_ticket_is_one_trace_across_the_services(
     mongo_server, nats_server, tmp_path
 ):
     traces_dir = tmp_path / "traces"
-    env = {
-        "MONGO_URI": mongo_server.uri,
-        "NATS_URL": nats_server.url,
-        "JWT_KEY": TEST_JWT_KEY,
-        "COOKIE_SECURE": "false",
-        "TRACES_DIR": str(traces_dir),
-        "LOG_FORMAT": "json",
-    }
+    env = process_env(mongo_server, nats_server, TRACES_DIR=str(traces_dir), LOG_FORMAT="json")
     services = [
         ServiceProcess("tickets", "tickets.main", env, tmp_path / "tickets").start(),
         ServiceProcess("orders", "orders.main", env, tmp_path / "orders").start(),

@@ -124,7 +124,7 @@ class Stack:
         self.running: list[Running] = []  # the table
         self.processes: list[ServerProcess] = []  # what to stop, registered before starting
         self.crashes: dict[str, Crashes] = {}  # by process name
-        self.traces_dir = state_dir / "traces"  # every process's spans: ./run traces
+        self.traces_dir = traces_dir(state_dir)  # every process's spans: ./run traces
 
     def _started(self, name: str, url: str, process: ServerProcess | None) -> None:
         log = _shown(process.log_path) if process else "(external)"
@@ -291,11 +291,23 @@ def traces_main(argv: list[str]) -> None:
         prog="./run traces", description="Show the traces the local stack recorded."
     )
     parser.add_argument("trace_id", nargs="?", help="a trace id, or its first characters")
-    parser.add_argument(
-        "--state-dir", type=Path, default=Path(os.environ.get("STATE_DIR", ".state"))
-    )
+    _state_dir_option(parser)
     args = parser.parse_args(argv)
-    sys.exit(show_traces(args.state_dir / "traces", args.trace_id))
+    sys.exit(show_traces(traces_dir(args.state_dir), args.trace_id))
+
+
+def _state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("STATE_DIR", ".state")),
+        help="where data, the dev JWT key, logs and traces live (default ./.state)",
+    )
+
+
+def traces_dir(state_dir: Path) -> Path:
+    """Where every process of the stack writes its spans (`TRACES_DIR`)."""
+    return state_dir / "traces"
 
 
 def main() -> None:
@@ -310,12 +322,7 @@ def main() -> None:
         default=int(os.environ.get("GATEWAY_PORT", "8080")),
         help="the one local address's port (default 8080)",
     )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=Path(os.environ.get("STATE_DIR", ".state")),
-        help="where data, the dev JWT key and logs live (default ./.state)",
-    )
+    _state_dir_option(parser)
     args = parser.parse_args()
 
     stopping = threading.Event()

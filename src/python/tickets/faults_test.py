@@ -15,6 +15,7 @@ from bson import ObjectId
 from common.events import TicketCreatedEvent
 from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.http import app_client
+from common.testing.settings import process_env
 from common.testing.streams import CountingListener, outbox_drained, stream_messages
 from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
@@ -139,12 +140,7 @@ async def test_sigterm_under_load_finishes_in_flight_requests_and_loses_no_ackno
     service = ServiceProcess(
         "tickets",
         "tickets.main",
-        {  # its database: "tickets"
-            "MONGO_URI": mongo_server.uri,
-            "NATS_URL": nats_server.url,
-            "JWT_KEY": TEST_JWT_KEY,
-            "COOKIE_SECURE": "false",
-        },
+        process_env(mongo_server, nats_server),  # its database: "tickets"
         tmp_path,
     ).start()
     acknowledged: list[str] = []

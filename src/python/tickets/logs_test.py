@@ -7,7 +7,7 @@ import json
 
 import tickets.main  # noqa: F401  (the process below runs it)
 from common.events import STREAM_NAME
-from common.testing.auth import TEST_JWT_KEY
+from common.testing.settings import process_env
 from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
 
@@ -18,12 +18,7 @@ async def test_a_service_process_logs_json_lines_naming_the_event_it_handled(
     tickets = ServiceProcess(
         "tickets",
         "tickets.main",
-        {
-            "MONGO_URI": mongo_server.uri,
-            "NATS_URL": nats_server.url,
-            "JWT_KEY": TEST_JWT_KEY,
-            "COOKIE_SECURE": "false",
-        },
+        process_env(mongo_server, nats_server),
         tmp_path,
     ).start()
     try:

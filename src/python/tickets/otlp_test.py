@@ -16,7 +16,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 import tickets.main  # noqa: F401  (the process below runs it)
-from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.auth import session_cookie
+from common.testing.settings import process_env
 from common.testing.waiting import eventually
 from harness.servers import LOOPBACK, ServiceProcess
 
@@ -70,14 +71,12 @@ async def test_a_service_sends_its_spans_to_the_otlp_endpoint(
     tickets = ServiceProcess(
         "tickets",
         "tickets.main",
-        {
-            "MONGO_URI": mongo_server.uri,
-            "NATS_URL": nats_server.url,
-            "JWT_KEY": TEST_JWT_KEY,
-            "COOKIE_SECURE": "false",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            "OTEL_BSP_SCHEDULE_DELAY": "200",  # the SDK's own variables apply
-        },
+        process_env(
+            mongo_server,
+            nats_server,
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="200",  # the SDK's own variables apply
+        ),
         tmp_path,
     ).start()
     try:

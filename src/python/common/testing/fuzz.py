@@ -19,6 +19,7 @@ from schemathesis import GenerationMode
 
 from common.auth import SESSION_COOKIE
 from common.testing.auth import CRAFTED_SESSION_COOKIES, TEST_JWT_KEY, session_cookie
+from common.testing.settings import process_env
 from harness.servers import ServiceProcess
 
 CRAFTED_COOKIE_EXAMPLES = 3
@@ -71,12 +72,7 @@ def fuzz_eventing_service(
     name: str, mongo_server: Any, nats_server: Any, workdir: Path, *, examples: int
 ) -> FuzzReport:
     """`fuzz_service` for a service with a database and NATS, signed in."""
-    env = {
-        "MONGO_URI": mongo_server.uri,
-        "NATS_URL": nats_server.url,
-        "JWT_KEY": TEST_JWT_KEY,
-        "COOKIE_SECURE": "false",
-    }
+    env = process_env(mongo_server, nats_server)
     return fuzz_service(name, env, workdir, examples=examples, cookies=session_cookie(TEST_JWT_KEY))
 
 

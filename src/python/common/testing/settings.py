@@ -1,4 +1,5 @@
-"""Settings for a service under test: the real servers, the test JWT key, quick relay."""
+"""Settings for a service under test: the real servers, the test JWT key, quick relay —
+as objects (in-process apps) or as environment variables (service processes)."""
 
 from __future__ import annotations
 
@@ -23,3 +24,15 @@ def settings_for(cls: type[S], mongo_server: Any, nats_server: Any, **overrides:
         **overrides,
     }
     return cls(**values)
+
+
+def process_env(mongo_server: Any, nats_server: Any, **extra: str) -> dict[str, str]:
+    """The environment of a service process (`harness.servers.ServiceProcess`) on these
+    servers with the test JWT key; `extra` variables added."""
+    return {
+        "MONGO_URI": mongo_server.uri,
+        "NATS_URL": nats_server.url,
+        "JWT_KEY": TEST_JWT_KEY,
+        "COOKIE_SECURE": "false",
+        **extra,
+    }
