@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.errors import ConflictError
-from common.tracing import tracer
+from common.tracing import exporting, tracer
 
 Document = dict[str, Any]
 
@@ -23,14 +23,16 @@ def create_mongo_client(
     uri: str, app_name: str, *, server_selection_timeout_ms: int = 3000
 ) -> AsyncMongoClient[Document]:
     """A client that fails a request within seconds when the server is unreachable,
-    instead of hanging (those errors render as 503)."""
+    instead of hanging (those errors render as 503); its commands are spans when this
+    process exports spans (else the driver would build an event per command for
+    nothing)."""
     return AsyncMongoClient(
         uri,
         appname=app_name,
         serverSelectionTimeoutMS=server_selection_timeout_ms,
         connectTimeoutMS=server_selection_timeout_ms,
         tz_aware=True,
-        event_listeners=[MongoCommandSpans()],
+        event_listeners=[MongoCommandSpans()] if exporting() else [],
     )
 
 

@@ -2,8 +2,8 @@
 `traceparent`), so "where did my order go?" has one answer across the services.
 
 - HTTP: a request continues its caller's `traceparent` or starts a trace: a server span
-  named by its route, FastAPI's own (`common.app.TELEMETRY`); the MongoDB commands made
-  while serving it are its child spans (`common.mongo.MongoCommandSpans`).
+  named by its route (`ServerSpans`); the MongoDB commands made while serving it are its
+  child spans (`common.mongo.MongoCommandSpans`).
 - Events: the outbox stores the trace context current when it records an event
   (`current_carrier`), so the relay, publishing it later, continues the same trace;
   publishing is a producer span whose context goes in the NATS headers
@@ -13,9 +13,12 @@
 Export (`configure_tracing`, once per process): OTLP/HTTP to
 `OTEL_EXPORTER_OTLP_ENDPOINT` (a collector, Jaeger, Tempo ...) when set; JSON lines in
 `TRACES_DIR/<service>.jsonl` when set (`./run`: `.state/traces`, shown by
-`./run traces`). With neither, spans are still made (log lines carry their ids) and
-dropped. The SDK's own variables apply: `OTEL_SDK_DISABLED=true` turns tracing off,
-`OTEL_TRACES_SAMPLER`/`_ARG` sample.
+`./run traces`). With neither, nothing is recorded that nobody would read: spans are
+made without attributes or timings (their ids still reach log lines and travel on, so
+a trace keeps its id across the services), unless the caller's trace is sampled, and
+MongoDB commands are not traced (the driver's command events alone cost ~10 % of a
+read's CPU; BENCHMARKS.md). The SDK's own variables apply: `OTEL_SDK_DISABLED=true`
+turns tracing off, `OTEL_TRACES_SAMPLER`/`_ARG` sample what is exported.
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.trace import Link, Span, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PROPAGATOR = TraceContextTextMapPropagator()
 """W3C trace context: the `traceparent` (and `tracestate`) header, over HTTP and NATS."""
@@ -46,24 +51,46 @@ FILE_EXPORT_DELAY_MS = 500
 """Spans reach the trace files within about this long (`./run traces` reads them)."""
 
 
+_exporting = False
+
+
 def configure_tracing(
-    service: str, *, traces_dir: Path | None = None, otlp_endpoint: str = ""
+    service: str,
+    *,
+    traces_dir: Path | None = None,
+    otlp_endpoint: str = "",
+    processors: Sequence[SpanProcessor] = (),
 ) -> TracerProvider:
-    """This process's tracer provider (`service.name` = `service`), made global."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    """This process's tracer provider (`service.name` = `service`), made global.
+    `processors`: more span processors (tests pass an in-memory exporter's)."""
+    global _exporting
+    processors = list(processors)
     if otlp_endpoint:
         # only the process entry point exports: imported here, not by every test
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         # reads OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT/HEADERS/TIMEOUT itself
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        processors.append(BatchSpanProcessor(OTLPSpanExporter()))
     if traces_dir is not None:
         exporter = JsonLinesExporter(traces_dir / f"{service}.jsonl")
-        provider.add_span_processor(
-            BatchSpanProcessor(exporter, schedule_delay_millis=FILE_EXPORT_DELAY_MS)
-        )
+        processors.append(BatchSpanProcessor(exporter, schedule_delay_millis=FILE_EXPORT_DELAY_MS))
+    _exporting = bool(processors)
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}),
+        # exporting: the SDK's default (always on, or OTEL_TRACES_SAMPLER); not: record
+        # only a trace a caller samples (so it stays whole downstream), never start one
+        sampler=None if _exporting else ParentBased(ALWAYS_OFF),
+    )
+    for processor in processors:
+        provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     return provider
+
+
+def exporting() -> bool:
+    """Spans go somewhere (`configure_tracing` was given an exporter): MongoDB clients
+    made from then on trace their commands."""
+    return _exporting
 
 
 def shutdown_tracing() -> None:
@@ -129,6 +156,64 @@ def consumer_span(
         set_status_on_exception=False,
     ) as span:
         yield span
+
+
+class ServerSpans:
+    """ASGI middleware: each HTTP request in a SERVER span, `<METHOD> <route template>`
+    (`POST /api/orders`), the child of the caller's `traceparent` if it sent one.
+    `untraced`: paths not worth a span (probes, scrapes).
+
+    Ours rather than FastAPI's own telemetry or the contrib instrumentation: the same
+    span for a third of their cost per request (BENCHMARKS.md, session 7)."""
+
+    def __init__(self, app: ASGIApp, untraced: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.untraced = untraced
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.untraced:
+            await self.app(scope, receive, send)
+            return
+        carrier = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in _TRACE_HEADERS
+        }
+        method = scope["method"]
+        attributes = {"http.request.method": method, "url.path": scope["path"]}
+        if scope.get("client"):
+            attributes["client.address"] = scope["client"][0]
+        span = tracer.start_span(
+            method,  # renamed by route once routing has matched one
+            context=context_from(carrier) if carrier else None,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
+
+        def describe(status: int) -> None:
+            if span.is_recording():
+                route = getattr(scope.get("route"), "path", None)
+                if route is not None:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(StatusCode.ERROR)
+
+        async def send_traced(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                describe(message["status"])
+            await send(message)
+
+        with trace.use_span(span, end_on_exit=True):  # an exception is recorded on it
+            try:
+                await self.app(scope, receive, send_traced)
+            except Exception:
+                describe(500)  # what Starlette's outermost handler answers
+                raise
+
+
+_TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
 
 
 def current_ids() -> tuple[str, str] | None:

@@ -13,11 +13,10 @@ from datetime import timedelta
 import pytest
 from fastapi import APIRouter
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from common.app import create_app
 from common.events import Listener, TicketCreatedEvent, TicketUpdatedEvent
@@ -28,7 +27,7 @@ from common.settings import ProcessSettings
 from common.testing.http import app_client
 from common.testing.streams import stream_messages
 from common.testing.waiting import eventually
-from common.tracing import JsonLinesExporter, span_record, tracer
+from common.tracing import JsonLinesExporter, configure_tracing, span_record, tracer
 
 ITEMS = "items"
 
@@ -37,10 +36,8 @@ _exporter = InMemorySpanExporter()
 
 @pytest.fixture(scope="module", autouse=True)
 def _provider():
-    provider = TracerProvider(resource=Resource.create({"service.name": "test"}))
-    provider.add_span_processor(SimpleSpanProcessor(_exporter))
-    trace.set_tracer_provider(provider)  # once per process: pants runs a file per process
-    return provider
+    # once per process: pants runs a file per process
+    return configure_tracing("test", processors=[SimpleSpanProcessor(_exporter)])
 
 
 @pytest.fixture
@@ -200,6 +197,11 @@ async def hello() -> dict:
     return {"hello": "world"}
 
 
+@router.get("/items/{item_id}/boom")
+async def boom(item_id: str) -> dict:
+    raise RuntimeError("a bug")
+
+
 async def test_a_request_continues_the_callers_trace_and_its_log_lines_carry_it(spans):
     out = io.StringIO()
     handler = logging.StreamHandler(out)
@@ -226,6 +228,25 @@ async def test_a_request_continues_the_callers_trace_and_its_log_lines_carry_it(
     assert line["message"] == "said hello"
     assert line["trace_id"] == caller_trace
     assert line["span_id"] == f"{server.context.span_id:016x}"
+
+
+async def test_a_server_span_names_its_route_and_marks_a_server_error(spans):
+    app = create_app(name="demo", settings=ProcessSettings(), routers=[router])
+    async with app_client(app) as client:
+        assert (await client.get("/items/42/boom")).status_code == 500
+        assert (await client.get("/nowhere")).status_code == 404
+
+    failed, unmatched = (s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER)
+    assert failed.name == "GET /items/{item_id}/boom"  # the template: bounded names
+    assert failed.attributes["http.route"] == "/items/{item_id}/boom"
+    assert failed.attributes["url.path"] == "/items/42/boom"
+    assert failed.attributes["http.request.method"] == "GET"
+    assert failed.attributes["http.response.status_code"] == 500
+    assert failed.status.status_code == StatusCode.ERROR
+    assert unmatched.name == "GET"  # no route matched: no template to name it by
+    assert unmatched.attributes["http.response.status_code"] == 404
+    assert unmatched.status.status_code == StatusCode.UNSET
+    assert failed.parent is None and failed.context.trace_id != unmatched.context.trace_id
 
 
 def test_text_log_lines_end_with_their_trace_id_and_json_lines_outside_a_trace_have_none():

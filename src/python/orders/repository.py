@@ -30,7 +30,7 @@ from common.events import (
 )
 from common.money import cents_to_price, price_to_cents
 from common.mongo import VersionConflict, parse_object_id
-from common.outbox import PENDING, Outbox
+from common.outbox import PENDING, Outbox, find_by_id
 from common.replica import apply_in_order
 from orders.schemas import OrderOut, OrderTicketOut
 
@@ -119,7 +119,7 @@ async def create(outbox: Outbox, ticket: Doc, user_id: str, expires_at: datetime
 
 
 async def get(db: AsyncDatabase[Any], order_id: ObjectId) -> Doc | None:
-    return await db[ORDERS].find_one({"_id": order_id}, {PENDING: 0})
+    return await find_by_id(db[ORDERS], order_id)
 
 
 async def list_for_user(db: AsyncDatabase[Any], user_id: str) -> list[Doc]:

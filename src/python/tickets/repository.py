@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from common.events import TicketCreatedEvent, TicketUpdatedEvent
 from common.money import cents_to_price
 from common.mongo import parse_object_id
-from common.outbox import PENDING, Outbox
+from common.outbox import PENDING, Outbox, find_by_id
 from tickets.schemas import TicketIn, TicketOut
 
 TICKETS = "tickets"
@@ -67,7 +67,7 @@ async def insert(outbox: Outbox, ticket: TicketIn, user_id: str) -> Doc:
 
 
 async def get(db: AsyncDatabase[Any], ticket_id: ObjectId) -> Doc | None:
-    return await db[TICKETS].find_one({"_id": ticket_id}, {PENDING: 0})
+    return await find_by_id(db[TICKETS], ticket_id)
 
 
 async def list_for_sale(

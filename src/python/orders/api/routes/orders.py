@@ -13,6 +13,7 @@ from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.events import OrderStatus
 from common.mongo import VersionConflict, parse_object_id
+from common.responses import ModelResponse
 from orders import repository
 from orders.core.config import OrdersSettings
 from orders.schemas import OrderIn, OrderOut
@@ -60,7 +61,7 @@ def _expiry(settings: OrdersSettings) -> datetime:
 )
 async def create_order(
     body: OrderIn, user: RequiredUser, db: DbDep, outbox: OutboxDep, settings: SettingsDep
-) -> OrderOut:
+) -> ModelResponse:
     """400 `TicketId must be provided`; 404 `Ticket not found`; 400 `You cannot buy your
     own ticket`; 400 `Ticket is already reserved` — one atomic insert decides, so of
     many simultaneous buyers exactly one gets the ticket. Publishes `order.created`."""
@@ -74,7 +75,7 @@ async def create_order(
     except repository.TicketReserved:
         raise BadRequestError("Ticket is already reserved") from None
     log.info("order %s placed for ticket %s", doc["_id"], body.ticketId)
-    return repository.to_out(doc)
+    return ModelResponse(repository.to_out(doc), status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=list[OrderOut], summary="Your orders, newest first")
@@ -88,8 +89,8 @@ async def list_orders(user: RequiredUser, db: DbDep) -> list[OrderOut]:
     summary="One of your orders",
     responses=error_responses(401, 403, 404),
 )
-async def show_order(order_id: str, user: RequiredUser, db: DbDep) -> OrderOut:
-    return repository.to_out(await _find_own(db, order_id, user))
+async def show_order(order_id: str, user: RequiredUser, db: DbDep) -> ModelResponse:
+    return ModelResponse(repository.to_out(await _find_own(db, order_id, user)))
 
 
 @router.delete(

@@ -19,6 +19,7 @@ from common.errors import (
 )
 from common.events import OrderStatus
 from common.mongo import VersionConflict
+from common.responses import ModelResponse
 from payments import repository
 from payments.core.config import PaymentsSettings
 from payments.providers import CardDeclined, InvalidToken, PaymentProvider, ProviderUnavailable
@@ -61,7 +62,7 @@ async def pay(
     outbox: OutboxDep,
     provider: ProviderDep,
     settings: SettingsDep,
-) -> PaymentOut:
+) -> ModelResponse:
     """400 `OrderId must be provided` / `Token is required`; 404 `Order not found`; 403;
     400 `Cannot pay for a cancelled order` (also once it has expired); 400 `Order
     already paid`; 402 with the provider's message for a declined card (the order stays
@@ -101,4 +102,5 @@ async def pay(
         payment = await repository.record_success(outbox, attempt, charge)
     except VersionConflict:
         raise AlreadyPaid() from None  # a simultaneous request saved this same charge
-    return PaymentOut(id=str(payment["_id"]), orderId=payment["orderId"], stripeId=charge.id)
+    out = PaymentOut(id=str(payment["_id"]), orderId=payment["orderId"], stripeId=charge.id)
+    return ModelResponse(out, status.HTTP_201_CREATED)

@@ -10,6 +10,7 @@ from common.auth import RequiredUser
 from common.deps import DbDep, OutboxDep
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.mongo import parse_object_id
+from common.responses import ModelResponse
 from tickets import repository
 from tickets.schemas import TicketIn, TicketOut
 
@@ -34,15 +35,15 @@ async def _find(db: DbDep, ticket_id: str) -> dict:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=TicketOut,
-    response_model_exclude_none=True,
     summary="List a ticket for sale",
     responses=error_responses(400, 401, 413, 503),
 )
-async def create_ticket(body: TicketIn, user: RequiredUser, outbox: OutboxDep) -> TicketOut:
+async def create_ticket(body: TicketIn, user: RequiredUser, outbox: OutboxDep) -> ModelResponse:
     """Saves the ticket with its `ticket.created` event in one write, then waits
     (bounded) for JetStream's ack. If NATS is down the ticket is still created: the
     outbox relay publishes the event when NATS is back."""
-    return repository.to_out(await repository.insert(outbox, body, user.id))
+    doc = await repository.insert(outbox, body, user.id)
+    return ModelResponse(repository.to_out(doc), status.HTTP_201_CREATED)
 
 
 @router.get(
@@ -74,18 +75,16 @@ async def list_tickets(
 @router.get(
     "/{ticket_id}",
     response_model=TicketOut,
-    response_model_exclude_none=True,
     summary="One ticket",
     responses=error_responses(404),
 )
-async def show_ticket(ticket_id: str, db: DbDep) -> TicketOut:
-    return repository.to_out(await _find(db, ticket_id))
+async def show_ticket(ticket_id: str, db: DbDep) -> ModelResponse:
+    return ModelResponse(repository.to_out(await _find(db, ticket_id)))
 
 
 @router.put(
     "/{ticket_id}",
     response_model=TicketOut,
-    response_model_exclude_none=True,
     summary="Edit your ticket",
     responses=error_responses(400, 401, 403, 404, 409, 413, 503),
 )
@@ -95,7 +94,7 @@ async def update_ticket(
     user: RequiredUser,
     db: DbDep,
     outbox: OutboxDep,
-) -> TicketOut:
+) -> ModelResponse:
     """Checks, in order: 401 not signed in, 400 invalid, 404, 400 reserved, 403 not
     yours. The edit applies only if nobody changed the ticket meanwhile (else 409);
     `version` goes up by one and `ticket.updated` is published."""
@@ -105,4 +104,4 @@ async def update_ticket(
     if doc["userId"] != user.id:
         raise ForbiddenError("You do not own this ticket")
     changes = {"title": body.title, "priceCents": body.price_cents}
-    return repository.to_out(await repository.update(outbox, doc, changes))
+    return ModelResponse(repository.to_out(await repository.update(outbox, doc, changes)))
