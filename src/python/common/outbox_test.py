@@ -148,7 +148,7 @@ async def test_only_declared_collections_carry_an_outbox(outbox):
 
 
 class SlowClears:
-    """The database, with the outbox's bulk clears held until `release` is set (a
+    """The database, with the outbox's clears held until `release` is set (a
     clear that takes longer than the relay's rescan age, as under load)."""
 
     def __init__(self, db) -> None:
@@ -164,16 +164,16 @@ class SlowClears:
             def __getattr__(self, attr: str):
                 return getattr(collection, attr)
 
-            async def bulk_write(self, *args, **kwargs):
+            async def update_many(self, *args, **kwargs):
                 outer.held.set()
                 await outer.release.wait()
-                return await collection.bulk_write(*args, **kwargs)
+                return await collection.update_many(*args, **kwargs)
 
         return Collection()
 
 
 async def test_the_relay_does_not_republish_what_is_being_cleared(clean_db):
-    """Under load the bulk clear of acknowledged events can take longer than the relay's
+    """Under load the clear of acknowledged events can take longer than the relay's
     rescan age; the relay must not publish those events again meanwhile (it did: a
     re-publish storm on a database already behind)."""
     db = SlowClears(clean_db)
