@@ -17,7 +17,7 @@ from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from common.errors import NotAuthorizedError
 
@@ -33,7 +33,10 @@ MAX_TOKEN_LENGTH = 4096
 
 class CurrentUser(BaseModel):
     """The JWT payload: who is signed in, and when the token was issued / expires.
-    `jti` names the token, so sign-out can revoke it (not shown in responses)."""
+    `jti` names the token, so sign-out can revoke it (not shown in responses). Frozen:
+    one verified token's user is shared by its requests (`verify_jwt`)."""
+
+    model_config = ConfigDict(frozen=True)
 
     id: str
     email: str
@@ -56,10 +59,23 @@ def sign_jwt(
     return jwt.encode(payload, key, algorithm=JWT_ALGORITHM)
 
 
+VERIFIED_TOKENS_KEPT = 4096
+_verified: dict[tuple[str, str], CurrentUser] = {}
+"""(token, key) -> its user: tokens whose signature and claims were checked. A client
+sends the same token with every request; checking it again cost ~7 % of a create's
+CPU (BENCHMARKS.md, session 7). Only expiry can change, so a hit re-checks that."""
+
+
 def verify_jwt(token: str, key: str) -> CurrentUser | None:
     """The token's user, or None if it is forged, expired, malformed or not HS256 —
     never an exception, whatever the value (wrong type, huge, nested ten thousand deep)."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    user = _verified.get((token, key))
+    if user is not None:
+        if time.time() <= user.exp + JWT_LEEWAY_SECONDS:
+            return user
+        del _verified[token, key]
         return None
     try:
         payload = jwt.decode(
@@ -69,9 +85,13 @@ def verify_jwt(token: str, key: str) -> CurrentUser | None:
             options={"require": ["exp", "iat", "jti"]},
             leeway=JWT_LEEWAY_SECONDS,
         )
-        return CurrentUser.model_validate(payload)
+        user = CurrentUser.model_validate(payload)
     except (jwt.InvalidTokenError, ValidationError, ValueError, TypeError, RecursionError):
         return None
+    if len(_verified) >= VERIFIED_TOKENS_KEPT:
+        _verified.clear()  # a bound, not a policy: the next requests verify again
+    _verified[token, key] = user
+    return user
 
 
 def encode_session(token: str) -> str:

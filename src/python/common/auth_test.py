@@ -8,7 +8,9 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
+from common import auth
 from common.auth import (
+    JWT_LEEWAY_SECONDS,
     OptionalUser,
     RequiredUser,
     decode_session,
@@ -33,6 +35,26 @@ def test_jwt_round_trip_carries_id_email_iat_exp():
 def test_expired_token_is_rejected():
     token = sign_jwt("u1", "a@b.com", KEY, timedelta(seconds=-60))
     assert verify_jwt(token, KEY) is None
+
+
+def test_a_token_verified_once_is_refused_once_it_expires(monkeypatch):
+    token = sign_jwt("u1", "a@b.com", KEY, timedelta(seconds=30))
+    first = verify_jwt(token, KEY)
+    assert first is not None and verify_jwt(token, KEY) is first  # remembered
+    assert verify_jwt(token, "another-key-of-at-least-32-bytes") is None  # per key
+    later = time.time() + 30 + JWT_LEEWAY_SECONDS + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert verify_jwt(token, KEY) is None
+    assert (token, KEY) not in auth._verified  # forgotten: from now on verified in full
+
+
+def test_the_remembered_tokens_are_bounded(monkeypatch):
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS_KEPT", 3)
+    tokens = [sign_jwt(f"u{n}", "a@b.com", KEY) for n in range(10)]
+    for token in tokens:
+        assert verify_jwt(token, KEY) is not None
+        assert len(auth._verified) <= 3
+    assert all(verify_jwt(token, KEY).id == f"u{n}" for n, token in enumerate(tokens))
 
 
 def test_token_signed_with_another_key_is_rejected():
