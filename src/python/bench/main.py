@@ -76,9 +76,8 @@ class Bench:
 
     async def run_pair(self, floor: Case, service: Case, *, concurrency: int) -> None:
         """A service case and its floor, their runs interleaved (floor, service, floor,
-        service, ...): the MongoDB-wire stand-in gets slower as it stores more (measured:
-        the same floor 3x slower after a few thousand writes), so runs one after the
-        other would compare a fresh server with a fuller one."""
+        service, ...): whatever drifts during a run (the machine, the stand-in; with
+        retryable writes on it slowed with every write: `bench_uri`) drifts for both."""
         for name, op in (floor, service):
             await self.quiesce()
             await measure(name, op, ops=self.args.warmup, concurrency=concurrency)

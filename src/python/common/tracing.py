@@ -16,7 +16,7 @@ Export (`configure_tracing`, once per process): OTLP/HTTP to
 `./run traces`). With neither, nothing is recorded that nobody would read: spans are
 made without attributes or timings (their ids still reach log lines and travel on, so
 a trace keeps its id across the services), unless the caller's trace is sampled, and
-MongoDB commands are not traced (the driver's command events alone cost ~10 % of a
+MongoDB commands are not traced (the driver's command events alone cost ~12 % of a
 read's CPU; BENCHMARKS.md). The SDK's own variables apply: `OTEL_SDK_DISABLED=true`
 turns tracing off, `OTEL_TRACES_SAMPLER`/`_ARG` sample what is exported.
 """
