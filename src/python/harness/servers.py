@@ -223,6 +223,28 @@ class ClusterNode(NatsServer):
             *self.args,
         ]
 
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        """Started once it listens for routes too. nats-server logs its client port (what
+        `ServerProcess` waits for) before it binds the cluster port, and exits if that
+        port was taken meanwhile (`free_port` reserves nothing: under a parallel test
+        run another process can bind it first); that node would otherwise be dead
+        behind a successful start."""
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        super().start(timeout)
+        listening = f"Listening for route connections on {LOOPBACK}:{self.cluster_port}"
+        deadline = time.monotonic() + timeout
+        while listening not in self.log_path.read_bytes()[offset:].decode(errors="replace"):
+            if not self.running or time.monotonic() > deadline:
+                tail = self.log_path.read_bytes()[offset:][-1000:].decode(errors="replace")
+                self.stop()
+                raise ClusterPortTaken(f"{self.name} did not listen for routes:\n{tail}")
+            time.sleep(0.02)
+        return self
+
+
+class ClusterPortTaken(RuntimeError):
+    """A cluster node could not bind its cluster port."""
+
 
 class NatsCluster:
     """A JetStream cluster of `size` nodes on loopback, as Kubernetes runs it (the
@@ -230,17 +252,35 @@ class NatsCluster:
     node's routes name them), so a restarted node rejoins where it was."""
 
     def __init__(self, workdir: Path, size: int = 3, *args: str) -> None:
-        ports = [free_port() for _ in range(size)]
-        self.nodes = [
+        self.workdir, self.size, self.args = workdir, size, args
+        self.nodes = self._nodes(workdir)
+
+    def _nodes(self, workdir: Path) -> list[ClusterNode]:
+        ports = [free_port() for _ in range(self.size)]
+        return [
             ClusterNode(
-                workdir / f"n{i}", f"n{i}", port, [peer for peer in ports if peer != port], *args
+                workdir / f"n{i}",
+                f"n{i}",
+                port,
+                [peer for peer in ports if peer != port],
+                *self.args,
             )
             for i, port in enumerate(ports)
         ]
 
-    def start(self) -> NatsCluster:
-        for node in self.nodes:
-            node.start()
+    def start(self, attempts: int = 3) -> NatsCluster:
+        """Every node, listening for clients and routes. If a cluster port was taken
+        before its node could bind it, the cluster starts over on fresh ports."""
+        for attempt in range(1, attempts + 1):
+            try:
+                for node in self.nodes:
+                    node.start()
+                return self
+            except ClusterPortTaken:
+                self.stop()
+                if attempt == attempts:
+                    raise
+                self.nodes = self._nodes(self.workdir / f"attempt{attempt + 1}")
         return self
 
     def stop(self) -> None:
