@@ -197,7 +197,15 @@ class NatsServer(ServerProcess):
 
 
 class ClusterNode(NatsServer):
-    """One node of a `NatsCluster`: its routes name every peer's cluster port."""
+    """One node of a `NatsCluster`: its routes name every peer's cluster port. Started
+    once it listens for routes too: nats-server logs its client port first, then exits
+    if its cluster port was taken meanwhile (`free_port` reserves nothing: under a
+    parallel test run another process can bind it first)."""
+
+    ready_pattern = re.compile(
+        r"Listening for client connections on [\d.]+:(\d+).*?Listening for route connections",
+        re.S,
+    )
 
     def __init__(
         self, workdir: Path, name: str, cluster_port: int, peers: list[int], *args: str
@@ -223,28 +231,6 @@ class ClusterNode(NatsServer):
             *self.args,
         ]
 
-    def start(self, timeout: float = 60.0) -> ServerProcess:
-        """Started once it listens for routes too. nats-server logs its client port (what
-        `ServerProcess` waits for) before it binds the cluster port, and exits if that
-        port was taken meanwhile (`free_port` reserves nothing: under a parallel test
-        run another process can bind it first); that node would otherwise be dead
-        behind a successful start."""
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        super().start(timeout)
-        listening = f"Listening for route connections on {LOOPBACK}:{self.cluster_port}"
-        deadline = time.monotonic() + timeout
-        while listening not in self.log_path.read_bytes()[offset:].decode(errors="replace"):
-            if not self.running or time.monotonic() > deadline:
-                tail = self.log_path.read_bytes()[offset:][-1000:].decode(errors="replace")
-                self.stop()
-                raise ClusterPortTaken(f"{self.name} did not listen for routes:\n{tail}")
-            time.sleep(0.02)
-        return self
-
-
-class ClusterPortTaken(RuntimeError):
-    """A cluster node could not bind its cluster port."""
-
 
 class NatsCluster:
     """A JetStream cluster of `size` nodes on loopback, as Kubernetes runs it (the
@@ -269,14 +255,14 @@ class NatsCluster:
         ]
 
     def start(self, attempts: int = 3) -> NatsCluster:
-        """Every node, listening for clients and routes. If a cluster port was taken
-        before its node could bind it, the cluster starts over on fresh ports."""
+        """Every node, listening for clients and routes. If a node did not start (its
+        cluster port was taken first), the cluster starts over on fresh ports."""
         for attempt in range(1, attempts + 1):
             try:
                 for node in self.nodes:
                     node.start()
                 return self
-            except ClusterPortTaken:
+            except RuntimeError:
                 self.stop()
                 if attempt == attempts:
                     raise
