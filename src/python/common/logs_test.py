@@ -3,16 +3,14 @@ line (a process's lines, and the event it handled: tickets/logs_test.py)."""
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 
 from fastapi import APIRouter
 
 from common.app import create_app
-from common.logs import JsonFormatter
 from common.settings import ProcessSettings
 from common.testing.http import app_client
+from common.testing.logs import json_log_lines
 
 router = APIRouter()
 
@@ -24,19 +22,12 @@ async def hello() -> dict[str, str]:
 
 
 async def test_a_line_written_while_serving_a_request_carries_its_id():
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter("greeter"))
-    logging.getLogger().addHandler(handler)
-    try:
+    with json_log_lines("greeter") as lines:
         app = create_app(name="greeter", settings=ProcessSettings(), routers=[router])
         async with app_client(app) as client:
             response = await client.get("/hello", headers={"X-Request-Id": "req-123"})
             assert response.headers["x-request-id"] == "req-123"
         logging.getLogger("logs-test").warning("after the request")
-    finally:
-        logging.getLogger().removeHandler(handler)
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
     [during] = [line for line in lines if line["message"] == "saying hello"]
     assert during["request_id"] == "req-123"
     assert (during["service"], during["level"], during["logger"]) == (

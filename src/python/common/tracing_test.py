@@ -5,7 +5,6 @@ request that made them (and only then); an HTTP request continues its caller's
 `traceparent`; log lines name their trace. The same across real processes:
 `orders/tracing_test.py`."""
 
-import io
 import json
 import logging
 from datetime import timedelta
@@ -25,6 +24,7 @@ from common.mongo import create_mongo_client
 from common.outbox import PENDING, Outbox, pending_event
 from common.settings import ProcessSettings
 from common.testing.http import app_client
+from common.testing.logs import json_log_lines
 from common.testing.streams import stream_messages
 from common.testing.waiting import eventually
 from common.tracing import JsonLinesExporter, configure_tracing, span_record, tracer
@@ -203,28 +203,21 @@ async def boom(item_id: str) -> dict:
 
 
 async def test_a_request_continues_the_callers_trace_and_its_log_lines_carry_it(spans):
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter("demo"))
-    logging.getLogger("hello").addHandler(handler)
-    logging.getLogger("hello").setLevel(logging.INFO)
     app = create_app(name="demo", settings=ProcessSettings(), routers=[router])
     caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
-    try:
+    with json_log_lines("demo", "hello", logging.INFO) as lines:
         async with app_client(app) as client:
             response = await client.get(
                 "/hello", headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"}
             )
             assert response.status_code == 200
             assert (await client.get("/healthz")).status_code == 200
-    finally:
-        logging.getLogger("hello").removeHandler(handler)
 
     [server] = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
     assert server.name == "GET /hello"  # probes are not traced: only this one
     assert f"{server.context.trace_id:032x}" == caller_trace
     assert f"{server.parent.span_id:016x}" == caller_span
-    [line] = [json.loads(text) for text in out.getvalue().splitlines()]
+    [line] = lines
     assert line["message"] == "said hello"
     assert line["trace_id"] == caller_trace
     assert line["span_id"] == f"{server.context.span_id:016x}"

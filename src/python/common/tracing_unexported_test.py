@@ -4,8 +4,6 @@ trace ids still reach its log lines and travel on with its requests and events; 
 its caller samples stays whole. (A file of its own: a process sets its tracer provider
 once; `tracing_test.py` exports.)"""
 
-import io
-import json
 import logging
 
 import pytest
@@ -14,11 +12,11 @@ from opentelemetry import trace
 
 from common.app import create_app
 from common.events import TicketCreatedEvent
-from common.logs import JsonFormatter
 from common.mongo import create_mongo_client
 from common.outbox import pending_event
 from common.settings import ProcessSettings
 from common.testing.http import app_client
+from common.testing.logs import json_log_lines
 from common.tracing import configure_tracing, context_from, current_carrier, exporting, tracer
 
 CALLER_TRACE, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
@@ -68,20 +66,13 @@ async def hello() -> dict:
 
 
 async def test_a_requests_log_lines_carry_the_callers_trace_id():
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter("demo"))
-    logging.getLogger("hello").addHandler(handler)
-    logging.getLogger("hello").setLevel(logging.INFO)
     app = create_app(name="demo", settings=ProcessSettings(), routers=[router])
-    try:
+    with json_log_lines("demo", "hello", logging.INFO) as lines:
         async with app_client(app) as client:
             unsampled = {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"}
             assert (await client.get("/hello", headers=unsampled)).status_code == 200
             assert (await client.get("/hello")).status_code == 200
-    finally:
-        logging.getLogger("hello").removeHandler(handler)
-    continued, started = (json.loads(text) for text in out.getvalue().splitlines())
+    continued, started = lines
     assert continued["trace_id"] == CALLER_TRACE
     assert continued["span_id"] != CALLER_SPAN  # the request's own span
     assert started["trace_id"] not in (CALLER_TRACE, None)
