@@ -6,6 +6,7 @@ import asyncio
 import pytest
 from bson import ObjectId
 
+from common.outbox import PENDING
 from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.http import non_json_state_changes, not_refused_as_non_json, stored_documents
 
@@ -147,6 +148,17 @@ async def test_show_returns_the_ticket(client):
     response = await client.get(f"{URL}/{created['id']}")
     assert response.status_code == 200
     assert response.json() == created
+
+
+async def test_show_never_reveals_unsent_events_and_names_the_reserving_order(client, clean_db):
+    created = await create(client)
+    await clean_db.tickets.update_one(
+        {"_id": ObjectId(created["id"])},
+        {"$set": {"orderId": "o1"}, "$push": {PENDING: {"id": "e1", "data": "{}"}}},
+    )
+    response = await client.get(f"{URL}/{created['id']}")
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {**created, "orderId": "o1"}
 
 
 async def test_index_lists_unreserved_tickets_newest_first(client, clean_db):
