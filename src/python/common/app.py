@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -56,15 +56,35 @@ NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "lo
 (cheaper), HTTP metrics `common.metrics`' (Prometheus), errors logged by ours."""
 
 
+class Worker(Protocol):
+    """A service's own background task (e.g. payments' settler), started after the
+    listeners with the service's context and stopped before them."""
+
+    async def start(self, context: ServiceContext) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+W = TypeVar("W", bound=Worker)
+
+
 @dataclass
 class ServiceContext:
     """What a service's listeners get (`self.context`): the same database, outbox, NATS
-    client and settings its routes use."""
+    client and settings its routes use, and its workers."""
 
     db: AsyncDatabase[dict[str, Any]] | None
     outbox: Outbox | None
     nats: NatsClientManager
     settings: ProcessSettings
+    workers: Sequence[Worker] = ()
+
+    def worker(self, kind: type[W]) -> W:
+        """This service's worker of that class (a listener hands it work)."""
+        for worker in self.workers:
+            if isinstance(worker, kind):
+                return worker
+        raise LookupError(f"no {kind.__name__} in this service")
 
 
 def create_app(
@@ -76,6 +96,7 @@ def create_app(
     indexes: Mapping[str, Sequence[IndexModel]] | None = None,
     outbox: Sequence[str] = (),
     listeners: Sequence[type[Listener[Any]]] = (),
+    workers: Sequence[Worker] = (),
     nats: NatsClientManager | None = None,
 ) -> FastAPI:
     """Build a service app.
@@ -85,18 +106,20 @@ def create_app(
     own pending events (routes record through the `OutboxDep` dependency; the relay runs
     while the app does). `listeners`: Listener classes, each started as durable consumer
     `<name>-<subject>`. Events need `NatsSettings` (`EventingSettings` is both).
+    `workers`: background tasks of the service's own (`Worker`), on `app.state.workers`.
     `nats`: tests pass the recording fake.
     """
     uses_mongo = database is not None
     uses_nats = isinstance(settings, NatsSettings)
     if uses_mongo != isinstance(settings, ServiceSettings):
         raise TypeError(f"{name}: a database goes with ServiceSettings (MONGO_URI)")
-    if (outbox and not (uses_mongo and uses_nats)) or (listeners and not uses_nats):
+    if (outbox and not (uses_mongo and uses_nats)) or ((listeners or workers) and not uses_nats):
         raise TypeError(f"{name}: an outbox needs a database and NATS; listeners need NATS")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         started: list[Listener[Any]] = []
+        working: list[Worker] = []
         try:
             if isinstance(settings, ServiceSettings) and database is not None:
                 app.state.mongo = create_mongo_client(settings.mongo_uri, name)
@@ -122,15 +145,22 @@ def create_app(
                         interval=settings.outbox_interval,
                     )
                     await app.state.outbox.start()
-                context = ServiceContext(app.state.db, app.state.outbox, app.state.nats, settings)
+                context = ServiceContext(
+                    app.state.db, app.state.outbox, app.state.nats, settings, workers
+                )
                 for listener_class in listeners:
                     listener = listener_class(app.state.nats.jetstream, name, context)
                     await listener.start()
                     started.append(listener)
+                for worker in workers:
+                    await worker.start(context)
+                    working.append(worker)
             app.state.listeners = started
             log.info("%s ready", name)
             yield
         finally:
+            for worker in reversed(working):
+                await worker.stop()
             for listener in started:  # no new work first ...
                 await listener.stop()
             if app.state.revoked_sessions is not None:
@@ -154,6 +184,7 @@ def create_app(
         app.state.nats.stream = settings.stream_config()  # this environment's limits
     app.state.mongo = app.state.db = app.state.outbox = app.state.revoked_sessions = None
     app.state.listeners = []
+    app.state.workers = list(workers)
     app.state.exit_code = 0
     app.state.metrics = Metrics(app)
     install_error_handlers(app)

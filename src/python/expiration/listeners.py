@@ -8,7 +8,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from common.events import Listener, OrderCancelledEvent, OrderCreatedEvent, PaymentCreatedEvent
+from common.events import Listener, OrderCancelledEvent, OrderCompletedEvent, OrderCreatedEvent
 from expiration.schedule import cancel_expiration, schedule_expiration
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,15 @@ class OrderCancelledListener(Listener[OrderCancelledEvent]):
         await cancel_expiration(self.js, data.id)
 
 
-class PaymentCreatedListener(Listener[PaymentCreatedEvent]):
-    event = PaymentCreatedEvent
+class OrderCompletedListener(Listener[OrderCompletedEvent]):
+    event = OrderCompletedEvent
 
-    async def on_message(self, data: PaymentCreatedEvent, msg: Msg) -> None:
-        await cancel_expiration(self.js, data.orderId)
+    async def on_message(self, data: OrderCompletedEvent, msg: Msg) -> None:
+        await cancel_expiration(self.js, data.id)
 
 
 LISTENERS: list[type[Listener[Any]]] = [
     OrderCreatedListener,
     OrderCancelledListener,
-    PaymentCreatedListener,
+    OrderCompletedListener,
 ]

@@ -1,5 +1,6 @@
 """What the orders service listens to: the tickets it can sell (a replica, in version
-order) and orders whose time is up."""
+order), orders whose time is up, and what payments did — orders alone decides whether
+an authorized payment completes its order."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from nats.aio.msg import Msg
 from common.events import (
     ExpirationCompleteEvent,
     Listener,
+    PaymentAuthorizedEvent,
     PaymentCreatedEvent,
+    PaymentRefundedEvent,
+    PaymentVoidedEvent,
     TicketCreatedEvent,
     TicketUpdatedEvent,
 )
@@ -28,10 +32,16 @@ class TicketCreatedListener(Listener[TicketCreatedEvent]):
 
 
 class TicketUpdatedListener(Listener[TicketUpdatedEvent]):
+    """Keep the replica; an unpaid order placed at the price this edit replaced is
+    cancelled (tickets refuses to reserve the ticket for it)."""
+
     event = TicketUpdatedEvent
 
     async def on_message(self, data: TicketUpdatedEvent, msg: Msg) -> None:
         await repository.apply_ticket(self.context.db, data)
+        order_id = await repository.cancel_stale_price(self.context.outbox, self.context.db, data.id)
+        if order_id:
+            log.info("order %s cancelled: ticket %s changed price", order_id, data.id)
 
 
 class ExpirationCompleteListener(Listener[ExpirationCompleteEvent]):
@@ -45,21 +55,45 @@ class ExpirationCompleteListener(Listener[ExpirationCompleteEvent]):
         log.info("order %s expired: %s", data.orderId, outcome)
 
 
-class PaymentCreatedListener(Listener[PaymentCreatedEvent]):
-    """A paid order is complete: it can no longer be cancelled, and its expiration
-    does nothing. Idempotent."""
+class PaymentAuthorizedListener(Listener[PaymentAuthorizedEvent]):
+    """The card holds the money: complete the order or cancel it (repository.decide_
+    payment). Idempotent: a decided order stays decided."""
 
+    event = PaymentAuthorizedEvent
+
+    async def on_message(self, data: PaymentAuthorizedEvent, msg: Msg) -> None:
+        outcome = await repository.decide_payment(self.context.outbox, self.context.db, data)
+        log.info("order %s, payment %s authorized: %s", data.orderId, data.id, outcome)
+
+
+class _PaymentStateListener(Listener[Any]):
+    state: str
+
+    async def on_message(self, data: Any, msg: Msg) -> None:
+        await repository.record_payment(self.context.db, data.orderId, self.state)
+
+
+class PaymentCreatedListener(_PaymentStateListener):
     event = PaymentCreatedEvent
+    state = "captured"
 
-    async def on_message(self, data: PaymentCreatedEvent, msg: Msg) -> None:
-        outcome = await repository.mark_paid(self.context.db, data.orderId)
-        level = logging.ERROR if "refund" in outcome else logging.INFO
-        log.log(level, "order %s paid (payment %s): %s", data.orderId, data.id, outcome)
+
+class PaymentVoidedListener(_PaymentStateListener):
+    event = PaymentVoidedEvent
+    state = "voided"
+
+
+class PaymentRefundedListener(_PaymentStateListener):
+    event = PaymentRefundedEvent
+    state = "refunded"
 
 
 LISTENERS: list[type[Listener[Any]]] = [
     TicketCreatedListener,
     TicketUpdatedListener,
     ExpirationCompleteListener,
+    PaymentAuthorizedListener,
     PaymentCreatedListener,
+    PaymentVoidedListener,
+    PaymentRefundedListener,
 ]

@@ -1,18 +1,29 @@
 """The orders collection and the replica of tickets this service keeps.
 
 Orders: {_id, userId, status, expiresAt, ticket: {id, title, priceCents, version},
-activeTicketId, version, createdAt}. `activeTicketId` is the ticket's id while the
-order holds it (created, awaiting:payment, complete) and null once cancelled; a unique
-index on it admits one such order per ticket, so reserving is one atomic insert: of
-any number of simultaneous buyers exactly one gets the ticket.
+activeTicketId, unpaidSlot, reason?, payment?, version, createdAt}.
+
+- `activeTicketId` is the ticket's id while the order holds it (created, complete) and
+  null once cancelled; a unique index on it admits one such order per ticket, so
+  reserving is one atomic insert: of any number of simultaneous buyers exactly one
+  gets the ticket, and a ticket is sold (`complete`) at most once.
+- `unpaidSlot` is `<userId>:<k>` (k < MAX_UNPAID_ORDERS_PER_USER) while the order is
+  `created`, null after; a unique index on it caps a user's unpaid orders, race-free.
+- `reason`: why the service (not the buyer) cancelled it; `payment`: what payments
+  last said of its money (captured, voided, refunded), shown to the buyer.
+
+Orders is the one authority on an order's state: it completes an order when payments
+reports an authorization (`payment.authorized`) only if the order is still `created`,
+in time, at the price the ticket still has and reserved for it by tickets; otherwise it
+cancels it, and payments voids the authorization.
 
 Tickets (replica, from ticket.created / ticket.updated, in version order):
-{_id: the ticket's id, title, priceCents, userId, version}.
+{_id: the ticket's id, title, priceCents, userId, orderId, version}.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -21,22 +32,26 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from common.events import (
+    EventAhead,
     OrderCancelledEvent,
+    OrderCompletedEvent,
     OrderCreatedEvent,
     OrderStatus,
+    PaymentAuthorizedEvent,
     TicketCreatedEvent,
     TicketUpdatedEvent,
     iso_utc,
 )
 from common.money import cents_to_price, price_to_cents
 from common.mongo import VersionConflict, parse_object_id
-from common.outbox import PENDING, Outbox, find_by_id
+from common.outbox import PENDING, Outbox, find_by_id, without_outbox
 from common.replica import apply_in_order
 from orders.schemas import OrderOut, OrderTicketOut
 
 ORDERS = "orders"
 TICKETS = "tickets"
 ACTIVE = "activeTicketId"
+SLOT = "unpaidSlot"
 INDEXES = {
     ORDERS: [
         IndexModel(
@@ -45,6 +60,12 @@ INDEXES = {
             unique=True,
             partialFilterExpression={ACTIVE: {"$type": "string"}},
         ),
+        IndexModel(
+            SLOT,
+            name="unpaid_orders_per_user",
+            unique=True,
+            partialFilterExpression={SLOT: {"$type": "string"}},
+        ),
         IndexModel([("userId", 1), ("_id", DESCENDING)], name="by_user_newest"),
     ]
 }
@@ -52,8 +73,17 @@ INDEXES = {
 Doc = dict[str, Any]
 
 
+SELLER_CHANGED = "The seller changed this ticket; order again to see the new price"
+EXPIRED = "The order expired before it was paid"
+PAYMENT_MISMATCH = "The payment did not match the order's price"
+
+
 class TicketReserved(Exception):
     """Another order holds the ticket."""
+
+
+class TooManyUnpaid(Exception):
+    """The user holds the most unpaid orders allowed."""
 
 
 def to_out(doc: Doc) -> OrderOut:
@@ -64,6 +94,8 @@ def to_out(doc: Doc) -> OrderOut:
         userId=doc["userId"],
         expiresAt=iso_utc(doc["expiresAt"]),
         version=doc["version"],
+        reason=doc.get("reason"),
+        payment=doc.get("payment"),
         ticket=OrderTicketOut(
             id=ticket["id"],
             title=ticket["title"],
@@ -90,13 +122,23 @@ def cancelled_event(doc: Doc) -> OrderCancelledEvent:
     )
 
 
+def completed_event(doc: Doc) -> OrderCompletedEvent:
+    return OrderCompletedEvent(
+        id=str(doc["_id"]), version=doc["version"], ticket={"id": doc["ticket"]["id"]}
+    )
+
+
 async def get_ticket(db: AsyncDatabase[Any], ticket_id: str) -> Doc | None:
     return await db[TICKETS].find_one({"_id": ticket_id})
 
 
-async def create(outbox: Outbox, ticket: Doc, user_id: str, expires_at: datetime) -> Doc:
+async def create(
+    outbox: Outbox, ticket: Doc, user_id: str, expires_at: datetime, *, max_unpaid: int
+) -> Doc:
     """Reserve `ticket` for `user_id` until `expires_at` and record `order.created`, in
-    one insert; TicketReserved if another order holds it."""
+    one insert that also takes one of the user's `max_unpaid` unpaid-order slots.
+    TicketReserved if another order holds the ticket; TooManyUnpaid if every slot is
+    taken (simultaneous orders by one user each try a free slot: the index decides)."""
     doc = {
         "_id": ObjectId(),
         "userId": user_id,
@@ -109,13 +151,33 @@ async def create(outbox: Outbox, ticket: Doc, user_id: str, expires_at: datetime
             "version": ticket["version"],
         },
         ACTIVE: ticket["_id"],
+        SLOT: None,
         "version": 0,
         "createdAt": datetime.now(expires_at.tzinfo),
     }
-    try:
-        return await outbox.insert(ORDERS, doc, created_event(doc))
-    except DuplicateKeyError:
-        raise TicketReserved() from None
+    orders = outbox.db[ORDERS]
+    for _ in range(max_unpaid + 1):  # each round loses a slot to another order, at most
+        taken = {
+            held[SLOT]
+            async for held in orders.find(
+                {"userId": user_id, SLOT: {"$type": "string"}}, {SLOT: 1}
+            )
+        }
+        free = [slot for k in range(max_unpaid) if (slot := f"{user_id}:{k}") not in taken]
+        if not free:
+            raise TooManyUnpaid()
+        doc[SLOT] = free[0]
+        try:
+            return await outbox.insert(ORDERS, doc, created_event(doc))
+        except DuplicateKeyError as exc:
+            if SLOT not in ((exc.details or {}).get("keyPattern") or {}):
+                raise TicketReserved() from None
+    raise TooManyUnpaid()
+
+
+async def holder(db: AsyncDatabase[Any], ticket_id: str) -> Doc | None:
+    """The order that holds the ticket (created or complete), if any."""
+    return await db[ORDERS].find_one({ACTIVE: ticket_id}, {"status": 1})
 
 
 async def get(db: AsyncDatabase[Any], order_id: ObjectId) -> Doc | None:
@@ -127,9 +189,12 @@ async def list_for_user(db: AsyncDatabase[Any], user_id: str) -> list[Doc]:
     return await cursor.to_list()
 
 
-async def cancel(outbox: Outbox, doc: Doc) -> Doc:
-    """Cancel and release the ticket (VersionConflict if the order changed meanwhile)."""
-    changes = {"status": OrderStatus.CANCELLED.value, ACTIVE: None}
+async def cancel(outbox: Outbox, doc: Doc, reason: str | None = None) -> Doc:
+    """Cancel and release the ticket and the unpaid slot (VersionConflict if the order
+    changed meanwhile); `reason` when the service, not the buyer, cancels it."""
+    changes: Doc = {"status": OrderStatus.CANCELLED.value, ACTIVE: None, SLOT: None}
+    if reason:
+        changes["reason"] = reason
     return await outbox.update(ORDERS, doc, changes, cancelled_event)
 
 
@@ -143,31 +208,63 @@ async def expire(outbox: Outbox, db: AsyncDatabase[Any], order_id: str) -> str:
         return "unknown order"
     if doc["status"] in (OrderStatus.COMPLETE, OrderStatus.CANCELLED):
         return f"already {doc['status']}"
-    await cancel(outbox, doc)
+    await cancel(outbox, doc, EXPIRED)
     return "cancelled"
 
 
-async def mark_paid(db: AsyncDatabase[Any], order_id: str) -> str:
-    """payment.created: the order is `complete` (version + 1; the ticket stays held for
-    good). Publishes nothing, as the original: nobody needs it yet. Returns what
-    happened; VersionConflict if it changed meanwhile (the listener retries)."""
-    oid = parse_object_id(order_id)
+async def decide_payment(outbox: Outbox, db: AsyncDatabase[Any], event: PaymentAuthorizedEvent) -> str:
+    """payment.authorized: complete the order (publishing `order.completed`: payments
+    captures, tickets marks the ticket sold) if it is still `created`, in time, for the
+    amount it records, and the ticket is still at that price and reserved for it by
+    tickets; otherwise cancel it (payments voids the authorization on
+    `order.cancelled`). EventAhead while tickets has not answered the reservation yet;
+    VersionConflict if the order changed meanwhile (the listener decides again)."""
+    oid = parse_object_id(event.orderId)
     doc = await get(db, oid) if oid else None
     if doc is None:
         return "unknown order"
-    if doc["status"] == OrderStatus.COMPLETE:
-        return "already complete"
-    if doc["status"] == OrderStatus.CANCELLED:
-        # payments refuses orders it knows are over; this is the rare race with an
-        # expiration it had not heard of yet: the charge must be refunded by hand
-        return "PAID AFTER CANCELLATION: refund needed"
-    result = await db[ORDERS].update_one(
-        {"_id": doc["_id"], "version": doc["version"]},
-        {"$set": {"status": OrderStatus.COMPLETE.value}, "$inc": {"version": 1}},
-    )
-    if result.matched_count == 0:
-        raise VersionConflict()
+    if doc["status"] != OrderStatus.CREATED:
+        return f"already {doc['status']}"  # cancelled: payments voids on order.cancelled
+    reason = None
+    if event.amountCents != doc["ticket"]["priceCents"]:
+        reason = PAYMENT_MISMATCH
+    elif datetime.now(UTC) >= doc["expiresAt"]:
+        reason = EXPIRED
+    else:
+        ticket = await get_ticket(db, doc["ticket"]["id"])
+        if ticket is None or ticket["priceCents"] != doc["ticket"]["priceCents"]:
+            reason = SELLER_CHANGED
+        elif ticket.get("orderId") != event.orderId:
+            raise EventAhead(f"tickets has not reserved {doc['ticket']['id']} for it yet")
+    if reason:
+        await cancel(outbox, doc, reason)
+        return f"cancelled: {reason}"
+    changes = {"status": OrderStatus.COMPLETE.value, SLOT: None, "payment": "authorized"}
+    await outbox.update(ORDERS, doc, changes, completed_event)
     return "complete"
+
+
+async def cancel_stale_price(outbox: Outbox, db: AsyncDatabase[Any], ticket_id: str) -> str | None:
+    """After a ticket.updated: an unpaid order placed at the ticket's earlier price is
+    cancelled (the seller's edit was acknowledged first; tickets does not reserve the
+    ticket for it). Returns the order's id if one was."""
+    ticket = await get_ticket(db, ticket_id)
+    doc = await db[ORDERS].find_one({ACTIVE: ticket_id, "status": OrderStatus.CREATED.value})
+    if ticket is None or doc is None or doc["ticket"]["priceCents"] == ticket["priceCents"]:
+        return None
+    try:
+        await cancel(outbox, without_outbox(doc), SELLER_CHANGED)
+    except VersionConflict:
+        return None  # paid or cancelled meanwhile: decided elsewhere
+    return str(doc["_id"])
+
+
+async def record_payment(db: AsyncDatabase[Any], order_id: str, state: str) -> None:
+    """What payments did with the order's money (shown to the buyer). Not a change
+    others replicate, so no version and no event."""
+    oid = parse_object_id(order_id)
+    if oid is not None:
+        await db[ORDERS].update_one({"_id": oid}, {"$set": {"payment": state}})
 
 
 async def apply_ticket(
@@ -178,5 +275,6 @@ async def apply_ticket(
         "title": event.title,
         "priceCents": price_to_cents(event.price),
         "userId": event.userId,
+        "orderId": getattr(event, "orderId", None),  # whom tickets reserved it for
     }
     return await apply_in_order(db[TICKETS], event.id, event.version, fields)

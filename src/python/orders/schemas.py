@@ -41,3 +41,5 @@ class OrderOut(BaseModel):
     expiresAt: str  # ISO 8601, UTC
     version: int
     ticket: OrderTicketOut
+    reason: str | None = None  # why the service cancelled it (absent otherwise)
+    payment: str | None = None  # authorized, captured, voided, refunded (absent: none)

@@ -1,14 +1,19 @@
-"""What the payments service listens to: the orders it may be asked to charge (a
-replica, in version order)."""
+"""What the payments service listens to: the orders it may be asked to pay (a replica,
+in version order), and what orders decided about them — which the settler acts on
+(capture, void, refund: `payments.settlement`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from nats.aio.msg import Msg
 
-from common.events import Listener, OrderCancelledEvent, OrderCreatedEvent
+from common.events import Listener, OrderCancelledEvent, OrderCompletedEvent, OrderCreatedEvent
 from payments import repository
+from payments.settlement import Settler
+
+log = logging.getLogger(__name__)
 
 
 class OrderCreatedListener(Listener[OrderCreatedEvent]):
@@ -18,11 +23,26 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
         await repository.apply_order(self.context.db, data)
 
 
-class OrderCancelledListener(Listener[OrderCancelledEvent]):
+class _SettlingListener(Listener[Any]):
+    """Apply orders' decision to the replica, then settle the order's payment now (a
+    failure naks the message; the settler's loop also tries again)."""
+
+    async def on_message(self, data: Any, msg: Msg) -> None:
+        await repository.apply_order(self.context.db, data)
+        outcome = await self.context.worker(Settler).settle_order(data.id)
+        log.info("order %s %s: %s", data.id, self.subject.value.split(".")[1], outcome)
+
+
+class OrderCompletedListener(_SettlingListener):
+    event = OrderCompletedEvent
+
+
+class OrderCancelledListener(_SettlingListener):
     event = OrderCancelledEvent
 
-    async def on_message(self, data: OrderCancelledEvent, msg: Msg) -> None:
-        await repository.apply_order(self.context.db, data)
 
-
-LISTENERS: list[type[Listener[Any]]] = [OrderCreatedListener, OrderCancelledListener]
+LISTENERS: list[type[Listener[Any]]] = [
+    OrderCreatedListener,
+    OrderCompletedListener,
+    OrderCancelledListener,
+]

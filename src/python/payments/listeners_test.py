@@ -75,14 +75,12 @@ async def test_a_payment_is_on_the_real_stream_with_its_exact_payload_and_msg_id
     )
     assert response.status_code == 201
     body = response.json()
-    [message] = await stream_messages(js, "payment.created")  # acked before the 201
-    assert (
-        json.loads(message.data)
-        == body
-        == {
-            "id": body["id"],
-            "orderId": ORDER_ID,
-            "stripeId": body["stripeId"],
-        }
-    )
-    assert message.headers["Nats-Msg-Id"] == f"payment.created:{body['id']}"
+    [message] = await stream_messages(js, "payment.authorized")  # acked before the 201
+    assert json.loads(message.data) == {
+        "id": body["id"],
+        "orderId": ORDER_ID,
+        "amountCents": 1999,
+        "orderVersion": 0,
+    }
+    assert message.headers["Nats-Msg-Id"] == f"payment.authorized:{body['id']}"
+    assert await stream_messages(js, "payment.created") == []  # nothing captured yet

@@ -12,6 +12,7 @@ from payments.core.config import PaymentsSettings
 from payments.listeners import LISTENERS
 from payments.providers import PaymentProvider, provider_from
 from payments.repository import INDEXES, PAYMENTS
+from payments.settlement import Settler
 
 
 def create_payments_app(
@@ -20,6 +21,7 @@ def create_payments_app(
     nats: NatsClientManager | None = None,
     provider: PaymentProvider | None = None,  # tests pass their own
 ) -> FastAPI:
+    provider = provider or provider_from(settings)
     app = create_app(
         name="payments",
         settings=settings,
@@ -28,9 +30,10 @@ def create_payments_app(
         indexes=INDEXES,
         outbox=[PAYMENTS],
         listeners=LISTENERS,
+        workers=[Settler(provider, interval=settings.settle_interval)],
         nats=nats,
     )
-    app.state.provider = provider or provider_from(settings)
+    app.state.provider = provider
     return app
 
 

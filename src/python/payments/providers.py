@@ -1,9 +1,15 @@
 """Payment providers behind one small interface, chosen by `PAYMENT_PROVIDER`.
 
+Money moves in two steps, as card payments do when the seller must confirm first:
+`authorize` holds the amount on the card (nothing is taken yet); once orders has
+accepted the order, `capture` takes it; if orders refuses it, `void` releases the hold;
+a capture that must be undone is `refund`ed. Every call carries an idempotency key, so
+a retried call (a timeout, a crash and restart) never moves money twice.
+
 - `test` (the default for `./run` and the tests): behaves like Stripe's documented test
   tokens, moves no money, and is idempotent by key like Stripe;
-- `stripe`: the official SDK, PaymentIntents created and confirmed with the card token,
-  with Stripe's `Idempotency-Key`, so a retried request never charges twice.
+- `stripe`: the official SDK, a PaymentIntent with `capture_method=manual`, confirmed
+  with the card token; capture, cancel (void) and refunds by its id.
 
 Amounts are integer cents end to end.
 """
@@ -12,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import stripe
@@ -43,9 +49,15 @@ class ProviderUnavailable(Exception):
 class PaymentProvider(Protocol):
     name: str
 
-    async def charge(
+    async def authorize(
         self, *, amount_cents: int, currency: str, token: str, idempotency_key: str
     ) -> Charge: ...
+
+    async def capture(self, charge_id: str, *, idempotency_key: str) -> None: ...
+
+    async def void(self, charge_id: str, *, idempotency_key: str) -> None: ...
+
+    async def refund(self, charge_id: str, *, idempotency_key: str) -> None: ...
 
 
 # Stripe's documented test tokens: those that succeed, and declines with Stripe's words.
@@ -57,25 +69,54 @@ TEST_DECLINES = {
 }
 
 
+@dataclass
 class TestProvider:
     """No real money. A charge's id follows from its idempotency key, so the same key
-    gives the same charge in any process, after any restart — as Stripe does."""
+    gives the same charge in any process, after any restart — as Stripe does. `state`
+    and `calls` are this process's record of what it was asked (for the tests)."""
 
-    name = "test"
+    __test__ = False  # not a pytest class, despite its name
 
-    def __init__(self) -> None:
-        self.charged: dict[str, int] = {}  # idempotency key -> amount, for the tests
+    name: str = "test"
+    state: dict[str, str] = field(default_factory=dict)  # charge id -> its last state
+    amounts: dict[str, int] = field(default_factory=dict)  # charge id -> cents
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, charge id)
 
-    async def charge(
+    async def authorize(
         self, *, amount_cents: int, currency: str, token: str, idempotency_key: str
     ) -> Charge:
         if token in TEST_DECLINES:
             raise CardDeclined(TEST_DECLINES[token])
         if token not in TEST_CARDS:
             raise InvalidToken(token)
-        self.charged.setdefault(idempotency_key, amount_cents)
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
-        return Charge(id=f"pi_test_{digest}")
+        charge = Charge(id=f"pi_test_{digest}")
+        self.calls.append(("authorize", charge.id))
+        self.state.setdefault(charge.id, "authorized")
+        self.amounts.setdefault(charge.id, amount_cents)
+        return charge
+
+    async def capture(self, charge_id: str, *, idempotency_key: str) -> None:
+        self._move(charge_id, "capture", frm=("authorized", None), to="captured")
+
+    async def void(self, charge_id: str, *, idempotency_key: str) -> None:
+        self._move(charge_id, "void", frm=("authorized", None), to="voided")
+
+    async def refund(self, charge_id: str, *, idempotency_key: str) -> None:
+        self._move(charge_id, "refund", frm=("captured", None), to="refunded")
+
+    def _move(self, charge_id: str, operation: str, *, frm: tuple, to: str) -> None:
+        """Idempotent like Stripe's: repeating a move that happened is a no-op; a move
+        from the wrong state is the provider refusing it (a bug on our side). A charge
+        this process never saw (authorized by a process since restarted) is taken as
+        being where the move starts."""
+        self.calls.append((operation, charge_id))
+        now = self.state.get(charge_id)
+        if now == to:
+            return
+        if now not in frm:
+            raise ProviderUnavailable(f"cannot {operation} a charge that is {now}")
+        self.state[charge_id] = to
 
 
 class StripeProvider:
@@ -90,7 +131,7 @@ class StripeProvider:
             max_network_retries=2,  # safe: every request carries its idempotency key
         )
 
-    async def charge(
+    async def authorize(
         self, *, amount_cents: int, currency: str, token: str, idempotency_key: str
     ) -> Charge:
         try:
@@ -100,6 +141,7 @@ class StripeProvider:
                     "currency": currency,
                     "payment_method_data": {"type": "card", "card": {"token": token}},
                     "payment_method_types": ["card"],
+                    "capture_method": "manual",
                     "confirm": True,
                 },
                 options={"idempotency_key": idempotency_key},
@@ -112,9 +154,39 @@ class StripeProvider:
             raise ProviderUnavailable(f"Stripe refused the request: {exc.user_message}") from exc
         except stripe.StripeError as exc:
             raise ProviderUnavailable(f"Stripe failed: {exc.user_message or exc}") from exc
-        if intent.status != "succeeded":  # e.g. requires_action (3-D Secure): not supported
+        if intent.status != "requires_capture":  # e.g. requires_action (3-D Secure)
             raise CardDeclined("This card needs an extra step the checkout does not support.")
         return Charge(id=intent.id)
+
+    async def capture(self, charge_id: str, *, idempotency_key: str) -> None:
+        await self._call(
+            self.client.v1.payment_intents.capture_async(
+                charge_id, options={"idempotency_key": idempotency_key}
+            )
+        )
+
+    async def void(self, charge_id: str, *, idempotency_key: str) -> None:
+        await self._call(
+            self.client.v1.payment_intents.cancel_async(
+                charge_id, options={"idempotency_key": idempotency_key}
+            )
+        )
+
+    async def refund(self, charge_id: str, *, idempotency_key: str) -> None:
+        await self._call(
+            self.client.v1.refunds.create_async(
+                params={"payment_intent": charge_id},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+
+    @staticmethod
+    async def _call(request: object) -> None:
+        """A settling call: any failure is retried later with the same key."""
+        try:
+            await request  # type: ignore[misc]
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(f"Stripe failed: {exc.user_message or exc}") from exc
 
     async def close(self) -> None:
         await self._http.close_async()

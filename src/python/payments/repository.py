@@ -1,15 +1,19 @@
 """Payments, and the replica of orders this service keeps.
 
-Payments: {_id, orderId (unique), userId, status: charging | succeeded, token,
-amountCents, currency, stripeId, version, createdAt}. A payment starts as an attempt
-(`charging`) before the provider is called: the unique index on `orderId` lets one
-attempt exist per order, so simultaneous requests share it and its idempotency key —
-one charge. A declined attempt is deleted (the order stays payable; the next attempt
-gets a new key). An attempt left `charging` (the process died after the charge) is
-continued by the next request with its own key: the provider answers with the same
-charge, and the payment is saved then.
+Payments: {_id, orderId (unique), userId, status, token, amountCents, currency,
+stripeId, orderVersion, due?, version, createdAt}. Status, in the order it moves:
 
-Orders (replica, from order.created / order.cancelled, in version order):
+    authorizing → authorized → captured            (orders completed the order)
+                             → voided              (orders cancelled it: hold released)
+                  captured   → refunded            (a capture on an order not complete)
+
+A payment starts as an attempt (`authorizing`) before the provider is called: the unique
+index on `orderId` lets one attempt exist per order, so simultaneous requests share it
+and its idempotency key — one authorization. A declined attempt is deleted (the order
+stays payable; the next attempt gets a new key). Every later move is made by the
+settler (`payments.settlement`), each with its own idempotency key and event.
+
+Orders (replica, from order.created / .completed / .cancelled, in version order):
 {_id: order id, userId, status, priceCents, expiresAt, version}.
 """
 
@@ -23,16 +27,30 @@ from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from common.events import OrderCancelledEvent, OrderCreatedEvent, OrderStatus, PaymentCreatedEvent
+from common.events import (
+    OrderCancelledEvent,
+    OrderCompletedEvent,
+    OrderCreatedEvent,
+    OrderStatus,
+    PaymentAuthorizedEvent,
+)
 from common.money import price_to_cents
-from common.outbox import PENDING, Outbox
+from common.outbox import Outbox, find_by_id, without_outbox
 from common.replica import apply_in_order
 from payments.providers import Charge
 
 PAYMENTS = "payments"
 ORDERS = "orders"
-CHARGING, SUCCEEDED = "charging", "succeeded"
-INDEXES = {PAYMENTS: [IndexModel("orderId", unique=True, name="one_payment_per_order")]}
+AUTHORIZING, AUTHORIZED, CAPTURED = "authorizing", "authorized", "captured"
+VOIDED, REFUNDED = "voided", "refunded"
+DUE = "due"  # the payment's order changed: the settler looks at it again
+INDEXES = {
+    PAYMENTS: [
+        IndexModel("orderId", unique=True, name="one_payment_per_order"),
+        IndexModel("status", name="by_status"),
+        IndexModel(DUE, name="due", sparse=True),
+    ]
+}
 
 Doc = dict[str, Any]
 
@@ -41,29 +59,40 @@ def idempotency_key(attempt: Doc) -> str:
     return f"payment-{attempt['_id']}"
 
 
-def created_event(doc: Doc) -> PaymentCreatedEvent:
-    return PaymentCreatedEvent(id=str(doc["_id"]), orderId=doc["orderId"], stripeId=doc["stripeId"])
+def authorized_event(doc: Doc) -> PaymentAuthorizedEvent:
+    return PaymentAuthorizedEvent(
+        id=str(doc["_id"]),
+        orderId=doc["orderId"],
+        amountCents=doc["amountCents"],
+        orderVersion=doc["orderVersion"],
+    )
 
 
 async def get_order(db: AsyncDatabase[Any], order_id: str) -> Doc | None:
     return await db[ORDERS].find_one({"_id": order_id})
 
 
-async def is_paid(db: AsyncDatabase[Any], order_id: str) -> bool:
-    return await db[PAYMENTS].count_documents({"orderId": order_id, "status": SUCCEEDED}) == 1
+async def get_payment(db: AsyncDatabase[Any], order_id: str) -> Doc | None:
+    doc = await db[PAYMENTS].find_one({"orderId": order_id})
+    return without_outbox(doc) if doc is not None else None
+
+
+async def get_by_id(db: AsyncDatabase[Any], payment_id: Any) -> Doc | None:
+    return await find_by_id(db[PAYMENTS], payment_id)
 
 
 async def start_attempt(db: AsyncDatabase[Any], order: Doc, token: str, currency: str) -> Doc:
     """The order's payment attempt: a new one, or the one already there (in flight, left
-    by a crash, or succeeded)."""
+    by a crash, or further on)."""
     attempt = {
         "_id": ObjectId(),
         "orderId": order["_id"],
         "userId": order["userId"],
-        "status": CHARGING,
+        "status": AUTHORIZING,
         "token": token,
         "amountCents": order["priceCents"],
         "currency": currency,
+        "orderVersion": order["version"],
         "version": 0,
         "createdAt": datetime.now(UTC),
     }
@@ -71,7 +100,7 @@ async def start_attempt(db: AsyncDatabase[Any], order: Doc, token: str, currency
         await db[PAYMENTS].insert_one(attempt)
         return attempt
     except DuplicateKeyError:
-        existing = await db[PAYMENTS].find_one({"orderId": order["_id"]}, {PENDING: 0})
+        existing = await get_payment(db, order["_id"])
         if existing is None:  # dropped (declined) in between: start afresh
             return await start_attempt(db, order, token, currency)
         return existing
@@ -79,19 +108,21 @@ async def start_attempt(db: AsyncDatabase[Any], order: Doc, token: str, currency
 
 async def drop_attempt(db: AsyncDatabase[Any], attempt: Doc) -> None:
     """A refused attempt goes, so the order can be paid with another card."""
-    await db[PAYMENTS].delete_one({"_id": attempt["_id"], "status": CHARGING})
+    await db[PAYMENTS].delete_one({"_id": attempt["_id"], "status": AUTHORIZING})
 
 
-async def record_success(outbox: Outbox, attempt: Doc, charge: Charge) -> Doc:
-    """The payment, saved with its payment.created event in one write (VersionConflict
-    if a simultaneous request saved it first)."""
-    changes = {"status": SUCCEEDED, "stripeId": charge.id, "token": None}
-    return await outbox.update(PAYMENTS, attempt, changes, created_event)
+async def record_authorized(outbox: Outbox, attempt: Doc, charge: Charge) -> Doc:
+    """The authorization, saved with its payment.authorized event in one write
+    (VersionConflict if a simultaneous request saved it first)."""
+    changes = {"status": AUTHORIZED, "stripeId": charge.id, "token": None}
+    return await outbox.update(PAYMENTS, attempt, changes, authorized_event)
 
 
 async def apply_order(
-    db: AsyncDatabase[Any], event: OrderCreatedEvent | OrderCancelledEvent
+    db: AsyncDatabase[Any], event: OrderCreatedEvent | OrderCompletedEvent | OrderCancelledEvent
 ) -> bool:
+    """Keep the order replica in version order; a payment of an order that changed is
+    marked due, so the settler looks at it again even if this process stops now."""
     if isinstance(event, OrderCreatedEvent):
         fields: Doc = {
             "userId": event.userId,
@@ -99,6 +130,14 @@ async def apply_order(
             "priceCents": price_to_cents(event.ticket.price),
             "expiresAt": event.expiresAt,
         }
+    elif isinstance(event, OrderCompletedEvent):
+        fields = {"status": OrderStatus.COMPLETE.value}
     else:
         fields = {"status": OrderStatus.CANCELLED.value}
-    return await apply_in_order(db[ORDERS], event.id, event.version, fields)
+    applied = await apply_in_order(db[ORDERS], event.id, event.version, fields)
+    if not isinstance(event, OrderCreatedEvent):
+        await db[PAYMENTS].update_one(
+            {"orderId": event.id, "status": {"$in": [AUTHORIZING, AUTHORIZED, CAPTURED]}},
+            {"$set": {DUE: True}},
+        )
+    return applied

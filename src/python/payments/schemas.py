@@ -36,3 +36,4 @@ class PaymentOut(BaseModel):
     id: str
     orderId: str
     stripeId: str
+    status: str  # "authorized": held on the card; captured once orders completes the order

@@ -1,10 +1,15 @@
-"""What the tickets service listens to: orders reserving and releasing its tickets.
+"""What the tickets service listens to: orders reserving, releasing and buying its
+tickets.
 
 order.created and order.cancelled are separate durable consumers, so one order's
 cancellation can be handled before its creation (e.g. while the creation is being
 retried). A cancellation is therefore remembered, and the reservation checks it after
 reserving: whichever handler runs last sees the other's write, and the ticket ends up
 free.
+
+An order placed at a price the ticket no longer has (the seller's edit was acknowledged
+before the order reached this service) is not given the ticket: orders cancels it when
+it sees the edit, and never completes an order tickets did not reserve.
 """
 
 from __future__ import annotations
@@ -14,7 +19,14 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from common.events import EventAhead, Listener, OrderCancelledEvent, OrderCreatedEvent
+from common.events import (
+    EventAhead,
+    Listener,
+    OrderCancelledEvent,
+    OrderCompletedEvent,
+    OrderCreatedEvent,
+)
+from common.money import price_to_cents
 from tickets import repository
 
 log = logging.getLogger(__name__)
@@ -46,6 +58,9 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
             raise EventAhead(f"ticket {data.ticket.id} is still held by {ticket['orderId']}")
         elif await repository.was_cancelled(db, data.id):
             return  # the order is already over
+        elif ticket["priceCents"] != price_to_cents(data.ticket.price):
+            log.info("order %s not given ticket %s: placed at an earlier price", data.id, ticket["_id"])
+            return
         else:
             ticket = await repository.update(outbox, ticket, {"orderId": data.id})
             log.info("ticket %s reserved for order %s", data.ticket.id, data.id)
@@ -68,4 +83,23 @@ class OrderCancelledListener(Listener[OrderCancelledEvent]):
         # later and will see the cancellation)
 
 
-LISTENERS: list[type[Listener[Any]]] = [OrderCreatedListener, OrderCancelledListener]
+class OrderCompletedListener(Listener[OrderCompletedEvent]):
+    """The order that holds the ticket was paid: the ticket is sold for good."""
+
+    event = OrderCompletedEvent
+
+    async def on_message(self, data: OrderCompletedEvent, msg: Msg) -> None:
+        ticket = await _ticket(self.context, data.ticket.id)
+        if ticket.get("sold"):
+            return  # a redelivery
+        if ticket.get("orderId") != data.id:  # orders completes only what we reserved
+            raise EventAhead(f"ticket {data.ticket.id} is not reserved for {data.id} yet")
+        await repository.update(self.context.outbox, ticket, {"sold": True})
+        log.info("ticket %s sold (order %s)", data.ticket.id, data.id)
+
+
+LISTENERS: list[type[Listener[Any]]] = [
+    OrderCreatedListener,
+    OrderCancelledListener,
+    OrderCompletedListener,
+]

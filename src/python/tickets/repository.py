@@ -1,5 +1,7 @@
 """The tickets collection. Documents: {_id, title, priceCents, userId, version, orderId,
-createdAt}; `version` starts at 0 and every update bumps it (optimistic concurrency).
+sold?, createdAt}; `version` starts at 0 and every update bumps it (optimistic
+concurrency). A ticket is `available` (no orderId), `reserved` (held by an order) or
+`sold` (its order completed: it keeps the orderId for good).
 Every change is written with its event through the outbox (`common.outbox`)."""
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ def to_out(doc: Doc) -> TicketOut:
         userId=doc["userId"],
         version=doc["version"],
         orderId=doc.get("orderId"),
+        status=status(doc),
     )
+
+
+def status(doc: Doc) -> str:
+    if doc.get("sold"):
+        return "sold"
+    return "reserved" if doc.get("orderId") else "available"
 
 
 def created_event(doc: Doc) -> TicketCreatedEvent:

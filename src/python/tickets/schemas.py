@@ -58,3 +58,4 @@ class TicketOut(BaseModel):
     userId: str
     version: int
     orderId: str | None = None
+    status: str = "available"  # available | reserved | sold

@@ -20,8 +20,12 @@ class Subject(StrEnum):
     TICKET_UPDATED = "ticket.updated"
     ORDER_CREATED = "order.created"
     ORDER_CANCELLED = "order.cancelled"
+    ORDER_COMPLETED = "order.completed"
     EXPIRATION_COMPLETE = "expiration.complete"
+    PAYMENT_AUTHORIZED = "payment.authorized"
     PAYMENT_CREATED = "payment.created"
+    PAYMENT_VOIDED = "payment.voided"
+    PAYMENT_REFUNDED = "payment.refunded"
     SESSION_REVOKED = "session.revoked"
 
 
@@ -111,6 +115,16 @@ class OrderCancelledEvent(Event):
     ticket: OrderTicketRef
 
 
+class OrderCompletedEvent(Event):
+    """Orders accepted the order's payment: it is final, its ticket is sold, and the
+    payment may be captured. Published once per order, by orders alone."""
+
+    subject = Subject.ORDER_COMPLETED
+    id: str
+    version: int = Field(ge=0)
+    ticket: OrderTicketRef
+
+
 class ExpirationCompleteEvent(Event):
     subject = Subject.EXPIRATION_COMPLETE
     orderId: str
@@ -119,13 +133,51 @@ class ExpirationCompleteEvent(Event):
         return self.orderId
 
 
+class PaymentAuthorizedEvent(Event):
+    """The card holds `amountCents` for the order (nothing taken yet): orders decides
+    whether the order completes (`order.completed`) or not (`order.cancelled`)."""
+
+    subject = Subject.PAYMENT_AUTHORIZED
+    id: str
+    orderId: str
+    amountCents: int = Field(gt=0)
+    orderVersion: int = Field(ge=0)
+
+    def dedupe_key(self) -> str:  # one authorization per payment
+        return self.id
+
+
 class PaymentCreatedEvent(Event):
+    """Money taken: the payment was captured, for an order orders completed."""
+
     subject = Subject.PAYMENT_CREATED
     id: str
     orderId: str
     stripeId: str
 
-    def dedupe_key(self) -> str:  # a payment is never updated
+    def dedupe_key(self) -> str:  # a payment is captured once
+        return self.id
+
+
+class PaymentVoidedEvent(Event):
+    """The authorization was released (its order was cancelled): nothing was taken."""
+
+    subject = Subject.PAYMENT_VOIDED
+    id: str
+    orderId: str
+
+    def dedupe_key(self) -> str:
+        return self.id
+
+
+class PaymentRefundedEvent(Event):
+    """Money taken for an order that did not complete was given back."""
+
+    subject = Subject.PAYMENT_REFUNDED
+    id: str
+    orderId: str
+
+    def dedupe_key(self) -> str:
         return self.id
 
 
@@ -149,8 +201,12 @@ EVENT_MODELS: dict[Subject, type[Event]] = {
         TicketUpdatedEvent,
         OrderCreatedEvent,
         OrderCancelledEvent,
+        OrderCompletedEvent,
         ExpirationCompleteEvent,
+        PaymentAuthorizedEvent,
         PaymentCreatedEvent,
+        PaymentVoidedEvent,
+        PaymentRefundedEvent,
         SessionRevokedEvent,
     )
 }

@@ -12,6 +12,10 @@ class OrdersSettings(EventingSettings):
         900, ge=1, description="How long an order reserves its ticket before it expires"
     )
 
+    max_unpaid_orders_per_user: int = Field(
+        3, ge=1, description="Unpaid orders one user may hold at once (no hoarding)"
+    )
+
     @model_validator(mode="after")
     def _schedules_outlive_their_orders(self) -> OrdersSettings:
         # an order's expiry is a scheduled message on the stream (expiration service)

@@ -20,6 +20,9 @@ class PaymentsSettings(EventingSettings):
         "https://api.stripe.com", description="Stripe's API address (tests aim it at a stand-in)"
     )
     currency: str = Field("usd", min_length=3, max_length=3, description="ISO 4217, lower case")
+    settle_interval: float = Field(
+        1.0, gt=0, description="Seconds between looks for payments to capture, void or refund"
+    )
 
     @field_validator("stripe_secret_key")
     @classmethod

@@ -63,17 +63,29 @@ async def create_order(
     body: OrderIn, user: RequiredUser, db: DbDep, outbox: OutboxDep, settings: SettingsDep
 ) -> ModelResponse:
     """400 `TicketId must be provided`; 404 `Ticket not found`; 400 `You cannot buy your
-    own ticket`; 400 `Ticket is already reserved` — one atomic insert decides, so of
-    many simultaneous buyers exactly one gets the ticket. Publishes `order.created`."""
+    own ticket`; 400 `Ticket is sold`; 400 `Ticket is already reserved` — one atomic
+    insert decides, so of many simultaneous buyers exactly one gets the ticket; 400
+    `You already hold N unpaid orders` (MAX_UNPAID_ORDERS_PER_USER, race-free too).
+    Publishes `order.created`."""
     ticket = await repository.get_ticket(db, body.ticketId)
     if ticket is None:
         raise TicketNotFound()
     if ticket["userId"] == user.id:
         raise BadRequestError("You cannot buy your own ticket")
+    cap = settings.max_unpaid_orders_per_user
     try:
-        doc = await repository.create(outbox, ticket, user.id, _expiry(settings))
+        doc = await repository.create(
+            outbox, ticket, user.id, _expiry(settings), max_unpaid=cap
+        )
     except repository.TicketReserved:
+        held_by = await repository.holder(db, body.ticketId)
+        if held_by is not None and held_by["status"] == OrderStatus.COMPLETE:
+            raise BadRequestError("Ticket is sold") from None
         raise BadRequestError("Ticket is already reserved") from None
+    except repository.TooManyUnpaid:
+        raise BadRequestError(
+            f"You already hold {cap} unpaid orders: pay or cancel one first"
+        ) from None
     log.info("order %s placed for ticket %s", doc["_id"], body.ticketId)
     return ModelResponse(repository.to_out(doc), status.HTTP_201_CREATED)
 

@@ -82,7 +82,7 @@ async def test_someone_elses_order_is_403(client, clean_db, provider):
     order = await an_order(clean_db)
     response = await pay(client, order, user=str(ObjectId()))
     assert response.status_code == 403
-    assert provider.charged == {}
+    assert provider.state == {}
 
 
 async def test_a_cancelled_or_expired_order_cannot_be_paid(client, clean_db, provider):
@@ -92,10 +92,10 @@ async def test_a_cancelled_or_expired_order_cannot_be_paid(client, clean_db, pro
         response = await pay(client, order)
         assert response.status_code == 400
         assert errors(response) == [{"message": "Cannot pay for a cancelled order"}]
-    assert provider.charged == {}
+    assert provider.state == {}
 
 
-async def test_paying_charges_the_exact_cents_saves_the_payment_and_publishes(
+async def test_paying_authorizes_the_exact_cents_saves_the_payment_and_publishes(
     client, clean_db, provider, recording_nats
 ):
     order = await an_order(clean_db, price_cents=1999)
@@ -103,16 +103,22 @@ async def test_paying_charges_the_exact_cents_saves_the_payment_and_publishes(
     assert response.status_code == 201
     body = response.json()
     assert body["orderId"] == order["_id"] and body["stripeId"].startswith("pi_test_")
-    [(key, amount)] = provider.charged.items()
-    assert amount == 1999
+    assert body["status"] == "authorized"
+    assert provider.state == {body["stripeId"]: "authorized"}  # held, nothing captured
+    assert provider.amounts == {body["stripeId"]: 1999}
     saved = await clean_db.payments.find_one({"orderId": order["_id"]})
-    assert saved["status"] == "succeeded"
+    assert saved["status"] == "authorized"
     assert saved["stripeId"] == body["stripeId"] and str(saved["_id"]) == body["id"]
     assert (saved["amountCents"], saved["currency"], saved["token"]) == (1999, "usd", None)
     [message] = recording_nats.published
-    assert message.subject == "payment.created"
-    assert message.data == body
-    assert message.headers == {"Nats-Msg-Id": f"payment.created:{body['id']}"}
+    assert message.subject == "payment.authorized"
+    assert message.data == {
+        "id": body["id"],
+        "orderId": order["_id"],
+        "amountCents": 1999,
+        "orderVersion": 0,
+    }
+    assert message.headers == {"Nats-Msg-Id": f"payment.authorized:{body['id']}"}
 
 
 @pytest.mark.parametrize(
@@ -148,7 +154,7 @@ async def test_paying_twice_one_after_the_other_charges_once(client, clean_db, p
     again = await pay(client, order)
     assert again.status_code == 400
     assert errors(again) == [{"message": "Order already paid"}]
-    assert len(provider.charged) == 1
+    assert len(provider.state) == 1
 
 
 async def test_simultaneous_payments_for_one_order_charge_once(
@@ -160,38 +166,32 @@ async def test_simultaneous_payments_for_one_order_charge_once(
     assert all(
         errors(r) == [{"message": "Order already paid"}] for r in responses if r.status_code == 400
     )
-    assert len(provider.charged) == 1  # one idempotency key: one charge
+    assert len(provider.state) == 1  # one idempotency key: one authorization
     assert await clean_db.payments.count_documents({}) == 1
-    assert len(recording_nats.payloads("payment.created")) == 1
+    assert len(recording_nats.payloads("payment.authorized")) == 1
 
 
-async def test_a_crash_between_the_charge_and_the_save_is_healed_by_a_retry(
+async def test_a_crash_between_the_authorization_and_the_save_is_healed_by_a_retry(
     client, clean_db, provider, recording_nats, monkeypatch
 ):
     order = await an_order(clean_db)
-    real_save = repository.record_success
+    real_save = repository.record_authorized
 
-    async def crash_after_charging(*args, **kwargs):
-        raise RuntimeError("process died right after the provider charged")
+    async def crash_after_authorizing(*args, **kwargs):
+        raise RuntimeError("process died right after the provider authorized")
 
-    monkeypatch.setattr(repository, "record_success", crash_after_charging)
+    monkeypatch.setattr(repository, "record_authorized", crash_after_authorizing)
     assert (await pay(client, order)).status_code == 500
-    [(key, _)] = provider.charged.items()  # the money moved, the payment is not saved
-    assert (await clean_db.payments.find_one({}))["status"] == "charging"
+    [charge_id] = provider.state  # the card is held, the payment is not saved
+    attempt = await clean_db.payments.find_one({})
+    assert attempt["status"] == "authorizing"
 
-    monkeypatch.setattr(repository, "record_success", real_save)
+    monkeypatch.setattr(repository, "record_authorized", real_save)
     retry = await pay(client, order, "tok_visa")
     assert retry.status_code == 201
-    assert list(provider.charged) == [key]  # the same charge, not a second one
-    assert (
-        retry.json()["stripeId"]
-        == (
-            await provider.charge(
-                amount_cents=2000, currency="usd", token="tok_visa", idempotency_key=key
-            )
-        ).id
-    )
-    assert len(recording_nats.payloads("payment.created")) == 1
+    assert list(provider.state) == [charge_id]  # the same hold, not a second one
+    assert retry.json()["stripeId"] == charge_id
+    assert len(recording_nats.payloads("payment.authorized")) == 1
 
 
 async def test_a_cross_site_form_cannot_change_anything(client, clean_db):

@@ -95,10 +95,12 @@ async def update_ticket(
     db: DbDep,
     outbox: OutboxDep,
 ) -> ModelResponse:
-    """Checks, in order: 401 not signed in, 400 invalid, 404, 400 reserved, 403 not
-    yours. The edit applies only if nobody changed the ticket meanwhile (else 409);
+    """Checks, in order: 401 not signed in, 400 invalid, 404, 400 sold, 400 reserved,
+    403 not yours. The edit applies only if nobody changed the ticket meanwhile (else 409);
     `version` goes up by one and `ticket.updated` is published."""
     doc = await _find(db, ticket_id)
+    if doc.get("sold"):
+        raise BadRequestError("Cannot edit a sold ticket")
     if doc.get("orderId"):
         raise BadRequestError("Cannot edit a reserved ticket")
     if doc["userId"] != user.id:

@@ -1,0 +1,180 @@
+"""The settler: moves each payment on once orders has decided its order.
+
+Orders is the one authority on an order: payments only authorizes, and captures,
+voids or refunds according to what orders decided (its replica of the order):
+
+| payment      | order      | move                                        | event            |
+|--------------|------------|---------------------------------------------|------------------|
+| authorized   | complete   | capture                                     | payment.created  |
+| authorized   | cancelled  | void (release the hold)                     | payment.voided   |
+| captured     | cancelled  | refund                                      | payment.refunded |
+| authorizing, | cancelled  | authorize again with its key (the provider  | payment.voided   |
+| stale        |            | answers with the same hold, if any), void   |                  |
+
+Each move calls the provider with a key of its own (`capture-<payment id>`, ...), so
+a repeat after a crash or a provider outage moves no money twice; the payment and its
+event are then saved in one write (the outbox). A move that fails is tried again: by
+the listener's redelivery, and every `interval` by the loop, which looks at every
+authorized payment and every one marked due (its order changed) — so a crash between
+authorize and capture, or a provider down for an hour, heals by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from common.app import ServiceContext
+from common.events import (
+    Event,
+    OrderStatus,
+    PaymentCreatedEvent,
+    PaymentRefundedEvent,
+    PaymentVoidedEvent,
+)
+from common.mongo import VersionConflict
+from common.outbox import Outbox, without_outbox
+from common.tasks import Loop
+from payments import repository
+from payments.providers import CardDeclined, InvalidToken, PaymentProvider
+from payments.repository import AUTHORIZED, AUTHORIZING, CAPTURED, DUE, PAYMENTS
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+
+STALE_ATTEMPT = timedelta(minutes=1)
+"""An attempt still `authorizing` after this long was left by a crash (a request gives
+up long before): the settler may finish it."""
+
+
+def _created(doc: Doc) -> Event:
+    return PaymentCreatedEvent(id=str(doc["_id"]), orderId=doc["orderId"], stripeId=doc["stripeId"])
+
+
+def _voided(doc: Doc) -> Event:
+    return PaymentVoidedEvent(id=str(doc["_id"]), orderId=doc["orderId"])
+
+
+def _refunded(doc: Doc) -> Event:
+    return PaymentRefundedEvent(id=str(doc["_id"]), orderId=doc["orderId"])
+
+
+class Settler:
+    """A payments worker (`common.app.Worker`)."""
+
+    def __init__(self, provider: PaymentProvider, *, interval: float = 1.0) -> None:
+        self.provider = provider
+        self.interval = interval
+        self.settled: dict[str, int] = {}  # moves made, by name (for tests and logs)
+        self._wake = asyncio.Event()
+        self._loop = Loop("payments-settler", self._step, pause=interval)
+        self._db: Any = None
+        self._outbox: Outbox | None = None
+
+    async def start(self, context: ServiceContext) -> None:
+        self._db, self._outbox = context.db, context.outbox
+        self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def settle_order(self, order_id: str) -> str:
+        """Move the order's payment on, if its order calls for it. Raises
+        ProviderUnavailable (or a database error) when the move could not be made:
+        it stays to do."""
+        payment = await repository.get_payment(self._db, order_id)
+        if payment is None:
+            return "no payment"
+        return await self.settle(payment)
+
+    async def settle(self, payment: Doc) -> str:
+        order = await repository.get_order(self._db, payment["orderId"])
+        order_status = order["status"] if order else None
+        status = payment["status"]
+        move: tuple[str, str, Callable[[Doc], Event]] | None = None
+        if status == AUTHORIZED and order_status == OrderStatus.COMPLETE:
+            await self.provider.capture(payment["stripeId"], idempotency_key=_key("capture", payment))
+            move = ("capture", CAPTURED, _created)
+        elif status == AUTHORIZED and order_status == OrderStatus.CANCELLED:
+            await self.provider.void(payment["stripeId"], idempotency_key=_key("void", payment))
+            move = ("void", repository.VOIDED, _voided)
+        elif status == CAPTURED and order_status == OrderStatus.CANCELLED:
+            await self.provider.refund(payment["stripeId"], idempotency_key=_key("refund", payment))
+            move = ("refund", repository.REFUNDED, _refunded)
+        elif status == AUTHORIZING and order_status == OrderStatus.CANCELLED and _stale(payment):
+            return await self._release_stale_attempt(payment)
+        if move is None:
+            if payment.get(DUE):  # looked at: nothing to do until its order changes again
+                await self._db[PAYMENTS].update_one(
+                    {"_id": payment["_id"], "version": payment["version"]}, {"$unset": {DUE: ""}}
+                )
+            return "nothing to do"
+        name, new_status, event = move
+        assert self._outbox is not None
+        try:
+            await self._outbox.update(PAYMENTS, payment, {"status": new_status, DUE: None}, event)
+        except VersionConflict:
+            return "settled by another"  # a replica or the listener got there first
+        self.settled[name] = self.settled.get(name, 0) + 1
+        log.info("payment %s of order %s: %s", payment["_id"], payment["orderId"], name)
+        return name
+
+    async def _release_stale_attempt(self, payment: Doc) -> str:
+        """An attempt a crash left `authorizing`, for an order that is over: whether
+        the card was authorized is unknown, so ask again with the same key (the
+        provider answers with the same hold, or declines) and release it."""
+        try:
+            charge = await self.provider.authorize(
+                amount_cents=payment["amountCents"],
+                currency=payment["currency"],
+                token=payment["token"],
+                idempotency_key=repository.idempotency_key(payment),
+            )
+        except (CardDeclined, InvalidToken):
+            await repository.drop_attempt(self._db, payment)
+            return "dropped"
+        await self.provider.void(charge.id, idempotency_key=_key("void", payment))
+        assert self._outbox is not None
+        changes = {"status": repository.VOIDED, "stripeId": charge.id, "token": None, DUE: None}
+        try:
+            await self._outbox.update(PAYMENTS, payment, changes, _voided)
+        except VersionConflict:
+            return "settled by another"
+        return "void"
+
+    async def _step(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.interval):
+                await self._wake.wait()
+        self._wake.clear()
+        stale = datetime.now(UTC) - STALE_ATTEMPT
+        query = {
+            "$or": [
+                {"status": AUTHORIZED},
+                {DUE: True},
+                {"status": AUTHORIZING, "createdAt": {"$lt": stale}},
+            ]
+        }
+        async for doc in self._db[PAYMENTS].find(query).limit(500):
+            try:
+                await self.settle(without_outbox(doc))
+            except Exception as exc:  # the provider or the database: next time
+                log.warning("payment %s not settled yet: %r", doc["_id"], exc)
+
+
+def _key(move: str, payment: Doc) -> str:
+    return f"{move}-{payment['_id']}"
+
+
+def _stale(payment: Doc) -> bool:
+    created = payment["createdAt"]
+    created = created if created.tzinfo else created.replace(tzinfo=UTC)
+    return created < datetime.now(UTC) - STALE_ATTEMPT

@@ -1,0 +1,223 @@
+"""The settler on a REAL nats-server and MongoDB-wire server: what orders decides about
+an order moves its payment — capture on order.completed, void on order.cancelled, refund
+of a capture whose order is cancelled — once each, through provider failures too."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from bson import ObjectId
+
+from common.events import (
+    OrderCancelledEvent,
+    OrderCompletedEvent,
+    OrderCreatedEvent,
+    publish,
+)
+from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.http import app_client
+from common.testing.streams import stream_payloads
+from common.testing.waiting import eventually
+from payments.main import create_payments_app
+from payments.providers import ProviderUnavailable, TestProvider
+
+TICKET = {"id": "t1"}
+
+
+class FlakyProvider(TestProvider):
+    """Fails the first `failures` captures, voids and refunds as an outage would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def _move(self, charge_id, operation, *, frm, to):
+        if self.failures > 0:
+            self.failures -= 1
+            self.calls.append((f"{operation} failed", charge_id))
+            raise ProviderUnavailable("the provider is down")
+        super()._move(charge_id, operation, frm=frm, to=to)
+
+
+@pytest.fixture
+def provider() -> TestProvider:
+    return TestProvider()
+
+
+@pytest.fixture
+async def payments(make_settings, clean_db, nats_manager, provider):
+    app = create_payments_app(
+        make_settings(settle_interval=0.1), database=clean_db.name, provider=provider
+    )
+    async with app_client(app) as client:
+        yield client
+
+
+async def authorized_order(payments, js, db) -> tuple[str, dict]:
+    """An order orders created, paid (authorized) by its buyer through the API."""
+    order_id = str(ObjectId())
+    await publish(
+        js,
+        OrderCreatedEvent(
+            id=order_id,
+            version=0,
+            status="created",
+            userId="buyer",
+            expiresAt=datetime.now(UTC) + timedelta(minutes=15),
+            ticket={"id": "t1", "price": 25},
+        ),
+    )
+    await eventually(lambda: _exists(db.orders, order_id))
+    response = await payments.post(
+        "/api/payments",
+        json={"orderId": order_id, "token": "tok_visa"},
+        cookies=session_cookie(TEST_JWT_KEY, user_id="buyer"),
+    )
+    assert response.status_code == 201, response.text
+    return order_id, response.json()
+
+
+async def _exists(collection, doc_id) -> bool:
+    return await collection.count_documents({"_id": doc_id}) == 1
+
+
+async def status_of(db, order_id: str) -> str:
+    return (await db.payments.find_one({"orderId": order_id}))["status"]
+
+
+async def settled(js, db, order_id: str, status: str, subject: str) -> list[dict]:
+    """Wait until the payment reads `status` and its event is on the stream; the
+    stream's events of that subject for the order."""
+
+    async def done() -> bool:
+        return await status_of(db, order_id) == status and bool(
+            await events(js, subject, order_id)
+        )
+
+    await eventually(done)
+    return await events(js, subject, order_id)
+
+
+async def events(js, subject: str, order_id: str) -> list[dict]:
+    return [e for e in await stream_payloads(js, subject) if e["orderId"] == order_id]
+
+
+async def test_an_order_completed_is_captured_once_and_payment_created_published(
+    payments, nats_manager, clean_db, provider
+):
+    js = nats_manager.jetstream
+    order_id, paid = await authorized_order(payments, js, clean_db)
+    await publish(js, OrderCompletedEvent(id=order_id, version=1, ticket=TICKET))
+    created = await settled(js, clean_db, order_id, "captured", "payment.created")
+    assert provider.state == {paid["stripeId"]: "captured"}
+    assert created == [
+        {"id": paid["id"], "orderId": order_id, "stripeId": paid["stripeId"]}
+    ]
+    assert await events(js, "payment.voided", order_id) == []
+
+
+async def test_an_order_cancelled_after_authorizing_is_voided_never_captured(
+    payments, nats_manager, clean_db, provider
+):
+    js = nats_manager.jetstream
+    order_id, paid = await authorized_order(payments, js, clean_db)
+    await publish(js, OrderCancelledEvent(id=order_id, version=1, ticket=TICKET))
+    voided = await settled(js, clean_db, order_id, "voided", "payment.voided")
+    assert provider.state == {paid["stripeId"]: "voided"}
+    assert ("capture", paid["stripeId"]) not in provider.calls
+    assert voided == [
+        {"id": paid["id"], "orderId": order_id}
+    ]
+    assert await events(js, "payment.created", order_id) == []
+    again = await payments.post(
+        "/api/payments",
+        json={"orderId": order_id, "token": "tok_visa"},
+        cookies=session_cookie(TEST_JWT_KEY, user_id="buyer"),
+    )
+    assert again.json() == {"errors": [{"message": "Cannot pay for a cancelled order"}]}
+
+
+async def test_a_capture_whose_order_then_reads_cancelled_is_refunded_by_itself(
+    payments, nats_manager, clean_db, provider
+):
+    """No path of ours captures for an order that is not complete; if one ever did (an
+    operator's hand, a bug), the money goes back without anyone asking."""
+    js = nats_manager.jetstream
+    order_id, paid = await authorized_order(payments, js, clean_db)
+    await publish(js, OrderCompletedEvent(id=order_id, version=1, ticket=TICKET))
+    await settled(js, clean_db, order_id, "captured", "payment.created")
+    await publish(js, OrderCancelledEvent(id=order_id, version=2, ticket=TICKET))
+    refunded = await settled(js, clean_db, order_id, "refunded", "payment.refunded")
+    assert provider.state == {paid["stripeId"]: "refunded"}
+    assert refunded == [
+        {"id": paid["id"], "orderId": order_id}
+    ]
+
+
+@pytest.mark.parametrize("provider", [FlakyProvider(failures=2)])
+async def test_a_provider_failing_the_capture_twice_captures_once_after(
+    payments, nats_manager, clean_db, provider
+):
+    js = nats_manager.jetstream
+    order_id, paid = await authorized_order(payments, js, clean_db)
+    await publish(js, OrderCompletedEvent(id=order_id, version=1, ticket=TICKET))
+    created = await settled(js, clean_db, order_id, "captured", "payment.created")
+    operations = [operation for operation, _ in provider.calls]
+    assert operations.count("capture failed") == 2
+    assert provider.state == {paid["stripeId"]: "captured"}
+    assert len(created) == 1
+
+
+@pytest.mark.parametrize("provider", [FlakyProvider(failures=2)])
+async def test_a_provider_failing_the_void_twice_voids_once_after(
+    payments, nats_manager, clean_db, provider
+):
+    js = nats_manager.jetstream
+    order_id, paid = await authorized_order(payments, js, clean_db)
+    await publish(js, OrderCancelledEvent(id=order_id, version=1, ticket=TICKET))
+    voided = await settled(js, clean_db, order_id, "voided", "payment.voided")
+    assert provider.state == {paid["stripeId"]: "voided"}
+    assert len(voided) == 1
+
+
+async def test_an_attempt_a_crash_left_authorizing_is_released_once_its_order_is_over(
+    payments, nats_manager, clean_db, provider
+):
+    """The process died after the provider held the card and before it saved that: the
+    buyer never retried, and the order expired. The settler asks the provider again
+    with the attempt's key (the same hold) and voids it."""
+    js = nats_manager.jetstream
+    order_id = str(ObjectId())
+    await publish(
+        js,
+        OrderCreatedEvent(
+            id=order_id,
+            version=0,
+            status="created",
+            userId="buyer",
+            expiresAt=datetime.now(UTC) + timedelta(minutes=15),
+            ticket={"id": "t1", "price": 25},
+        ),
+    )
+    await eventually(lambda: _exists(clean_db.orders, order_id))
+    attempt_id = ObjectId()
+    held = await provider.authorize(
+        amount_cents=2500, currency="usd", token="tok_visa", idempotency_key=f"payment-{attempt_id}"
+    )
+    await clean_db.payments.insert_one(
+        {
+            "_id": attempt_id,
+            "orderId": order_id,
+            "userId": "buyer",
+            "status": "authorizing",
+            "token": "tok_visa",
+            "amountCents": 2500,
+            "currency": "usd",
+            "orderVersion": 0,
+            "version": 0,
+            "createdAt": datetime.now(UTC) - timedelta(minutes=5),
+        }
+    )
+    await publish(js, OrderCancelledEvent(id=order_id, version=1, ticket=TICKET))
+    voided = await settled(js, clean_db, order_id, "voided", "payment.voided")
+    assert provider.state == {held.id: "voided"}
+    assert len(voided) == 1
