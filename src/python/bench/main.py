@@ -132,8 +132,15 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     servers = {name: MongoServer(workdir / f"mongo-{name}").start() for name in SERVICES}
     uris = {name: bench_uri(server.uri) for name, server in servers.items()}  # type: ignore[attr-defined]
     common = {"JWT_KEY": JWT_KEY, "COOKIE_SECURE": "false", "NATS_URL": nats_server.url}
+    # one bench user places every order: the unpaid-order cap is off (0)
+    own = {"orders": {"MAX_UNPAID_ORDERS_PER_USER": "0"}}
     auth, tickets, orders = (
-        ServiceProcess(name, f"{name}.main", {**common, "MONGO_URI": uris[name]}, workdir / name)
+        ServiceProcess(
+            name,
+            f"{name}.main",
+            {**common, "MONGO_URI": uris[name], **own.get(name, {})},
+            workdir / name,
+        )
         for name in SERVICES
     )
     auth.start()

@@ -31,7 +31,12 @@ class Services:
         self.orders = ServiceProcess(
             "orders",
             "orders.main",
-            {**shared, "ORDER_EXPIRATION_SECONDS": str(expires_in)},
+            # one buyer holds every order of the burst (the anti-hoarding cap lifted)
+            {
+                **shared,
+                "ORDER_EXPIRATION_SECONDS": str(expires_in),
+                "MAX_UNPAID_ORDERS_PER_USER": "0",
+            },
             workdir / "orders",
         )
         self.expiration = ServiceProcess(

@@ -1,6 +1,9 @@
 """The orders service's listeners on a REAL nats-server and MongoDB-wire server: the
 ticket replica follows ticket.created / ticket.updated in version order; an expired
-order is cancelled, a paid one completed (each once)."""
+order is cancelled; an authorized payment completes its order — or, if the order is
+over, late or at a price the ticket no longer has, cancels it (each once)."""
+
+from datetime import UTC, datetime
 
 import pytest
 from bson import ObjectId
@@ -8,7 +11,8 @@ from bson import ObjectId
 from common.events import (
     STREAM_NAME,
     ExpirationCompleteEvent,
-    PaymentCreatedEvent,
+    PaymentAuthorizedEvent,
+    PaymentVoidedEvent,
     TicketCreatedEvent,
     TicketUpdatedEvent,
     publish,
@@ -53,6 +57,7 @@ async def test_ticket_created_is_copied_with_exact_cents(orders_app, clean_db, n
         "title": "v0",
         "priceCents": 1999,
         "userId": "u",
+        "orderId": None,
         "version": 0,
     }
 
@@ -95,16 +100,18 @@ async def _version_is(db, version: int) -> bool:
     return doc is not None and doc["version"] == version
 
 
-# --- expiration.complete and payment.created --------------------------------------------
+# --- expiration.complete and payment.authorized -----------------------------------------
 
 
-async def an_order(client, db, status: str | None = None) -> dict:
-    """An order placed through the route (the ticket put in the replica first)."""
+async def an_order(client, db, status: str | None = None, reserved: bool = True) -> dict:
+    """An order placed through the route (the ticket put in the replica first), and the
+    ticket then reserved for it by tickets (the replica as ticket.updated leaves it)."""
     ticket = {
         "_id": str(ObjectId()),
         "title": "t",
         "priceCents": 500,
         "userId": "seller",
+        "orderId": None,
         "version": 0,
     }
     await db.tickets.insert_one(ticket)
@@ -112,9 +119,19 @@ async def an_order(client, db, status: str | None = None) -> dict:
     response = await client.post("/api/orders", json={"ticketId": ticket["_id"]}, cookies=buyer)
     assert response.status_code == 201
     order = response.json()
+    if reserved:
+        await db.tickets.update_one(
+            {"_id": ticket["_id"]}, {"$set": {"orderId": order["id"], "version": 1}}
+        )
     if status is not None:
         await db.orders.update_one({"_id": ObjectId(order["id"])}, {"$set": {"status": status}})
     return order
+
+
+def authorized(order: dict, cents: int = 500) -> PaymentAuthorizedEvent:
+    return PaymentAuthorizedEvent(
+        id=str(ObjectId()), orderId=order["id"], amountCents=cents, orderVersion=0
+    )
 
 
 async def order_now(db, order: dict) -> dict:
@@ -160,20 +177,125 @@ async def test_expiration_leaves_a_paid_order_alone(orders_app, clean_db, nats_m
     assert await stream_payloads(js, "order.cancelled") == []
 
 
-async def test_payment_completes_the_order_once(orders_app, clean_db, nats_manager):
+async def test_an_authorized_payment_completes_the_order_once(
+    orders_app, clean_db, nats_manager
+):
     app, client = orders_app
     js = nats_manager.jetstream
     order = await an_order(client, clean_db)
-    paid = PaymentCreatedEvent(id=str(ObjectId()), orderId=order["id"], stripeId="pi_test_1")
+    paid = authorized(order)
     await publish(js, paid)
     await eventually(lambda: _status(clean_db, order, "complete"))
     await js.publish(paid.subject, paid.encode(), headers={"Nats-Msg-Id": "again"})
-    await eventually(lambda: settled(app, PaymentCreatedEvent, js, 2))
+    await eventually(lambda: settled(app, PaymentAuthorizedEvent, js, 2))
     stored = await order_now(clean_db, order)
-    assert (stored["status"], stored["version"]) == ("complete", 1)
+    assert (stored["status"], stored["version"], stored["unpaidSlot"]) == ("complete", 1, None)
+    assert await stream_payloads(js, "order.completed") == [
+        {"id": order["id"], "version": 1, "ticket": {"id": order["ticket"]["id"]}}
+    ]
     buyer = session_cookie(TEST_JWT_KEY, user_id=order["userId"])
     cancel = await client.delete(f"/api/orders/{order['id']}", cookies=buyer)
     assert cancel.json() == {"errors": [{"message": "Cannot cancel a paid order"}]}
+
+
+async def test_an_authorization_for_a_cancelled_order_changes_nothing(
+    orders_app, clean_db, nats_manager
+):
+    """The buyer cancelled first: order.cancelled is on the stream, payments voids."""
+    app, client = orders_app
+    js = nats_manager.jetstream
+    order = await an_order(client, clean_db)
+    buyer = session_cookie(TEST_JWT_KEY, user_id=order["userId"])
+    assert (await client.delete(f"/api/orders/{order['id']}", cookies=buyer)).status_code == 204
+    await publish(js, authorized(order))
+    await eventually(lambda: settled(app, PaymentAuthorizedEvent, js, 1))
+    assert (await order_now(clean_db, order))["status"] == "cancelled"
+    assert await stream_payloads(js, "order.completed") == []
+    assert len(await stream_payloads(js, "order.cancelled")) == 1
+
+
+async def test_an_authorization_after_the_expiry_cancels_the_order(
+    orders_app, clean_db, nats_manager
+):
+    app, client = orders_app
+    js = nats_manager.jetstream
+    order = await an_order(client, clean_db)
+    await clean_db.orders.update_one(
+        {"_id": ObjectId(order["id"])}, {"$set": {"expiresAt": datetime.now(UTC)}}
+    )
+    await publish(js, authorized(order))
+    await eventually(lambda: _status(clean_db, order, "cancelled"))
+    shown = (await client.get(f"/api/orders/{order['id']}", cookies=buyer_of(order))).json()
+    assert shown["reason"] == "The order expired before it was paid"
+    assert await stream_payloads(js, "order.completed") == []
+    await eventually(lambda: _on_stream(js, "order.cancelled", 1))
+
+
+async def test_an_authorization_waits_for_tickets_to_reserve_the_ticket(
+    orders_app, clean_db, nats_manager
+):
+    """Orders completes only an order tickets gave the ticket to: until ticket.updated
+    says so, the authorization is held back (naked and redelivered), then applied."""
+    app, client = orders_app
+    js = nats_manager.jetstream
+    await publish(js, ticket_event(TicketCreatedEvent, 0))
+    await eventually(lambda: replica(clean_db))
+    response = await client.post("/api/orders", json={"ticketId": TICKET_ID}, cookies=BUYER)
+    order = response.json()
+    await publish(js, authorized(order, cents=2000))
+    listener = next(x for x in app.state.listeners if x.event is PaymentAuthorizedEvent)
+    await eventually(lambda: listener.outcomes["ahead"] >= 2)
+    assert (await order_now(clean_db, order))["status"] == "created"
+    await publish(js, ticket_event(TicketUpdatedEvent, 1, orderId=order["id"]))
+    await eventually(lambda: _status(clean_db, order, "complete"))
+
+
+async def test_a_seller_price_edit_cancels_the_unpaid_order_placed_at_the_old_price(
+    orders_app, clean_db, nats_manager
+):
+    """The seller's edit was acknowledged before tickets heard of the order: tickets
+    does not reserve the ticket for it, and orders cancels it, saying why — also when
+    its payment was authorized first."""
+    app, client = orders_app
+    js = nats_manager.jetstream
+    await publish(js, ticket_event(TicketCreatedEvent, 0, price=10))
+    await eventually(lambda: replica(clean_db))
+    order = (await client.post("/api/orders", json={"ticketId": TICKET_ID}, cookies=BUYER)).json()
+    await publish(js, authorized(order, cents=1000))
+    await publish(js, ticket_event(TicketUpdatedEvent, 1, price=999))
+    await eventually(lambda: _status(clean_db, order, "cancelled"))
+    shown = (await client.get(f"/api/orders/{order['id']}", cookies=BUYER)).json()
+    assert shown["reason"] == "The seller changed this ticket; order again to see the new price"
+    await eventually(lambda: settled(app, PaymentAuthorizedEvent, js, 1))
+    assert await stream_payloads(js, "order.completed") == []
+    await eventually(lambda: _on_stream(js, "order.cancelled", 1))
+
+
+async def test_what_payments_did_with_the_money_is_shown_on_the_order(
+    orders_app, clean_db, nats_manager
+):
+    app, client = orders_app
+    order = await an_order(client, clean_db, status="cancelled")
+    await publish(
+        nats_manager.jetstream, PaymentVoidedEvent(id=str(ObjectId()), orderId=order["id"])
+    )
+
+    async def voided() -> bool:
+        shown = await client.get(f"/api/orders/{order['id']}", cookies=buyer_of(order))
+        return shown.json().get("payment") == "voided"
+
+    await eventually(voided)
+
+
+BUYER = session_cookie(TEST_JWT_KEY, user_id=str(ObjectId()))
+
+
+def buyer_of(order: dict) -> dict[str, str]:
+    return session_cookie(TEST_JWT_KEY, user_id=order["userId"])
+
+
+async def _on_stream(js, subject: str, count: int) -> bool:
+    return len(await stream_payloads(js, subject)) == count
 
 
 async def _status(db, order: dict, status: str) -> bool:

@@ -136,9 +136,9 @@ async def create(
     outbox: Outbox, ticket: Doc, user_id: str, expires_at: datetime, *, max_unpaid: int
 ) -> Doc:
     """Reserve `ticket` for `user_id` until `expires_at` and record `order.created`, in
-    one insert that also takes one of the user's `max_unpaid` unpaid-order slots.
-    TicketReserved if another order holds the ticket; TooManyUnpaid if every slot is
-    taken (simultaneous orders by one user each try a free slot: the index decides)."""
+    one insert that also takes one of the user's `max_unpaid` unpaid-order slots (0: no
+    cap). TicketReserved if another order holds the ticket; TooManyUnpaid if every slot
+    is taken (simultaneous orders by one user each try a free slot: the index decides)."""
     doc = {
         "_id": ObjectId(),
         "userId": user_id,
@@ -155,24 +155,34 @@ async def create(
         "version": 0,
         "createdAt": datetime.now(expires_at.tzinfo),
     }
+    if not max_unpaid:  # no cap
+        return await _insert(outbox, doc)
     orders = outbox.db[ORDERS]
+    mine = {SLOT: {"$gte": f"{user_id}:", "$lt": f"{user_id};"}}  # ':' + 1 == ';'
     for _ in range(max_unpaid + 1):  # each round loses a slot to another order, at most
-        taken = {
-            held[SLOT]
-            async for held in orders.find(
-                {"userId": user_id, SLOT: {"$type": "string"}}, {SLOT: 1}
-            )
-        }
-        free = [slot for k in range(max_unpaid) if (slot := f"{user_id}:{k}") not in taken]
-        if not free:
+        taken = {held[SLOT] async for held in orders.find(mine, {SLOT: 1})}
+        free = (slot for k in range(max_unpaid) if (slot := f"{user_id}:{k}") not in taken)
+        doc[SLOT] = next(free, None)
+        if doc[SLOT] is None:
             raise TooManyUnpaid()
-        doc[SLOT] = free[0]
         try:
-            return await outbox.insert(ORDERS, doc, created_event(doc))
-        except DuplicateKeyError as exc:
-            if SLOT not in ((exc.details or {}).get("keyPattern") or {}):
-                raise TicketReserved() from None
+            return await _insert(outbox, doc)
+        except SlotTaken:
+            continue
     raise TooManyUnpaid()
+
+
+class SlotTaken(Exception):
+    """A simultaneous order by the same user took that unpaid-order slot first."""
+
+
+async def _insert(outbox: Outbox, doc: Doc) -> Doc:
+    try:
+        return await outbox.insert(ORDERS, doc, created_event(doc))
+    except DuplicateKeyError as exc:
+        if SLOT in ((exc.details or {}).get("keyPattern") or {}):
+            raise SlotTaken() from None
+        raise TicketReserved() from None
 
 
 async def holder(db: AsyncDatabase[Any], ticket_id: str) -> Doc | None:

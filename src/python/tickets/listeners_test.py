@@ -1,12 +1,20 @@
 """The tickets service's listeners on a REAL nats-server and MongoDB-wire server: an order
-reserves its ticket and a cancellation releases it, each with a ticket.updated, once."""
+reserves its ticket and a cancellation releases it, a completed order sells it — each
+with a ticket.updated, once — and an order placed at a price the seller has since
+changed does not get the ticket."""
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
 
-from common.events import STREAM_NAME, OrderCancelledEvent, OrderCreatedEvent, publish
+from common.events import (
+    STREAM_NAME,
+    OrderCancelledEvent,
+    OrderCompletedEvent,
+    OrderCreatedEvent,
+    publish,
+)
 from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.http import app_client
 from common.testing.streams import stream_payloads
@@ -53,6 +61,11 @@ async def updates(js) -> list[dict]:
     return await stream_payloads(js, "ticket.updated")
 
 
+def as_event(ticket: dict, **changes) -> dict:
+    """A ticket as the API shows it, as its ticket.updated payload carries it."""
+    return {key: value for key, value in {**ticket, **changes}.items() if key != "status"}
+
+
 async def published_versions(js, versions: list[int]) -> None:
     """Wait until ticket.updated for exactly these versions is on the stream (the write
     is visible a moment before its event is acked)."""
@@ -75,7 +88,7 @@ async def test_order_created_reserves_the_ticket_and_publishes_ticket_updated(cl
     )
     assert edit.status_code == 400
     await published_versions(nats_manager.jetstream, [1])
-    assert await updates(nats_manager.jetstream) == [{**ticket, "version": 1, "orderId": "o1"}]
+    assert await updates(nats_manager.jetstream) == [as_event(ticket, version=1, orderId="o1")]
 
 
 async def test_order_cancelled_releases_it_and_publishes_ticket_updated(client, nats_manager):
@@ -87,7 +100,42 @@ async def test_order_cancelled_releases_it_and_publishes_ticket_updated(client, 
     await eventually(lambda: _has(client, ticket, orderId=None, version=2))
     assert [t["id"] for t in (await client.get(URL)).json()] == [ticket["id"]]
     await published_versions(js, [1, 2])
-    assert (await updates(js))[-1] == {**ticket, "version": 2}  # no orderId: free
+    assert (await updates(js))[-1] == as_event(ticket, version=2)  # no orderId: free
+
+
+async def test_a_completed_order_sells_the_ticket_for_good(client, nats_manager):
+    js = nats_manager.jetstream
+    ticket = await sell(client)
+    await publish(js, created(ticket, "o1"))
+    await eventually(lambda: _has(client, ticket, orderId="o1", version=1))
+    await publish(js, OrderCompletedEvent(id="o1", version=1, ticket={"id": ticket["id"]}))
+    await eventually(lambda: _has(client, ticket, status="sold", version=2))
+    assert (await shown(client, ticket))["orderId"] == "o1"
+    assert (await client.get(URL)).json() == []  # not for sale
+    edit = await client.put(
+        f"{URL}/{ticket['id']}",
+        json={"title": "x", "price": 1},
+        cookies=session_cookie(TEST_JWT_KEY, user_id=ticket["userId"]),
+    )
+    assert edit.json() == {"errors": [{"message": "Cannot edit a sold ticket"}]}
+    await published_versions(js, [1, 2])
+
+
+async def test_an_order_at_a_price_the_seller_changed_does_not_get_the_ticket(
+    client, nats_manager
+):
+    """The edit (10 → 999) was acknowledged before the order (placed at 10 on orders'
+    older copy) reached tickets: the ticket stays free at 999; orders cancels the order
+    when it sees the edit."""
+    js = nats_manager.jetstream
+    ticket = await sell(client)
+    owner = session_cookie(TEST_JWT_KEY, user_id=ticket["userId"])
+    edit = await client.put(f"{URL}/{ticket['id']}", json={"title": "Gig", "price": 999}, cookies=owner)
+    assert edit.status_code == 200
+    await publish(js, created(ticket, "o1"))  # ticket["price"] is still 10 here
+    await publish(js, created({**ticket, "price": 999}, "o2"))  # a later order, at 999
+    await eventually(lambda: _has(client, ticket, orderId="o2", version=2))
+    await published_versions(js, [1, 2])  # the edit, then o2's reservation: none for o1
 
 
 async def test_a_redelivered_order_event_changes_nothing(client, nats_manager):

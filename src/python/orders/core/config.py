@@ -13,7 +13,7 @@ class OrdersSettings(EventingSettings):
     )
 
     max_unpaid_orders_per_user: int = Field(
-        3, ge=1, description="Unpaid orders one user may hold at once (no hoarding)"
+        3, ge=0, description="Unpaid orders one user may hold at once (no hoarding; 0: no cap)"
     )
 
     @model_validator(mode="after")

@@ -135,6 +135,45 @@ async def test_twelve_buyers_at_the_same_instant_one_gets_the_ticket(
     assert [m.subject for m in recording_nats.published] == ["order.created"]
 
 
+async def test_a_sold_ticket_says_so(client, clean_db):
+    ticket = await a_ticket(clean_db)
+    created = (await order(client, ticket)).json()
+    await clean_db.orders.update_one(
+        {"_id": ObjectId(created["id"])}, {"$set": {"status": "complete", "unpaidSlot": None}}
+    )
+    response = await order(client, ticket)
+    assert response.status_code == 400
+    assert errors(response) == [{"message": "Ticket is sold"}]
+
+
+async def test_ten_simultaneous_orders_by_one_user_reserve_at_most_three(
+    client, clean_db, recording_nats
+):
+    """No hoarding: MAX_UNPAID_ORDERS_PER_USER (3), race-free on the real database."""
+    me = signed_in()
+    tickets = [await a_ticket(clean_db) for _ in range(10)]
+    responses = await asyncio.gather(*(order(client, t, me) for t in tickets))
+    assert sorted(r.status_code for r in responses) == [201] * 3 + [400] * 7
+    refused = [errors(r) for r in responses if r.status_code == 400]
+    assert refused == [
+        [{"message": "You already hold 3 unpaid orders: pay or cancel one first"}]
+    ] * 7
+    assert await clean_db.orders.count_documents({}) == 3
+    assert len(recording_nats.payloads("order.created")) == 3
+    # the cap frees when an order is cancelled, completed or expires
+    placed = [r.json() for r in responses if r.status_code == 201]
+    spare = [t for t in tickets if t["_id"] not in {o["ticket"]["id"] for o in placed}]
+    assert (await client.delete(f"{URL}/{placed[0]['id']}", cookies=me)).status_code == 204
+    assert (await order(client, spare[0], me)).status_code == 201
+    assert (await order(client, spare[1], me)).status_code == 400
+    await clean_db.orders.update_one(  # paid (as orders completes it)
+        {"_id": ObjectId(placed[1]["id"])}, {"$set": {"status": "complete", "unpaidSlot": None}}
+    )
+    assert (await order(client, spare[1], me)).status_code == 201
+    other_buyer = signed_in()  # the cap is per user
+    assert (await order(client, spare[2], other_buyer)).status_code == 201
+
+
 async def test_a_cancelled_order_frees_the_ticket_for_another_buyer(client, clean_db):
     ticket = await a_ticket(clean_db)
     first, first_buyer = None, signed_in()

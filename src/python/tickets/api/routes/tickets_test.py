@@ -107,6 +107,7 @@ async def test_creates_a_ticket_with_valid_input(client, clean_db):
         "price": 19.99,
         "userId": user,
         "version": 0,
+        "status": "available",
     }
     stored = await clean_db.tickets.find_one({"_id": ObjectId(body["id"])})
     assert stored["priceCents"] == 1999  # exact, no float error
@@ -158,7 +159,7 @@ async def test_show_never_reveals_unsent_events_and_names_the_reserving_order(cl
     )
     response = await client.get(f"{URL}/{created['id']}")
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {**created, "orderId": "o1"}
+    assert response.json() == {**created, "orderId": "o1", "status": "reserved"}
 
 
 async def test_index_lists_unreserved_tickets_newest_first(client, clean_db):
