@@ -1,7 +1,20 @@
-from collections.abc import AsyncIterator, Callable
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from typing import Any
 
 import httpx
+import nats
 import pytest
+from bson import ObjectId
+from pymongo import AsyncMongoClient
+
+from common.audit import audit
+from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.waiting import eventually
+from harness.servers import ServiceProcess
 
 from common.testing.fixtures import *  # noqa: F403
 from common.testing.http import app_client
@@ -34,3 +47,151 @@ async def client(
     )
     async with app_client(app) as c:
         yield c
+
+
+# --- the whole buy path, as processes (races_test, recovery_test) -------------------
+
+SERVICES = ("tickets", "orders", "expiration", "payments")
+
+
+class Market:
+    """The four services, and what a buyer and a seller do with them."""
+
+    def __init__(self, mongo_server, nats_server, workdir, expires_in: int) -> None:
+        shared = {
+            "MONGO_URI": mongo_server.uri,
+            "JWT_KEY": TEST_JWT_KEY,
+            "COOKIE_SECURE": "false",
+            "NATS_URL": nats_server.url,
+            "OUTBOX_INTERVAL": "0.2",
+            "SETTLE_INTERVAL": "0.2",
+            "ORDER_EXPIRATION_SECONDS": str(expires_in),
+            "LOG_FORMAT": "text",
+        }
+        self.processes = {
+            name: ServiceProcess(name, f"{name}.main", shared, workdir / name) for name in SERVICES
+        }
+        self.mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_server.uri, tz_aware=True)
+        self.nats_url = nats_server.url
+
+    def start(self) -> Market:
+        for process in self.processes.values():
+            process.start()
+        return self
+
+    def stop(self) -> None:
+        for process in reversed(self.processes.values()):
+            process.stop()
+
+    def client(self, service: str, user: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.processes[service].url,
+            cookies=session_cookie(TEST_JWT_KEY, user_id=user),
+            timeout=30,
+        )
+
+    async def sell(self, seller: str, price: float = 10) -> dict:
+        async with self.client("tickets", seller) as tickets:
+            response = await tickets.post("/api/tickets", json={"title": "Gig", "price": price})
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    async def order(self, buyer: str, ticket_id: str) -> httpx.Response:
+        """POST /api/orders once orders knows the ticket (404 until then)."""
+        async with self.client("orders", buyer) as orders:
+            placed: list[httpx.Response] = []
+
+            async def known() -> bool:
+                placed[:] = [await orders.post("/api/orders", json={"ticketId": ticket_id})]
+                return placed[0].status_code != 404
+
+            await eventually(known, within=60)
+        return placed[0]
+
+    async def orderable(self, ticket_id: str) -> None:
+        """Orders has heard of the ticket (its replica has it)."""
+
+        async def known() -> bool:
+            return await self.mongo.orders.tickets.count_documents({"_id": ticket_id}) == 1
+
+        await eventually(known, within=60)
+
+    async def payable(self, order_id: str) -> None:
+        """Payments has heard of the order (its replica has it)."""
+
+        async def known() -> bool:
+            return await self.mongo.payments.orders.count_documents({"_id": order_id}) == 1
+
+        await eventually(known, within=60)
+
+    async def pay(self, buyer: str, order_id: str, token: str = "tok_visa") -> httpx.Response:
+        async with self.client("payments", buyer) as payments:
+            return await payments.post("/api/payments", json={"orderId": order_id, "token": token})
+
+    async def cancel(self, buyer: str, order_id: str) -> httpx.Response:
+        async with self.client("orders", buyer) as orders:
+            return await orders.delete(f"/api/orders/{order_id}")
+
+    async def edit(self, seller: str, ticket_id: str, price: float) -> httpx.Response:
+        async with self.client("tickets", seller) as tickets:
+            return await tickets.put(
+                f"/api/tickets/{ticket_id}", json={"title": "Gig", "price": price}
+            )
+
+    async def shown_order(self, buyer: str, order_id: str) -> dict:
+        async with self.client("orders", buyer) as orders:
+            return (await orders.get(f"/api/orders/{order_id}")).json()
+
+    async def payment(self, order_id: str) -> dict | None:
+        return await self.mongo.payments.payments.find_one({"orderId": order_id})
+
+    async def settled(self, buyer: str, order_id: str) -> dict:
+        """Wait until the order is decided and its money settled; returns the order with
+        its payment's final status as `money` (None: no payment was made)."""
+        final: dict = {}
+
+        async def done() -> bool:
+            order = await self.shown_order(buyer, order_id)
+            payment = await self.payment(order_id)
+            money = payment["status"] if payment else None
+            final.update(order, money=money)
+            if order["status"] == "complete":
+                return money == "captured"
+            if order["status"] == "cancelled":
+                return money in (None, "voided", "refunded")
+            return False
+
+        await eventually(done, within=60)
+        return final
+
+    async def audit_clean(self) -> None:
+        """The auditor finds nothing, with no margin: everything is settled."""
+        nc = await nats.connect(self.nats_url)
+        try:
+            report = await audit(nc.jetstream(), margin=timedelta(0))
+        finally:
+            await nc.close()
+        assert report.clean, report.text()
+        assert report.orders > 0
+
+
+@pytest.fixture(scope="module")
+def market(mongo_server, nats_server, tmp_path_factory) -> Iterator[Market]:
+    """The four services with a 2-minute order window, for a whole test file."""
+    market = Market(mongo_server, nats_server, tmp_path_factory.mktemp("market"), 120).start()
+    yield market
+    market.stop()
+
+
+def user() -> str:
+    return str(ObjectId())
+
+
+async def bought(market: Market, price: float = 10) -> tuple[str, str, dict]:
+    """A seller's ticket, ordered by a buyer and known to payments."""
+    seller, buyer = user(), user()
+    ticket = await market.sell(seller, price)
+    placed = await market.order(buyer, ticket["id"])
+    assert placed.status_code == 201, placed.text
+    await market.payable(placed.json()["id"])
+    return seller, buyer, {**placed.json(), "ticketId": ticket["id"]}

@@ -14,6 +14,7 @@ with backoff, as Kubernetes would; a crash loop stops the stack, naming the proc
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
 import signal
@@ -22,7 +23,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+
+from common.audit import audit
+from common.nats_client import NatsClientManager, NatsConnectError
 
 from harness.gateway import CaddyGateway
 from harness.servers import (
@@ -145,6 +150,7 @@ class Stack:
                 f"uses it, or pick another port with --port"
             )
         nats_url, mongo_uri = self._start_servers()
+        nats_url_file(self.state_dir).write_text(nats_url)  # for ./run audit
         upstreams = self._start_services(nats_url, mongo_uri)
         upstreams["WEB_UPSTREAM"] = self._start_web()
         self._start_gateway(upstreams)
@@ -273,6 +279,7 @@ class Stack:
             "",
             f"  state (data, dev JWT key, logs): {_shown(self.state_dir)}",
             "  traces: ./run traces (latest), ./run traces <id> (one, as a tree)",
+            "  money: ./run audit (replays the stream: any order charged and not complete?)",
             "  stop: Ctrl-C (or SIGTERM to this process)",
         ]
         return "\n".join(lines)
@@ -305,6 +312,52 @@ def _state_dir_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def audit_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="./run audit",
+        description="Is any money where it should not be? Replays the whole stream and "
+        "reports each order charged but not complete, each ticket sold or charged twice, "
+        "each authorization not released and each order left open; exit 1 if any.",
+    )
+    parser.add_argument(
+        "--nats-url",
+        default=os.environ.get("NATS_URL"),
+        help="the stream's NATS (default: $NATS_URL, else the running ./run's)",
+    )
+    parser.add_argument(
+        "--margin", type=float, default=60.0, help="seconds a settlement may take (default 60)"
+    )
+    _state_dir_option(parser)
+    args = parser.parse_args(argv)
+    url = args.nats_url
+    if not url:
+        path = nats_url_file(args.state_dir)
+        if not path.exists():
+            sys.exit("./run audit: no NATS to read: start ./run first, or pass --nats-url")
+        url = path.read_text().strip()
+    sys.exit(asyncio.run(_audit(url, args.margin)))
+
+
+async def _audit(url: str, margin: float) -> int:
+    client = NatsClientManager()
+    try:
+        await client.connect(url, "audit")
+    except NatsConnectError as exc:
+        print(f"./run audit: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = await audit(client.jetstream, margin=timedelta(seconds=margin))
+    finally:
+        await client.drain()
+    print(report.text())
+    return 0 if report.clean else 1
+
+
+def nats_url_file(state_dir: Path) -> Path:
+    """Where a running stack says which NATS it uses (`./run audit` reads it)."""
+    return state_dir / "nats-url"
+
+
 def traces_dir(state_dir: Path) -> Path:
     """Where every process of the stack writes its spans (`TRACES_DIR`)."""
     return state_dir / "traces"
@@ -313,8 +366,11 @@ def traces_dir(state_dir: Path) -> Path:
 def main() -> None:
     if sys.argv[1:2] == ["traces"]:
         traces_main(sys.argv[2:])
+    if sys.argv[1:2] == ["audit"]:
+        audit_main(sys.argv[2:])
     parser = argparse.ArgumentParser(
-        description="Run the whole Ticketing system locally (`./run traces`: its traces)."
+        description="Run the whole Ticketing system locally (`./run traces`: its traces; "
+        "`./run audit`: is any money where it should not be?)."
     )
     parser.add_argument(
         "--port",

@@ -123,6 +123,14 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
                 "/api/payments", json={"orderId": bought[0].json()["id"], "token": "tok_visa"}
             )
             assert paid.status_code == 201, paid.text
+
+            async def complete() -> bool:  # orders accepted the authorization
+                order = await buyer.get(f"/api/orders/{bought[0].json()['id']}")
+                return order.json()["status"] == "complete"
+
+            await eventually(complete)
+            await eventually(lambda: _sold(buyer, ticket["id"]))
+        await eventually(lambda: _audit_says(state, "no violation"))
         nc = await nats.connect(nats_url)
         message = await nc.jetstream().get_last_msg(STREAM_NAME, "ticket.created")
         await nc.close()
@@ -198,6 +206,23 @@ async def crash_tickets_under_load(
         await eventually(all_sent, within=60)
     finally:
         await nc.close()
+
+
+async def _sold(client: httpx.AsyncClient, ticket_id: str) -> bool:
+    return (await client.get(f"/api/tickets/{ticket_id}")).json()["status"] == "sold"
+
+
+def _audit_says(state: Path, verdict: str) -> bool:
+    """`./run audit` beside the running stack: it finds the stack's NATS itself."""
+    audit = subprocess.run(
+        [sys.executable, "-m", "stack.main", "audit", "--state-dir", str(state)],
+        env={**os.environ, "PYTHONPATH": python_path()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert audit.returncode in (0, 1), audit.stderr
+    return audit.returncode == 0 and verdict in audit.stdout
 
 
 def _cmdline(pid: int) -> bytes:
