@@ -5,6 +5,7 @@ user can publish another service's events."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import secrets
@@ -229,12 +230,21 @@ async def test_the_buy_path_runs_with_each_service_as_its_own_user(
 
         await eventually(paid)
 
-        async def complete() -> bool:  # orders heard payment.created from payments
+        async def complete() -> bool:  # orders heard payment.authorized from payments
             response = await orders.get(f"/api/orders/{order['id']}", cookies=buyer)
             return response.json()["status"] == "complete"
 
         await eventually(complete)
-        # expiration heard payment.created and purged the schedule (its purge right)
+
+        async def captured() -> bool:  # payments heard order.completed and captured
+            try:
+                message = await watcher.jetstream().get_last_msg(STREAM_NAME, "payment.created")
+            except NotFoundError:
+                return False
+            return json.loads(message.data)["orderId"] == order["id"]
+
+        await eventually(captured)
+        # expiration heard order.completed and purged the schedule (its purge right)
         await eventually(lambda: _not(scheduled()))
         # and a sign-out reaches tickets through auth's session.revoked
         assert (await auth.post("/api/users/signout", cookies=seller)).status_code == 200

@@ -34,6 +34,7 @@ def ticket_view(ticket: dict[str, Any]) -> dict[str, str]:
         "title": str(ticket.get("title", "")),
         "price": format_money(ticket.get("price")),
         "userId": str(ticket.get("userId", "")),
+        "status": str(ticket.get("status", "available")),  # available | reserved | sold
     }
 
 
@@ -68,6 +69,8 @@ def order_view(order: dict[str, Any]) -> dict[str, str]:
         "title": str(ticket.get("title", "")),
         "price": format_money(ticket.get("price")),
         "ticketId": str(ticket.get("id", "")),
+        "reason": str(order.get("reason") or ""),  # why the service cancelled it
+        "payment": str(order.get("payment") or ""),  # authorized, captured, voided, refunded
     }
 
 
@@ -315,16 +318,29 @@ class OrderState(FormState):
     order: dict[str, str] = {}
     not_found: bool = False
     seconds_left: int = 0
+    processing: bool = False  # paid (card authorized): orders is deciding
     _expires_at: float = 0.0
 
     @rx.var
     def expired(self) -> bool:
         status = self.order.get("status", "")
+        if self.processing:  # orders is deciding
+            return False
         return status == "cancelled" or (status == "created" and self.seconds_left <= 0)
 
     @rx.var
     def payable(self) -> bool:
-        return self.order.get("status", "") == "created" and self.seconds_left > 0
+        return (
+            self.order.get("status", "") == "created"
+            and self.seconds_left > 0
+            and not self.processing
+        )
+
+    @rx.var
+    def reason_text(self) -> str:
+        """Why the service cancelled the order, when it is not its expiry (shown apart)."""
+        reason = self.order.get("reason", "")
+        return "" if not reason or "expired" in reason else reason
 
     @rx.var
     def countdown_text(self) -> str:
@@ -332,6 +348,8 @@ class OrderState(FormState):
 
     def _show_order(self, order: dict[str, Any]) -> None:
         self.order = order_view(order)
+        if self.order["status"] != "created":
+            self.processing = False  # decided
         self._expires_at = expires_at(order)
         self.seconds_left = seconds_left(self._expires_at)
 
@@ -339,7 +357,7 @@ class OrderState(FormState):
     async def load(self) -> Any:
         self._reset_form()
         self.submitting = False
-        self.order, self.not_found = {}, False
+        self.order, self.not_found, self.processing = {}, False, False
         redirect = await self.require_user()
         if redirect is not None:
             return redirect
@@ -359,12 +377,12 @@ class OrderState(FormState):
         async with self:
             view = self._countdown = uuid.uuid4().hex
             session, order_id = self._session(), self.order.get("id", "")
-        ticks = 0
+        ticks, processing = 0, False
         while True:
             await asyncio.sleep(1)
             ticks += 1
             fresh = None
-            if ticks % POLL_EVERY_SECONDS == 0:
+            if processing or ticks % POLL_EVERY_SECONDS == 0:  # paid: every second
                 fresh = await SERVICES.get_order(session, order_id)
             async with self:
                 if self._countdown != view:
@@ -373,6 +391,7 @@ class OrderState(FormState):
                     self._show_order(fresh.data)
                 else:
                     self.seconds_left = seconds_left(self._expires_at)
+                processing = self.processing
                 past_expiry = time.time() - self._expires_at
                 if self.order.get("status") != "created" or past_expiry > POLL_AFTER_EXPIRY_SECONDS:
                     self._countdown = ""
@@ -385,9 +404,9 @@ class OrderState(FormState):
         yield
         result = await SERVICES.pay(self._session(), self.order.get("id", ""), token)
         self.submitting = False
-        if result.ok:
-            self._countdown = ""
-            yield rx.redirect("/orders")
+        if result.ok:  # the card is authorized; orders decides, then it is charged
+            self.processing = True
+            yield OrderState.count_down  # (again: now polling every second)
         elif result.status == 401:
             yield rx.redirect(self._signin_link())
         else:

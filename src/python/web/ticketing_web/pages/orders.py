@@ -138,6 +138,35 @@ def _expired() -> rx.Component:
     )
 
 
+def _cancelled_note() -> rx.Component:
+    """Why the service cancelled it, and what became of the money."""
+    return rx.vstack(
+        rx.cond(
+            OrderState.reason_text != "",
+            rx.callout(OrderState.reason_text, icon="info", id="order-reason"),
+        ),
+        rx.cond(
+            OrderState.order["payment"] == "voided",
+            rx.callout(
+                "Your card was not charged: the hold on it was released.",
+                icon="check",
+                color_scheme="gray",
+                id="payment-voided",
+            ),
+        ),
+        rx.cond(
+            OrderState.order["payment"] == "refunded",
+            rx.callout(
+                "Refunded: the money went back to your card.",
+                icon="check",
+                color_scheme="gray",
+                id="payment-refunded",
+            ),
+        ),
+        width="100%",
+    )
+
+
 def _details() -> rx.Component:
     return rx.card(
         rx.vstack(
@@ -161,6 +190,17 @@ def order_detail() -> rx.Component:
                 "Paid. Enjoy the event!", icon="check", color_scheme="green", id="order-paid"
             ),
         ),
+        rx.cond(
+            OrderState.processing,
+            rx.callout(
+                "Payment processing… your card is authorized; it is charged once the order "
+                "is confirmed.",
+                icon="clock",
+                color_scheme="blue",
+                id="payment-processing",
+            ),
+        ),
+        rx.cond(OrderState.order["status"] == "cancelled", _cancelled_note()),
         rx.cond(OrderState.expired, _expired()),
         rx.cond(
             OrderState.payable,

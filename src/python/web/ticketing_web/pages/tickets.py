@@ -31,9 +31,19 @@ def _details() -> rx.Component:
                 size="4",
                 id="ticket-price",
             ),
-            rx.cond(
-                TicketDetailState.is_owner,
-                rx.badge("You are selling this ticket", color_scheme="green"),
+            rx.match(
+                TicketDetailState.ticket["status"],
+                ("sold", rx.badge("Sold", color_scheme="gray", size="3", id="ticket-sold")),
+                (
+                    "reserved",
+                    rx.badge(
+                        "Reserved — may come back", color_scheme="amber", id="ticket-reserved"
+                    ),
+                ),
+                rx.cond(
+                    TicketDetailState.is_owner,
+                    rx.badge("You are selling this ticket", color_scheme="green"),
+                ),
             ),
             spacing="3",
         ),
@@ -100,7 +110,17 @@ def ticket_detail() -> rx.Component:
                 TicketDetailState.ticket.contains("id"),
                 rx.vstack(
                     _details(),
-                    rx.cond(TicketDetailState.is_owner, _edit_form(), _purchase()),
+                    rx.cond(
+                        TicketDetailState.ticket["status"] == "available",
+                        rx.cond(TicketDetailState.is_owner, _edit_form(), _purchase()),
+                        rx.cond(
+                            TicketDetailState.is_owner,
+                            rx.text(
+                                "A buyer holds or bought this ticket: it cannot be edited.",
+                                id="not-editable",
+                            ),
+                        ),
+                    ),
                     spacing="4",
                     width="100%",
                 ),
