@@ -80,9 +80,8 @@ class Report:
         return not self.violations
 
     def text(self) -> str:
-        head = (
-            f"audit: {self.events} events, {self.orders} orders, {self.payments} payments: "
-            + ("no violation" if self.clean else f"{len(self.violations)} violation(s)")
+        head = f"audit: {self.events} events, {self.orders} orders, {self.payments} payments: " + (
+            "no violation" if self.clean else f"{len(self.violations)} violation(s)"
         )
         return "\n".join([head, *(f"  {v}" for v in self.violations)])
 

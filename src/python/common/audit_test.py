@@ -58,9 +58,7 @@ def test_a_capture_on_a_cancelled_order_is_reported_until_refunded():
         event("order.cancelled", id="o1"),
         event("payment.created", id="p1", orderId="o1"),
     ]
-    assert found(*paid_then_cancelled) == [
-        "I1 order o1: payment p1 captured, order not complete"
-    ]
+    assert found(*paid_then_cancelled) == ["I1 order o1: payment p1 captured, order not complete"]
     assert found(*paid_then_cancelled, event("payment.refunded", id="p1", orderId="o1")) == []
 
 
@@ -74,7 +72,12 @@ def test_an_authorization_not_voided_after_a_cancel_is_reported_past_the_margin(
     assert found(*story, now=NOW + timedelta(minutes=5)) == [
         "I1 order o1: cancelled; payment p1 never voided"
     ]
-    assert found(*story, event("payment.voided", id="p1", orderId="o1"), now=NOW + timedelta(minutes=5)) == []
+    assert (
+        found(
+            *story, event("payment.voided", id="p1", orderId="o1"), now=NOW + timedelta(minutes=5)
+        )
+        == []
+    )
 
 
 def test_a_ticket_sold_or_charged_twice_is_reported():
@@ -122,7 +125,8 @@ async def test_the_audit_reads_the_real_stream(nats_manager):
             ),
         )
         await publish(
-            js, PaymentAuthorizedEvent(id=f"p{order}", orderId=order, amountCents=1000, orderVersion=0)
+            js,
+            PaymentAuthorizedEvent(id=f"p{order}", orderId=order, amountCents=1000, orderVersion=0),
         )
     await publish(js, OrderCompletedEvent(id="o1", version=1, ticket={"id": "t1"}))
     await publish(js, PaymentCreatedEvent(id="po1", orderId="o1", stripeId="pi_1"))

@@ -39,7 +39,9 @@ class TicketUpdatedListener(Listener[TicketUpdatedEvent]):
 
     async def on_message(self, data: TicketUpdatedEvent, msg: Msg) -> None:
         await repository.apply_ticket(self.context.db, data)
-        order_id = await repository.cancel_stale_price(self.context.outbox, self.context.db, data.id)
+        order_id = await repository.cancel_stale_price(
+            self.context.outbox, self.context.db, data.id
+        )
         if order_id:
             log.info("order %s cancelled: ticket %s changed price", order_id, data.id)
 

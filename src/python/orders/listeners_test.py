@@ -177,9 +177,7 @@ async def test_expiration_leaves_a_paid_order_alone(orders_app, clean_db, nats_m
     assert await stream_payloads(js, "order.cancelled") == []
 
 
-async def test_an_authorized_payment_completes_the_order_once(
-    orders_app, clean_db, nats_manager
-):
+async def test_an_authorized_payment_completes_the_order_once(orders_app, clean_db, nats_manager):
     app, client = orders_app
     js = nats_manager.jetstream
     order = await an_order(client, clean_db)

@@ -222,7 +222,9 @@ async def expire(outbox: Outbox, db: AsyncDatabase[Any], order_id: str) -> str:
     return "cancelled"
 
 
-async def decide_payment(outbox: Outbox, db: AsyncDatabase[Any], event: PaymentAuthorizedEvent) -> str:
+async def decide_payment(
+    outbox: Outbox, db: AsyncDatabase[Any], event: PaymentAuthorizedEvent
+) -> str:
     """payment.authorized: complete the order (publishing `order.completed`: payments
     captures, tickets marks the ticket sold) if it is still `created`, in time, for the
     amount it records, and the ticket is still at that price and reserved for it by

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -13,15 +12,16 @@ from pymongo import AsyncMongoClient
 
 from common.audit import audit
 from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.waiting import eventually
-from harness.servers import ServiceProcess
-
 from common.testing.fixtures import *  # noqa: F403
 from common.testing.http import app_client
 from common.testing.settings import settings_for
+from common.testing.waiting import eventually
+from harness.servers import ServiceProcess
 from payments.core.config import PaymentsSettings
 from payments.main import create_payments_app
-from payments.providers import TestProvider
+from payments.providers import TEST_CARDS, TestProvider
+
+TEST_CARD = TEST_CARDS[0]  # Stripe's test Visa: authorizes
 
 
 @pytest.fixture
@@ -124,7 +124,7 @@ class Market:
 
         await eventually(known, within=60)
 
-    async def pay(self, buyer: str, order_id: str, token: str = "tok_visa") -> httpx.Response:
+    async def pay(self, buyer: str, order_id: str, token: str = TEST_CARD) -> httpx.Response:
         async with self.client("payments", buyer) as payments:
             return await payments.post("/api/payments", json={"orderId": order_id, "token": token})
 

@@ -76,7 +76,9 @@ async def test_a_second_buyer_after_a_pay_and_cancel_race_never_double_charges(m
 
     async def one_round() -> None:
         _, buyer_a, order_a = await bought(market)
-        await asyncio.gather(market.pay(buyer_a, order_a["id"]), market.cancel(buyer_a, order_a["id"]))
+        await asyncio.gather(
+            market.pay(buyer_a, order_a["id"]), market.cancel(buyer_a, order_a["id"])
+        )
         final_a = await market.settled(buyer_a, order_a["id"])
         buyer_b = user()
         placed = await market.order(buyer_b, order_a["ticketId"])

@@ -101,7 +101,9 @@ class Settler:
         status = payment["status"]
         move: tuple[str, str, Callable[[Doc], Event]] | None = None
         if status == AUTHORIZED and order_status == OrderStatus.COMPLETE:
-            await self.provider.capture(payment["stripeId"], idempotency_key=_key("capture", payment))
+            await self.provider.capture(
+                payment["stripeId"], idempotency_key=_key("capture", payment)
+            )
             move = ("capture", CAPTURED, _created)
         elif status == AUTHORIZED and order_status == OrderStatus.CANCELLED:
             await self.provider.void(payment["stripeId"], idempotency_key=_key("void", payment))

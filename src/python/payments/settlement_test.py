@@ -89,9 +89,7 @@ async def settled(js, db, order_id: str, status: str, subject: str) -> list[dict
     stream's events of that subject for the order."""
 
     async def done() -> bool:
-        return await status_of(db, order_id) == status and bool(
-            await events(js, subject, order_id)
-        )
+        return await status_of(db, order_id) == status and bool(await events(js, subject, order_id))
 
     await eventually(done)
     return await events(js, subject, order_id)
@@ -109,9 +107,7 @@ async def test_an_order_completed_is_captured_once_and_payment_created_published
     await publish(js, OrderCompletedEvent(id=order_id, version=1, ticket=TICKET))
     created = await settled(js, clean_db, order_id, "captured", "payment.created")
     assert provider.state == {paid["stripeId"]: "captured"}
-    assert created == [
-        {"id": paid["id"], "orderId": order_id, "stripeId": paid["stripeId"]}
-    ]
+    assert created == [{"id": paid["id"], "orderId": order_id, "stripeId": paid["stripeId"]}]
     assert await events(js, "payment.voided", order_id) == []
 
 
@@ -124,9 +120,7 @@ async def test_an_order_cancelled_after_authorizing_is_voided_never_captured(
     voided = await settled(js, clean_db, order_id, "voided", "payment.voided")
     assert provider.state == {paid["stripeId"]: "voided"}
     assert ("capture", paid["stripeId"]) not in provider.calls
-    assert voided == [
-        {"id": paid["id"], "orderId": order_id}
-    ]
+    assert voided == [{"id": paid["id"], "orderId": order_id}]
     assert await events(js, "payment.created", order_id) == []
     again = await payments.post(
         "/api/payments",
@@ -148,9 +142,7 @@ async def test_a_capture_whose_order_then_reads_cancelled_is_refunded_by_itself(
     await publish(js, OrderCancelledEvent(id=order_id, version=2, ticket=TICKET))
     refunded = await settled(js, clean_db, order_id, "refunded", "payment.refunded")
     assert provider.state == {paid["stripeId"]: "refunded"}
-    assert refunded == [
-        {"id": paid["id"], "orderId": order_id}
-    ]
+    assert refunded == [{"id": paid["id"], "orderId": order_id}]
 
 
 @pytest.mark.parametrize("provider", [FlakyProvider(failures=2)])

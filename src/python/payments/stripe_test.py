@@ -124,9 +124,7 @@ async def test_an_authorization_is_one_confirmed_manual_capture_intent_with_its_
     }
 
 
-async def test_capture_void_and_refund_name_the_intent_and_carry_their_own_keys(
-    stripe, stand_in
-):
+async def test_capture_void_and_refund_name_the_intent_and_carry_their_own_keys(stripe, stand_in):
     await stripe.capture("pi_1", idempotency_key="capture-p1")
     await stripe.void("pi_2", idempotency_key="void-p2")
     await stripe.refund("pi_3", idempotency_key="refund-p3")

@@ -28,7 +28,6 @@ from pathlib import Path
 
 from common.audit import audit
 from common.nats_client import NatsClientManager, NatsConnectError
-
 from harness.gateway import CaddyGateway
 from harness.servers import (
     LOOPBACK,

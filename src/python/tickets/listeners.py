@@ -59,7 +59,9 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
         elif await repository.was_cancelled(db, data.id):
             return  # the order is already over
         elif ticket["priceCents"] != price_to_cents(data.ticket.price):
-            log.info("order %s not given ticket %s: placed at an earlier price", data.id, ticket["_id"])
+            log.info(
+                "order %s not given ticket %s: placed at an earlier price", data.id, ticket["_id"]
+            )
             return
         else:
             ticket = await repository.update(outbox, ticket, {"orderId": data.id})

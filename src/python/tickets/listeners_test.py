@@ -121,16 +121,16 @@ async def test_a_completed_order_sells_the_ticket_for_good(client, nats_manager)
     await published_versions(js, [1, 2])
 
 
-async def test_an_order_at_a_price_the_seller_changed_does_not_get_the_ticket(
-    client, nats_manager
-):
+async def test_an_order_at_a_price_the_seller_changed_does_not_get_the_ticket(client, nats_manager):
     """The edit (10 → 999) was acknowledged before the order (placed at 10 on orders'
     older copy) reached tickets: the ticket stays free at 999; orders cancels the order
     when it sees the edit."""
     js = nats_manager.jetstream
     ticket = await sell(client)
     owner = session_cookie(TEST_JWT_KEY, user_id=ticket["userId"])
-    edit = await client.put(f"{URL}/{ticket['id']}", json={"title": "Gig", "price": 999}, cookies=owner)
+    edit = await client.put(
+        f"{URL}/{ticket['id']}", json={"title": "Gig", "price": 999}, cookies=owner
+    )
     assert edit.status_code == 200
     await publish(js, created(ticket, "o1"))  # ticket["price"] is still 10 here
     await publish(js, created({**ticket, "price": 999}, "o2"))  # a later order, at 999

@@ -74,9 +74,7 @@ async def create_order(
         raise BadRequestError("You cannot buy your own ticket")
     cap = settings.max_unpaid_orders_per_user
     try:
-        doc = await repository.create(
-            outbox, ticket, user.id, _expiry(settings), max_unpaid=cap
-        )
+        doc = await repository.create(outbox, ticket, user.id, _expiry(settings), max_unpaid=cap)
     except repository.TicketReserved:
         held_by = await repository.holder(db, body.ticketId)
         if held_by is not None and held_by["status"] == OrderStatus.COMPLETE:

@@ -155,9 +155,9 @@ async def test_ten_simultaneous_orders_by_one_user_reserve_at_most_three(
     responses = await asyncio.gather(*(order(client, t, me) for t in tickets))
     assert sorted(r.status_code for r in responses) == [201] * 3 + [400] * 7
     refused = [errors(r) for r in responses if r.status_code == 400]
-    assert refused == [
-        [{"message": "You already hold 3 unpaid orders: pay or cancel one first"}]
-    ] * 7
+    assert (
+        refused == [[{"message": "You already hold 3 unpaid orders: pay or cancel one first"}]] * 7
+    )
     assert await clean_db.orders.count_documents({}) == 3
     assert len(recording_nats.payloads("order.created")) == 3
     # the cap frees when an order is cancelled, completed or expires
