@@ -74,6 +74,7 @@ def start_service(
             "JWT_KEY": TEST_JWT_KEY,
             "COOKIE_SECURE": "false",
             "OUTBOX_INTERVAL": "0.2",
+            "MAX_UNPAID_ORDERS_PER_USER": "0",  # (orders) one buyer places every order
         }
         service = ServiceProcess(name, f"{name}.main", env, tmp_path / name)
         started.append(service)

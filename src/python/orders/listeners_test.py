@@ -156,7 +156,9 @@ async def test_expiration_cancels_the_order_publishes_order_cancelled_and_acks(
     order = await an_order(client, clean_db)
     await publish(js, ExpirationCompleteEvent(orderId=order["id"]))
     await eventually(lambda: _status(clean_db, order, "cancelled"))
-    assert (await order_now(clean_db, order))["activeTicketId"] is None  # ticket let go
+    stored = await order_now(clean_db, order)
+    assert stored["activeTicketId"] is None  # ticket let go
+    assert stored["unpaidSlot"] is None  # and the buyer's unpaid-order slot
     await eventually(lambda: settled(app, ExpirationCompleteEvent, js, 1))
     [cancelled] = await stream_payloads(js, "order.cancelled")
     assert cancelled == {"id": order["id"], "version": 1, "ticket": {"id": order["ticket"]["id"]}}

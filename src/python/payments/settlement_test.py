@@ -171,6 +171,22 @@ async def test_a_provider_failing_the_void_twice_voids_once_after(
     assert len(voided) == 1
 
 
+async def test_the_loop_settles_a_payment_no_event_points_at(
+    payments, nats_manager, clean_db, provider
+):
+    """The process stopped after applying order.completed to its replica and before
+    settling (the event was acked): the settler's loop finds the authorized payment of a
+    completed order by itself and captures it."""
+    js = nats_manager.jetstream
+    order_id, paid = await authorized_order(payments, js, clean_db)
+    await clean_db.orders.update_one(
+        {"_id": order_id}, {"$set": {"status": "complete", "version": 1}}
+    )
+    created = await settled(js, clean_db, order_id, "captured", "payment.created")
+    assert provider.state == {paid["stripeId"]: "captured"}
+    assert len(created) == 1
+
+
 async def test_an_attempt_a_crash_left_authorizing_is_released_once_its_order_is_over(
     payments, nats_manager, clean_db, provider
 ):
