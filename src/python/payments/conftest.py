@@ -14,7 +14,7 @@ from common.audit import audit
 from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.fixtures import *  # noqa: F403
 from common.testing.http import app_client
-from common.testing.settings import settings_for
+from common.testing.settings import process_env, settings_for
 from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
 from payments.core.config import PaymentsSettings
@@ -58,16 +58,14 @@ class Market:
     """The four services, and what a buyer and a seller do with them."""
 
     def __init__(self, mongo_server, nats_server, workdir, expires_in: int) -> None:
-        shared = {
-            "MONGO_URI": mongo_server.uri,
-            "JWT_KEY": TEST_JWT_KEY,
-            "COOKIE_SECURE": "false",
-            "NATS_URL": nats_server.url,
-            "OUTBOX_INTERVAL": "0.2",
-            "SETTLE_INTERVAL": "0.2",
-            "ORDER_EXPIRATION_SECONDS": str(expires_in),
-            "LOG_FORMAT": "text",
-        }
+        shared = process_env(
+            mongo_server,
+            nats_server,
+            OUTBOX_INTERVAL="0.2",
+            SETTLE_INTERVAL="0.2",
+            ORDER_EXPIRATION_SECONDS=str(expires_in),
+            LOG_FORMAT="text",
+        )
         self.processes = {
             name: ServiceProcess(name, f"{name}.main", shared, workdir / name) for name in SERVICES
         }

@@ -8,6 +8,7 @@ import pytest
 from bson import ObjectId
 
 from common.testing.auth import TEST_JWT_KEY, session_cookie
+from common.testing.settings import process_env
 from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
 
@@ -16,14 +17,12 @@ EXPIRES_IN = 10  # seconds: payments closes 5 s before, so pay within the first 
 
 @pytest.fixture
 def services(mongo_server, nats_server, nats_manager, tmp_path):
-    shared = {
-        "MONGO_URI": mongo_server.uri,
-        "JWT_KEY": TEST_JWT_KEY,
-        "COOKIE_SECURE": "false",
-        "NATS_URL": nats_server.url,
-        "OUTBOX_INTERVAL": "0.2",
-        "ORDER_EXPIRATION_SECONDS": str(EXPIRES_IN),
-    }
+    shared = process_env(
+        mongo_server,
+        nats_server,
+        OUTBOX_INTERVAL="0.2",
+        ORDER_EXPIRATION_SECONDS=str(EXPIRES_IN),
+    )
     started = [
         ServiceProcess(name, f"{name}.main", shared, tmp_path / name).start()
         for name in ("tickets", "orders", "expiration", "payments")

@@ -75,6 +75,7 @@ class Settler:
         self._loop = Loop("payments-settler", self._step, pause=interval)
         self._db: Any = None
         self._outbox: Outbox | None = None
+        self._locks: dict[Any, asyncio.Lock] = {}  # one move at a time per payment
 
     async def start(self, context: ServiceContext) -> None:
         self._db, self._outbox = context.db, context.outbox
@@ -96,6 +97,20 @@ class Settler:
         return await self.settle(payment)
 
     async def settle(self, payment: Doc) -> str:
+        """One payment at a time in this process (the listener and the loop may both
+        look at it): each decides on the payment as it is once its turn comes. Another
+        replica may make the same move at once: the provider's idempotency key and the
+        version-checked save make it one."""
+        lock = self._locks.setdefault(payment["_id"], asyncio.Lock())
+        try:
+            async with lock:
+                current = await repository.get_by_id(self._db, payment["_id"])
+                return await self._settle(current) if current else "no payment"
+        finally:
+            if not lock.locked():
+                self._locks.pop(payment["_id"], None)
+
+    async def _settle(self, payment: Doc) -> str:
         order = await repository.get_order(self._db, payment["orderId"])
         order_status = order["status"] if order else None
         status = payment["status"]

@@ -28,7 +28,7 @@ class FlakyProvider(TestProvider):
 
     def __init__(self, failures: int) -> None:
         super().__init__()
-        self.failures = failures
+        self.failures = self.planned_failures = failures
 
     def _move(self, charge_id, operation, *, frm, to):
         if self.failures > 0:
@@ -39,8 +39,9 @@ class FlakyProvider(TestProvider):
 
 
 @pytest.fixture
-def provider() -> TestProvider:
-    return TestProvider()
+def provider(request) -> TestProvider:
+    """A fresh test provider; parametrized indirectly with how many moves it fails."""
+    return FlakyProvider(failures=getattr(request, "param", 0))
 
 
 @pytest.fixture
@@ -52,8 +53,8 @@ async def payments(make_settings, clean_db, nats_manager, provider):
         yield client
 
 
-async def authorized_order(payments, js, db) -> tuple[str, dict]:
-    """An order orders created, paid (authorized) by its buyer through the API."""
+async def known_order(js, db) -> str:
+    """An order orders created (order.created), in this service's replica."""
     order_id = str(ObjectId())
     await publish(
         js,
@@ -67,6 +68,12 @@ async def authorized_order(payments, js, db) -> tuple[str, dict]:
         ),
     )
     await eventually(lambda: _exists(db.orders, order_id))
+    return order_id
+
+
+async def authorized_order(payments, js, db) -> tuple[str, dict]:
+    """An order orders created, paid (authorized) by its buyer through the API."""
+    order_id = await known_order(js, db)
     response = await payments.post(
         "/api/payments",
         json={"orderId": order_id, "token": "tok_visa"},
@@ -99,29 +106,46 @@ async def events(js, subject: str, order_id: str) -> list[dict]:
     return [e for e in await stream_payloads(js, subject) if e["orderId"] == order_id]
 
 
-async def test_an_order_completed_is_captured_once_and_payment_created_published(
-    payments, nats_manager, clean_db, provider
-):
-    js = nats_manager.jetstream
-    order_id, paid = await authorized_order(payments, js, clean_db)
-    await publish(js, OrderCompletedEvent(id=order_id, version=1, ticket=TICKET))
-    created = await settled(js, clean_db, order_id, "captured", "payment.created")
-    assert provider.state == {paid["stripeId"]: "captured"}
-    assert created == [{"id": paid["id"], "orderId": order_id, "stripeId": paid["stripeId"]}]
-    assert await events(js, "payment.voided", order_id) == []
+DECISIONS = {  # what orders decided → the payment's move, its status and its event
+    "completed": (OrderCompletedEvent, "capture", "captured", "payment.created"),
+    "cancelled": (OrderCancelledEvent, "void", "voided", "payment.voided"),
+}
 
 
-async def test_an_order_cancelled_after_authorizing_is_voided_never_captured(
-    payments, nats_manager, clean_db, provider
+@pytest.mark.parametrize(
+    "provider", [0, 2], indirect=True, ids=["provider up", "provider failing twice"]
+)
+@pytest.mark.parametrize("decision", DECISIONS)
+async def test_orders_decision_moves_the_payment_once(
+    payments, nats_manager, clean_db, provider, decision
+):
+    """order.completed → captured, `payment.created` {id, orderId, stripeId} (money
+    taken); order.cancelled → voided, `payment.voided`, never captured — once each,
+    also when the provider fails the move twice first (retried with the same key)."""
+    js = nats_manager.jetstream
+    event, move, status, subject = DECISIONS[decision]
+    order_id, paid = await authorized_order(payments, js, clean_db)
+    await publish(js, event(id=order_id, version=1, ticket=TICKET))
+    published = await settled(js, clean_db, order_id, status, subject)
+    assert provider.state == {paid["stripeId"]: status}
+    expected = {"id": paid["id"], "orderId": order_id}
+    if subject == "payment.created":
+        expected["stripeId"] = paid["stripeId"]
+    assert published == [expected]
+    operations = [operation for operation, _ in provider.calls]
+    assert operations.count(move) == 1
+    assert operations.count(f"{move} failed") == provider.planned_failures
+    other = "payment.voided" if decision == "completed" else "payment.created"
+    assert await events(js, other, order_id) == []
+
+
+async def test_a_cancelled_order_cannot_be_paid_again_after_its_void(
+    payments, nats_manager, clean_db
 ):
     js = nats_manager.jetstream
-    order_id, paid = await authorized_order(payments, js, clean_db)
+    order_id, _ = await authorized_order(payments, js, clean_db)
     await publish(js, OrderCancelledEvent(id=order_id, version=1, ticket=TICKET))
-    voided = await settled(js, clean_db, order_id, "voided", "payment.voided")
-    assert provider.state == {paid["stripeId"]: "voided"}
-    assert ("capture", paid["stripeId"]) not in provider.calls
-    assert voided == [{"id": paid["id"], "orderId": order_id}]
-    assert await events(js, "payment.created", order_id) == []
+    await settled(js, clean_db, order_id, "voided", "payment.voided")
     again = await payments.post(
         "/api/payments",
         json={"orderId": order_id, "token": "tok_visa"},
@@ -143,32 +167,6 @@ async def test_a_capture_whose_order_then_reads_cancelled_is_refunded_by_itself(
     refunded = await settled(js, clean_db, order_id, "refunded", "payment.refunded")
     assert provider.state == {paid["stripeId"]: "refunded"}
     assert refunded == [{"id": paid["id"], "orderId": order_id}]
-
-
-@pytest.mark.parametrize("provider", [FlakyProvider(failures=2)])
-async def test_a_provider_failing_the_capture_twice_captures_once_after(
-    payments, nats_manager, clean_db, provider
-):
-    js = nats_manager.jetstream
-    order_id, paid = await authorized_order(payments, js, clean_db)
-    await publish(js, OrderCompletedEvent(id=order_id, version=1, ticket=TICKET))
-    created = await settled(js, clean_db, order_id, "captured", "payment.created")
-    operations = [operation for operation, _ in provider.calls]
-    assert operations.count("capture failed") == 2
-    assert provider.state == {paid["stripeId"]: "captured"}
-    assert len(created) == 1
-
-
-@pytest.mark.parametrize("provider", [FlakyProvider(failures=2)])
-async def test_a_provider_failing_the_void_twice_voids_once_after(
-    payments, nats_manager, clean_db, provider
-):
-    js = nats_manager.jetstream
-    order_id, paid = await authorized_order(payments, js, clean_db)
-    await publish(js, OrderCancelledEvent(id=order_id, version=1, ticket=TICKET))
-    voided = await settled(js, clean_db, order_id, "voided", "payment.voided")
-    assert provider.state == {paid["stripeId"]: "voided"}
-    assert len(voided) == 1
 
 
 async def test_the_loop_settles_a_payment_no_event_points_at(
@@ -194,19 +192,7 @@ async def test_an_attempt_a_crash_left_authorizing_is_released_once_its_order_is
     buyer never retried, and the order expired. The settler asks the provider again
     with the attempt's key (the same hold) and voids it."""
     js = nats_manager.jetstream
-    order_id = str(ObjectId())
-    await publish(
-        js,
-        OrderCreatedEvent(
-            id=order_id,
-            version=0,
-            status="created",
-            userId="buyer",
-            expiresAt=datetime.now(UTC) + timedelta(minutes=15),
-            ticket={"id": "t1", "price": 25},
-        ),
-    )
-    await eventually(lambda: _exists(clean_db.orders, order_id))
+    order_id = await known_order(js, clean_db)
     attempt_id = ObjectId()
     held = await provider.authorize(
         amount_cents=2500, currency="usd", token="tok_visa", idempotency_key=f"payment-{attempt_id}"

@@ -159,26 +159,26 @@ class PaymentCreatedEvent(Event):
         return self.id
 
 
-class PaymentVoidedEvent(Event):
+class PaymentSettledEvent(Event):
+    """What became of a payment, once: `{id, orderId}` (the payment's and its order's)."""
+
+    id: str
+    orderId: str
+
+    def dedupe_key(self) -> str:
+        return self.id
+
+
+class PaymentVoidedEvent(PaymentSettledEvent):
     """The authorization was released (its order was cancelled): nothing was taken."""
 
     subject = Subject.PAYMENT_VOIDED
-    id: str
-    orderId: str
-
-    def dedupe_key(self) -> str:
-        return self.id
 
 
-class PaymentRefundedEvent(Event):
+class PaymentRefundedEvent(PaymentSettledEvent):
     """Money taken for an order that did not complete was given back."""
 
     subject = Subject.PAYMENT_REFUNDED
-    id: str
-    orderId: str
-
-    def dedupe_key(self) -> str:
-        return self.id
 
 
 class SessionRevokedEvent(Event):

@@ -14,6 +14,10 @@ from ticketing_web.state import (
 )
 
 STATUS_COLOURS = {"created": "amber", "complete": "green", "cancelled": "gray"}
+MONEY_RETURNED = {  # a cancelled order's payment, as the buyer reads it
+    "voided": "Your card was not charged: the hold on it was released.",
+    "refunded": "Refunded: the money went back to your card.",
+}
 
 
 def _status_badge(order: rx.Var) -> rx.Component:
@@ -145,24 +149,13 @@ def _cancelled_note() -> rx.Component:
             OrderState.reason_text != "",
             rx.callout(OrderState.reason_text, icon="info", id="order-reason"),
         ),
-        rx.cond(
-            OrderState.order["payment"] == "voided",
-            rx.callout(
-                "Your card was not charged: the hold on it was released.",
-                icon="check",
-                color_scheme="gray",
-                id="payment-voided",
-            ),
-        ),
-        rx.cond(
-            OrderState.order["payment"] == "refunded",
-            rx.callout(
-                "Refunded: the money went back to your card.",
-                icon="check",
-                color_scheme="gray",
-                id="payment-refunded",
-            ),
-        ),
+        *[
+            rx.cond(
+                OrderState.order["payment"] == state,
+                rx.callout(text, icon="check", color_scheme="gray", id=f"payment-{state}"),
+            )
+            for state, text in MONEY_RETURNED.items()
+        ],
         width="100%",
     )
 
