@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
 import platform
 import shutil
@@ -37,27 +38,35 @@ def find_app_root() -> Path:
 
 
 def ensure_bun(app_root: Path) -> Path:
-    """bun at Reflex's pinned version, installed from the npm registry on first use."""
+    """bun at Reflex's pinned version, installed from the npm registry on first use, and
+    kept once per machine in the cache: every copy of the app (the tests make several)
+    uses that one, so the registry is asked once, not once per copy."""
     tools = app_root / "tools"
     arch = ARCH.get(platform.machine().lower())
     if arch is None or sys.platform != "linux":
         raise SystemExit(
             f"web: no pinned bun for {sys.platform}/{platform.machine()}; set REFLEX_BUN_PATH"
         )
-    bun = tools / "node_modules" / "@oven" / f"bun-linux-{arch}" / "bin" / "bun"
+    package = f"@oven/bun-linux-{arch}"
+    bun = tools / "node_modules" / package / "bin" / "bun"
+    version = json.loads((tools / "package.json").read_text())["optionalDependencies"][package]
+    shared = _cache_dir() / f"bun-{version}-linux-{arch}" / "bun"
     if bun.is_file():
         return bun
+    if shared.is_file():
+        return shared
     npm = shutil.which("npm")
     if npm is None:
         raise SystemExit("web: npm not found; install Node.js with npm (needed once, for bun)")
     # One install at a time on this machine: concurrent `npm ci` runs on a cold npm cache
-    # were seen to skip the optional package and still exit 0.
+    # were seen to skip the optional package and still exit 0 (so did one run alone, on
+    # a slow registry: hence the tries).
     lock_path = _cache_dir() / "bun-install.lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for _attempt in range(2):
-            if bun.is_file():
+        for _attempt in range(3):
+            if bun.is_file() or shared.is_file():
                 break
             print("web: installing bun from the npm registry (first run only) ...", file=sys.stderr)
             try:
@@ -78,9 +87,25 @@ def ensure_bun(app_root: Path) -> Path:
                 raise SystemExit(
                     f"web: could not install bun with npm ({exc}); is Node.js/npm installed?"
                 ) from None
+        if bun.is_file() and not shared.is_file():
+            _keep(bun, shared)
+    if shared.is_file():
+        return shared
     if not bun.is_file():  # npm treats the package as optional: it may "succeed" without it
         raise SystemExit(f"web: npm ran but did not install {bun}; see npm's output above")
     return bun
+
+
+def _keep(bun: Path, shared: Path) -> None:
+    """The installed binary, kept in the cache: a hard link where it can be (no second
+    copy of ~90 MB, e.g. in the web image), else a copy; put in place atomically."""
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    partial = shared.with_suffix(f".{os.getpid()}")
+    try:
+        os.link(bun, partial)
+    except OSError:
+        shutil.copy2(bun, partial)
+    os.replace(partial, shared)
 
 
 def _cache_dir() -> Path:
