@@ -101,9 +101,11 @@ def stories(events: Iterable[Event]) -> dict[str, OrderStory]:
             story.ticket_id = data["ticket"]["id"]
             story.expires_at = datetime.fromisoformat(data["expiresAt"].replace("Z", "+00:00"))
         elif subject == Subject.ORDER_COMPLETED:
-            order(data["id"]).completed_at = order(data["id"]).completed_at or at
+            story = order(data["id"])
+            story.completed_at = story.completed_at or at  # the first one counts
         elif subject == Subject.ORDER_CANCELLED:
-            order(data["id"]).cancelled_at = order(data["id"]).cancelled_at or at
+            story = order(data["id"])
+            story.cancelled_at = story.cancelled_at or at
         elif subject == Subject.PAYMENT_AUTHORIZED:
             order(data["orderId"]).payment(data["id"]).authorized_at = at
         elif subject == Subject.PAYMENT_CREATED:

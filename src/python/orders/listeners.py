@@ -39,10 +39,10 @@ class TicketUpdatedListener(Listener[TicketUpdatedEvent]):
 
     async def on_message(self, data: TicketUpdatedEvent, msg: Msg) -> None:
         await repository.apply_ticket(self.context.db, data)
-        order_id = await repository.cancel_stale_price(
-            self.context.outbox, self.context.db, data.id
-        )
-        if order_id:
+        if data.orderId is not None:
+            return  # a reservation or a sale: the price of a held ticket cannot change
+        outbox, db = self.context.outbox, self.context.db
+        if order_id := await repository.cancel_stale_price(outbox, db, data.id):
             log.info("order %s cancelled: ticket %s changed price", order_id, data.id)
 
 

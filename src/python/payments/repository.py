@@ -35,7 +35,7 @@ from common.events import (
     PaymentAuthorizedEvent,
 )
 from common.money import price_to_cents
-from common.outbox import Outbox, find_by_id, without_outbox
+from common.outbox import Outbox, without_outbox
 from common.replica import apply_in_order
 from payments.providers import Charge
 
@@ -75,10 +75,6 @@ async def get_order(db: AsyncDatabase[Any], order_id: str) -> Doc | None:
 async def get_payment(db: AsyncDatabase[Any], order_id: str) -> Doc | None:
     doc = await db[PAYMENTS].find_one({"orderId": order_id})
     return without_outbox(doc) if doc is not None else None
-
-
-async def get_by_id(db: AsyncDatabase[Any], payment_id: Any) -> Doc | None:
-    return await find_by_id(db[PAYMENTS], payment_id)
 
 
 async def start_attempt(db: AsyncDatabase[Any], order: Doc, token: str, currency: str) -> Doc:
@@ -121,8 +117,9 @@ async def record_authorized(outbox: Outbox, attempt: Doc, charge: Charge) -> Doc
 async def apply_order(
     db: AsyncDatabase[Any], event: OrderCreatedEvent | OrderCompletedEvent | OrderCancelledEvent
 ) -> bool:
-    """Keep the order replica in version order; a payment of an order that changed is
-    marked due, so the settler looks at it again even if this process stops now."""
+    """Keep the order replica in version order. A captured payment whose order changed
+    is marked due, so the settler looks at it again even if this process stops now
+    (its loop looks at every authorized payment anyway)."""
     if isinstance(event, OrderCreatedEvent):
         fields: Doc = {
             "userId": event.userId,
@@ -135,9 +132,8 @@ async def apply_order(
     else:
         fields = {"status": OrderStatus.CANCELLED.value}
     applied = await apply_in_order(db[ORDERS], event.id, event.version, fields)
-    if not isinstance(event, OrderCreatedEvent):
+    if isinstance(event, OrderCancelledEvent):  # the one change that moves a capture
         await db[PAYMENTS].update_one(
-            {"orderId": event.id, "status": {"$in": [AUTHORIZING, AUTHORIZED, CAPTURED]}},
-            {"$set": {DUE: True}},
+            {"orderId": event.id, "status": CAPTURED}, {"$set": {DUE: True}}
         )
     return applied

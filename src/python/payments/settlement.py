@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,11 +36,19 @@ from common.events import (
     PaymentVoidedEvent,
 )
 from common.mongo import VersionConflict
-from common.outbox import Outbox, without_outbox
+from common.outbox import Outbox
 from common.tasks import Loop
 from payments import repository
 from payments.providers import CardDeclined, InvalidToken, PaymentProvider
-from payments.repository import AUTHORIZED, AUTHORIZING, CAPTURED, DUE, PAYMENTS
+from payments.repository import (
+    AUTHORIZED,
+    AUTHORIZING,
+    CAPTURED,
+    DUE,
+    PAYMENTS,
+    REFUNDED,
+    VOIDED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +59,17 @@ STALE_ATTEMPT = timedelta(minutes=1)
 up long before): the settler may finish it."""
 
 
-def _created(doc: Doc) -> Event:
-    return PaymentCreatedEvent(id=str(doc["_id"]), orderId=doc["orderId"], stripeId=doc["stripeId"])
+MOVES: dict[tuple[str, str], tuple[str, str, type[Event]]] = {
+    # (payment, order) → the provider's move, the payment's new status, its event
+    (AUTHORIZED, OrderStatus.COMPLETE): ("capture", CAPTURED, PaymentCreatedEvent),
+    (AUTHORIZED, OrderStatus.CANCELLED): ("void", VOIDED, PaymentVoidedEvent),
+    (CAPTURED, OrderStatus.CANCELLED): ("refund", REFUNDED, PaymentRefundedEvent),
+}
 
 
-def _voided(doc: Doc) -> Event:
-    return PaymentVoidedEvent(id=str(doc["_id"]), orderId=doc["orderId"])
-
-
-def _refunded(doc: Doc) -> Event:
-    return PaymentRefundedEvent(id=str(doc["_id"]), orderId=doc["orderId"])
+def _event(kind: type[Event], doc: Doc) -> Event:
+    """`{id, orderId}`, and `stripeId` for the models that carry it (the others ignore it)."""
+    return kind(id=str(doc["_id"]), orderId=doc["orderId"], stripeId=doc["stripeId"])
 
 
 class Settler:
@@ -70,12 +78,11 @@ class Settler:
     def __init__(self, provider: PaymentProvider, *, interval: float = 1.0) -> None:
         self.provider = provider
         self.interval = interval
-        self.settled: dict[str, int] = {}  # moves made, by name (for tests and logs)
         self._wake = asyncio.Event()
         self._loop = Loop("payments-settler", self._step, pause=interval)
         self._db: Any = None
         self._outbox: Outbox | None = None
-        self._locks: dict[Any, asyncio.Lock] = {}  # one move at a time per payment
+        self._locks: dict[str, asyncio.Lock] = {}  # one settlement at a time per order
 
     async def start(self, context: ServiceContext) -> None:
         self._db, self._outbox = context.db, context.outbox
@@ -90,57 +97,41 @@ class Settler:
     async def settle_order(self, order_id: str) -> str:
         """Move the order's payment on, if its order calls for it. Raises
         ProviderUnavailable (or a database error) when the move could not be made:
-        it stays to do."""
-        payment = await repository.get_payment(self._db, order_id)
-        if payment is None:
-            return "no payment"
-        return await self.settle(payment)
-
-    async def settle(self, payment: Doc) -> str:
-        """One payment at a time in this process (the listener and the loop may both
-        look at it): each decides on the payment as it is once its turn comes. Another
-        replica may make the same move at once: the provider's idempotency key and the
-        version-checked save make it one."""
-        lock = self._locks.setdefault(payment["_id"], asyncio.Lock())
+        it stays to do. One order at a time in this process (the listener and the
+        loop may both look at it), each reading the payment once its turn comes;
+        another replica may make the same move at once: the provider's idempotency
+        key and the version-checked save make it one."""
+        lock = self._locks.setdefault(order_id, asyncio.Lock())
         try:
             async with lock:
-                current = await repository.get_by_id(self._db, payment["_id"])
-                return await self._settle(current) if current else "no payment"
+                payment = await repository.get_payment(self._db, order_id)
+                return await self._settle(payment) if payment else "no payment"
         finally:
             if not lock.locked():
-                self._locks.pop(payment["_id"], None)
+                self._locks.pop(order_id, None)
 
     async def _settle(self, payment: Doc) -> str:
         order = await repository.get_order(self._db, payment["orderId"])
         order_status = order["status"] if order else None
-        status = payment["status"]
-        move: tuple[str, str, Callable[[Doc], Event]] | None = None
-        if status == AUTHORIZED and order_status == OrderStatus.COMPLETE:
-            await self.provider.capture(
-                payment["stripeId"], idempotency_key=_key("capture", payment)
-            )
-            move = ("capture", CAPTURED, _created)
-        elif status == AUTHORIZED and order_status == OrderStatus.CANCELLED:
-            await self.provider.void(payment["stripeId"], idempotency_key=_key("void", payment))
-            move = ("void", repository.VOIDED, _voided)
-        elif status == CAPTURED and order_status == OrderStatus.CANCELLED:
-            await self.provider.refund(payment["stripeId"], idempotency_key=_key("refund", payment))
-            move = ("refund", repository.REFUNDED, _refunded)
-        elif status == AUTHORIZING and order_status == OrderStatus.CANCELLED and _stale(payment):
-            return await self._release_stale_attempt(payment)
+        move = MOVES.get((payment["status"], order_status))
         if move is None:
+            stale = payment["status"] == AUTHORIZING and _stale(payment)
+            if stale and order_status == OrderStatus.CANCELLED:
+                return await self._release_stale_attempt(payment)
             if payment.get(DUE):  # looked at: nothing to do until its order changes again
                 await self._db[PAYMENTS].update_one(
                     {"_id": payment["_id"], "version": payment["version"]}, {"$unset": {DUE: ""}}
                 )
             return "nothing to do"
         name, new_status, event = move
+        provider_move = getattr(self.provider, name)  # capture, void or refund
+        await provider_move(payment["stripeId"], idempotency_key=_key(name, payment))
         assert self._outbox is not None
+        changes = {"status": new_status, DUE: None}
         try:
-            await self._outbox.update(PAYMENTS, payment, {"status": new_status, DUE: None}, event)
+            await self._outbox.update(PAYMENTS, payment, changes, lambda doc: _event(event, doc))
         except VersionConflict:
-            return "settled by another"  # a replica or the listener got there first
-        self.settled[name] = self.settled.get(name, 0) + 1
+            return "settled by another"  # a replica got there first
         log.info("payment %s of order %s: %s", payment["_id"], payment["orderId"], name)
         return name
 
@@ -160,9 +151,11 @@ class Settler:
             return "dropped"
         await self.provider.void(charge.id, idempotency_key=_key("void", payment))
         assert self._outbox is not None
-        changes = {"status": repository.VOIDED, "stripeId": charge.id, "token": None, DUE: None}
+        changes = {"status": VOIDED, "stripeId": charge.id, "token": None, DUE: None}
         try:
-            await self._outbox.update(PAYMENTS, payment, changes, _voided)
+            await self._outbox.update(
+                PAYMENTS, payment, changes, lambda doc: _event(PaymentVoidedEvent, doc)
+            )
         except VersionConflict:
             return "settled by another"
         return "void"
@@ -180,11 +173,11 @@ class Settler:
                 {"status": AUTHORIZING, "createdAt": {"$lt": stale}},
             ]
         }
-        async for doc in self._db[PAYMENTS].find(query).limit(500):
+        async for doc in self._db[PAYMENTS].find(query, {"orderId": 1}).limit(500):
             try:
-                await self.settle(without_outbox(doc))
+                await self.settle_order(doc["orderId"])
             except Exception as exc:  # the provider or the database: next time
-                log.warning("payment %s not settled yet: %r", doc["_id"], exc)
+                log.warning("payment of order %s not settled yet: %r", doc["orderId"], exc)
 
 
 def _key(move: str, payment: Doc) -> str:
