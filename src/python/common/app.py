@@ -81,10 +81,15 @@ class ServiceContext:
 
     def worker(self, kind: type[W]) -> W:
         """This service's worker of that class (a listener hands it work)."""
-        for worker in self.workers:
-            if isinstance(worker, kind):
-                return worker
-        raise LookupError(f"no {kind.__name__} in this service")
+        return find_worker(self.workers, kind)
+
+
+def find_worker(workers: Sequence[Worker], kind: type[W]) -> W:
+    """The worker of that class among a service's (routes: `app.state.workers`)."""
+    for worker in workers:
+        if isinstance(worker, kind):
+            return worker
+    raise LookupError(f"no {kind.__name__} in this service")
 
 
 def create_app(

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
+from common.app import find_worker
 from common.auth import RequiredUser
 from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import (
@@ -51,7 +52,7 @@ async def get_provider(request: Request) -> PaymentProvider:
 
 
 async def get_settler(request: Request) -> Settler:
-    return next(w for w in request.app.state.workers if isinstance(w, Settler))
+    return find_worker(request.app.state.workers, Settler)
 
 
 ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
