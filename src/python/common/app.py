@@ -148,6 +148,7 @@ def create_app(
                         outbox,
                         publish_timeout=settings.publish_timeout,
                         interval=settings.outbox_interval,
+                        dead_after=settings.outbox_dead_after,
                     )
                     await app.state.outbox.start()
                 context = ServiceContext(
@@ -279,7 +280,7 @@ def health_router(*, uses_mongo: bool, uses_nats: bool) -> APIRouter:
         outbox = request.app.state.outbox
         if outbox is not None:
             bound = request.app.state.settings.outbox_stuck_seconds
-            checks["outbox"] = not await outbox.stuck(timedelta(seconds=bound))
+            checks["outbox"] = not outbox.stuck(timedelta(seconds=bound))
             if not checks["outbox"]:
                 message = f"Not ready: events unsent for over {bound:g} s (is the stream full?)"
                 body = {"errors": [error_item(message)], "checks": checks}

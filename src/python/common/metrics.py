@@ -18,11 +18,10 @@ from nats.errors import Error as NatsError
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pymongo.errors import PyMongoError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.events.contracts import STREAM_NAME
-from common.outbox import Outbox, unsent_count
+from common.outbox import Outbox
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -62,10 +61,7 @@ class ScrapeReadings(Collector):
     async def refresh(self) -> None:
         outbox = self.app.state.outbox
         if outbox is not None:
-            try:
-                self.backlog, self.oldest_age = await _backlog(outbox)
-            except PyMongoError:
-                self.backlog = self.oldest_age = None  # absent: the database is down
+            self.backlog, self.oldest_age = _backlog(outbox)
         self.consumer_pending = {}
         for listener in self.app.state.listeners or ():
             try:
@@ -87,7 +83,7 @@ class ScrapeReadings(Collector):
             yield published
             if self.backlog is not None:
                 yield GaugeMetricFamily(
-                    "outbox_backlog", "Documents with events not yet sent", value=self.backlog
+                    "outbox_backlog", "Events this process has not had acknowledged yet", value=self.backlog
                 )
                 yield GaugeMetricFamily(
                     "outbox_oldest_unsent_age_seconds",
@@ -131,10 +127,10 @@ class ScrapeReadings(Collector):
             yield GaugeMetricFamily(name, help_text, value=read())
 
 
-async def _backlog(outbox: Outbox) -> tuple[int, float | None]:
-    """Documents with unsent events, and how long the oldest such event has waited."""
-    count = await unsent_count(outbox.db, outbox.collections)
-    oldest = await outbox.oldest_unsent_at()
+def _backlog(outbox: Outbox) -> tuple[int, float | None]:
+    """This process's unsent events, and how long the oldest of them has waited."""
+    count = outbox.unsent()
+    oldest = outbox.oldest_unsent_at()
     return count, None if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
 
 

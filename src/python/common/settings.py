@@ -82,7 +82,14 @@ class NatsSettings(ProcessSettings):
         DEFAULT_PUBLISH_TIMEOUT, gt=0, description="Seconds to wait for a JetStream ack"
     )
     outbox_interval: float = Field(
-        1.0, gt=0, description="Seconds between outbox relay scans for unsent events"
+        1.0, gt=0, description="Seconds between outbox heartbeats and retries of unsent events"
+    )
+    outbox_dead_after: float = Field(
+        30.0,
+        gt=0,
+        le=90,
+        description="Seconds a writer's heartbeat may stop before another process sends "
+        "its unsent events (it must stay well inside the stream's 120 s duplicate window)",
     )
     # The stream's limits in this environment (ensure_stream never loosens a stricter
     # one set on the stream by hand): messages older than max age, and past max bytes

@@ -2,11 +2,12 @@
 limits, an operator's stricter limits stay, a deleted stream is made again by the
 service that finds it gone, and /readyz says when events are stuck in the outbox."""
 
-from datetime import UTC, datetime, timedelta
+import asyncio
+
+from nats.errors import Error as NatsError
 
 from common.events import STREAM_NAME, TICKETING_STREAM
 from common.events.contracts import ticketing_stream
-from common.outbox import PENDING
 from common.service_template_test import ITEMS, ItemCopier, template_app
 from common.testing.http import app_client
 from common.testing.streams import stream_messages
@@ -69,19 +70,28 @@ async def _eventually_stream(nats_manager):
 
 
 async def test_readyz_fails_while_an_event_is_stuck_in_the_outbox(
-    mongo_server, nats_server, nats_manager, clean_db
+    mongo_server, nats_server, nats_manager, clean_db, monkeypatch
 ):
     app = template_app(mongo_server, nats_server, clean_db.name)
     async with app_client(app) as client:
         assert (await client.get("/readyz")).json()["checks"]["outbox"] is True
-        # an event recorded long ago and never acknowledged (as if the stream refused it)
-        old = datetime.now(UTC) - timedelta(seconds=app.state.settings.outbox_stuck_seconds + 5)
-        stuck = {"id": "ticket.created:x:0", "subject": "ticket.created", "data": "{}", "at": old}
-        await app.state.outbox.stop()  # the relay would send it
-        await clean_db[ITEMS].insert_one({"_id": "x", "version": 0, PENDING: [stuck]})
+        app.state.settings.outbox_stuck_seconds = 0.5  # (60 s by default)
+        js = app.state.nats.jetstream
+
+        async def refused(*args, **kwargs):  # as a full or misconfigured stream does
+            raise NatsError("nats: maximum messages exceeded")
+
+        monkeypatch.setattr(js, "publish", refused)
+        assert (await client.post("/items")).status_code == 201  # saved; left to the relay
+        await asyncio.sleep(0.6)
         response = await client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["checks"]["outbox"] is False
-        assert "events unsent for over 60 s" in response.json()["errors"][0]["message"]
-        await clean_db[ITEMS].update_one({"_id": "x"}, {"$set": {PENDING: []}})
-        assert (await client.get("/readyz")).status_code == 200
+        assert "events unsent for over 0.5 s" in response.json()["errors"][0]["message"]
+        monkeypatch.undo()  # the stream takes it again: the relay sends it
+        await eventually(lambda: _status(client, "/readyz", 200))
+        assert len(await stream_messages(nats_manager.jetstream)) == 1
+
+
+async def _status(client, path: str, expected: int) -> bool:
+    return (await client.get(path)).status_code == expected

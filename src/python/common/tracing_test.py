@@ -7,7 +7,6 @@ request that made them (and only then); an HTTP request continues its caller's
 
 import json
 import logging
-from datetime import timedelta
 
 import pytest
 from fastapi import APIRouter
@@ -164,7 +163,6 @@ async def test_the_relay_publishes_an_event_in_the_trace_it_was_recorded_in(
     )
     await db[ITEMS].insert_one({"_id": "i2", "version": 0, PENDING: [pending]})
     relay = Outbox(db, nats_manager, [ITEMS], publish_timeout=2)
-    relay.rescan_after = timedelta(0)
     assert trace.get_current_span().get_span_context().is_valid is False  # no trace now
     assert await relay.flush() == 1
 
