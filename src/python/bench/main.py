@@ -34,9 +34,7 @@ from bench.stats import Result, measure, median_result, percentile
 from common.auth import SESSION_COOKIE, encode_session, sign_jwt
 from common.events import STREAM_NAME, Listener, TicketCreatedEvent
 from common.nats_client import NatsClientManager
-from common.outbox import unsent_count
 from harness.servers import MongoServer, NatsServer, ServiceProcess
-from orders.repository import ORDERS
 from tickets.repository import TICKETS, new_document
 
 JWT_KEY = "benchmark-only-jwt-key-0123456789abcdef"  # local throwaway servers only
@@ -53,6 +51,25 @@ FLOOR_EVENT = json.dumps(
 Case = tuple[str, Callable[[int], Awaitable[None]]]  # a name and one operation
 
 
+@dataclass
+class DbServer:
+    """A database server whose work each run measures: its process's CPU (from /proc)
+    and its write counters (`serverStatus`)."""
+
+    pid: int
+    client: AsyncMongoClient[Any]
+
+    async def reading(self) -> tuple[float, int]:
+        counters = (await self.client.admin.command("serverStatus"))["opcounters"]
+        return cpu_seconds(self.pid), counters["insert"] + counters["update"] + counters["delete"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (`/proc/<pid>/stat`)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
@@ -60,10 +77,17 @@ class Bench:
         self.results: list[Result] = []
         self.extra: dict[str, Any] = {}
         self.js: Any = None  # set once connected: lets each case start on an idle system
-        self.outboxes: list[tuple[Any, str]] = []  # (database, collection) to wait on
+        self.mode = ""  # retryable writes "on" or "off" in the runs now going
 
     async def run_case(
-        self, name: str, op, *, concurrency: int, ops: int | None = None, warmup: int | None = None
+        self,
+        name: str,
+        op,
+        *,
+        concurrency: int,
+        ops: int | None = None,
+        warmup: int | None = None,
+        db: DbServer | None = None,
     ) -> Result:
         ops = ops or self.args.ops
         await self.quiesce()
@@ -71,13 +95,15 @@ class Bench:
         runs = []
         for _ in range(self.args.repeats):
             await self.quiesce()
-            runs.append(await measure(name, op, ops=ops, concurrency=concurrency))
+            runs.append(await self.measured(name, op, ops, concurrency, db))
         return self._record(runs)
 
-    async def run_pair(self, floor: Case, service: Case, *, concurrency: int) -> None:
+    async def run_pair(
+        self, floor: Case, service: Case, *, concurrency: int, db: DbServer | None = None
+    ) -> None:
         """A service case and its floor, their runs interleaved (floor, service, floor,
         service, ...): whatever drifts during a run (the machine, the stand-in; with
-        retryable writes on it slowed with every write: `bench_uri`) drifts for both."""
+        retryable writes on it slows with every write: `bench_uri`) drifts for both."""
         for name, op in (floor, service):
             await self.quiesce()
             await measure(name, op, ops=self.args.warmup, concurrency=concurrency)
@@ -85,18 +111,34 @@ class Bench:
         for _ in range(self.args.repeats):
             for name, op in (floor, service):
                 await self.quiesce()
-                runs[name].append(
-                    await measure(name, op, ops=self.args.ops, concurrency=concurrency)
-                )
+                runs[name].append(await self.measured(name, op, self.args.ops, concurrency, db))
         for name in runs:
             self._record(runs[name])
+
+    async def measured(
+        self, name: str, op, ops: int, concurrency: int, db: DbServer | None
+    ) -> Result:
+        """One run, with the database server's CPU and writes per operation."""
+        before = await db.reading() if db else None
+        result = await measure(name, op, ops=ops, concurrency=concurrency)
+        result.mode = self.mode
+        if db and before:
+            cpu, writes = await db.reading()
+            result.db_cpu_ms = (cpu - before[0]) * 1000 / ops
+            result.db_writes = (writes - before[1]) / ops
+        return result
 
     def _record(self, runs: list[Result]) -> Result:
         result = median_result(runs)
         self.results.append(result)
+        db = (
+            f"   db {result.db_cpu_ms:5.2f} ms {result.db_writes:5.2f} writes"
+            if result.db_cpu_ms is not None and result.db_writes is not None
+            else ""
+        )
         print(
             f"  {result.name:<34} c={result.concurrency:<3} {result.throughput:8.0f} ops/s   "
-            f"p50 {result.p50_ms:6.2f} ms  p95 {result.p95_ms:6.2f}  p99 {result.p99_ms:6.2f}",
+            f"p50 {result.p50_ms:6.2f} ms  p95 {result.p95_ms:6.2f}  p99 {result.p99_ms:6.2f}{db}",
             flush=True,
         )
         return result
@@ -104,34 +146,40 @@ class Bench:
     async def quiesce(self) -> None:
         """Wait until the listeners downstream have handled what earlier runs caused
         (orders copies every ticket, tickets reserves every order), so a run does not pay
-        for the previous one's events."""
+        for the previous one's events. (Nothing else trails a request: the outbox
+        writes no clear after the fact.)"""
         if self.js is not None:
             await listeners_idle(self.js, *DOWNSTREAM)
-        await outboxes_cleared(self.outboxes)
-
-
-async def outboxes_cleared(outboxes: list[tuple[Any, str]], within: float = 600) -> None:
-    """Wait until the services have cleared every event they sent from its document
-    (after a burst of creates the clears trail the requests: that is database work the
-    next case would otherwise pay for)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if all([await unsent_count(db, [collection]) == 0 for db, collection in outboxes]):
-            return
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"outboxes still hold events after {within}s")
 
 
 DOWNSTREAM = ("orders-ticket-created", "orders-ticket-updated", "tickets-order-created")
 
 
 async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="ticketing-bench-"))
+    bench = Bench(args, Path(tempfile.mkdtemp(prefix="ticketing-bench-")))
+    for mode in args.modes:
+        await bench_mode(bench, mode, full=mode == args.modes[-1])
+    return report(bench)
+
+
+async def bench_mode(bench: Bench, mode: str, *, full: bool) -> None:
+    """Every write and read case with retryable writes `mode` ("on": the services' own
+    URI, the drivers' default; "off": `bench_uri`) for every client, on new servers (the
+    stand-in's record of retryable writes starts empty; no consumer of the other mode's
+    services waits on the stream) and services. `full`: also the cases no write is in
+    (list, httpx client, event latency)."""
+    print(f"retryable writes {mode}:", flush=True)
+    bench.mode = mode
+    workdir = bench.workdir / mode
     nats_server = NatsServer(workdir / "nats").start()
+    nats_url = nats_server.url
     # A database server per service, as deployed (each service owns its database).
     servers = {name: MongoServer(workdir / f"mongo-{name}").start() for name in SERVICES}
-    uris = {name: bench_uri(server.uri) for name, server in servers.items()}  # type: ignore[attr-defined]
-    common = {"JWT_KEY": JWT_KEY, "COOKIE_SECURE": "false", "NATS_URL": nats_server.url}
+    uris = {
+        name: server.uri if mode == "on" else bench_uri(server.uri)  # type: ignore[attr-defined]
+        for name, server in servers.items()
+    }
+    common = {"JWT_KEY": JWT_KEY, "COOKIE_SECURE": "false", "NATS_URL": nats_url}
     # one bench user places every order: the unpaid-order cap is off (0)
     own = {"orders": {"MAX_UNPAID_ORDERS_PER_USER": "0"}}
     auth, tickets, orders = (
@@ -147,21 +195,21 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     tickets.start()
     # orders starts after the tickets cases (see run_all): a ticket's floor has no consumer.
     services = {"auth": auth, "tickets": tickets, "orders": orders}
-    bench = Bench(args, workdir)
     try:
         await run_all(
             bench,
-            uris["tickets"],
-            uris["orders"],
-            nats_server.url,
+            {name: (uris[name], servers[name].process.pid) for name in ("tickets", "orders")},  # type: ignore[union-attr]
+            nats_url,
             tickets.url,  # type: ignore[attr-defined]
             start_orders=lambda: orders.start().url,  # type: ignore[attr-defined]
+            full=full,
         )
-        bench.extra["rss_mib"] = {name: rss_mib(p.process.pid) for name, p in services.items()}  # type: ignore[union-attr]
+        bench.extra.setdefault("rss_mib", {})[mode] = {
+            name: rss_mib(p.process.pid) for name, p in services.items()  # type: ignore[union-attr]
+        }
     finally:
         for process in (orders, tickets, auth, *servers.values(), nats_server):
             process.stop()
-    return report(bench)
 
 
 def bench_uri(uri: str) -> str:
@@ -184,57 +232,73 @@ class Targets:
     orders_mongo: AsyncMongoClient[Any]
     js: Any
     user_id: str
+    tickets_db: DbServer  # the servers behind them, whose work each run measures
+    orders_db: DbServer
 
 
 async def run_all(
     bench: Bench,
-    tickets_mongo_uri: str,
-    orders_mongo_uri: str,
+    databases: dict[str, tuple[str, int]],  # service -> (its database's URI, server pid)
     nats_url: str,
     tickets_url: str,
     start_orders: Callable[[], str],
+    *,
+    full: bool,
 ) -> None:
     """The tickets cases run against auth and tickets alone, as the floor (an insert and
     a publish that nobody consumes) and the original's figures do; then orders starts
     (it copies every ticket into its replica, through the same database server and
     cores) for one more create case and the order cases."""
-    mongo: AsyncMongoClient[Any] = AsyncMongoClient(tickets_mongo_uri)
-    orders_mongo: AsyncMongoClient[Any] = AsyncMongoClient(orders_mongo_uri)
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient(databases["tickets"][0])
+    orders_mongo: AsyncMongoClient[Any] = AsyncMongoClient(databases["orders"][0])
     manager = NatsClientManager()
     await manager.connect(nats_url, "bench")
     await manager.ensure_stream()
     user_id = str(ObjectId())
     cookies = {SESSION_COOKIE: encode_session(sign_jwt(user_id, "bench@test.com", JWT_KEY))}
     async with LeanClient(tickets_url, cookies) as http:
-        targets = Targets(http, mongo, orders_mongo, manager.jetstream, user_id)
+        targets = Targets(
+            http,
+            mongo,
+            orders_mongo,
+            manager.jetstream,
+            user_id,
+            DbServer(databases["tickets"][1], mongo),
+            DbServer(databases["orders"][1], orders_mongo),
+        )
         bench.js = manager.jetstream
-        bench.outboxes = [(mongo["tickets"], TICKETS), (orders_mongo["orders"], ORDERS)]
         print("core path (median of repeats):", flush=True)
         await create_cases(bench, targets)
         await read_cases(bench, targets)
-        await httpx_read_case(bench, targets, tickets_url)
-        await list_cases(bench, targets)
+        if full:
+            await httpx_read_case(bench, targets, tickets_url)
+            await list_cases(bench, targets)
         orders_url = start_orders()
         await bench.run_case(
-            "POST /api/tickets (+ orders replica)", create_ticket(targets), concurrency=1
+            "POST /api/tickets (+ orders replica)",
+            create_ticket(targets),
+            concurrency=1,
+            db=targets.tickets_db,
         )
         async with LeanClient(orders_url, cookies) as orders:
             await order_cases(bench, targets, orders)
-            bench.extra["reserved_latency_ms"] = await reserved_latency(
+            bench.extra.setdefault("reserved_latency_ms", {})[bench.mode] = await reserved_latency(
                 targets, orders, bench.args.events // 5
             )
         print(
             "  order placed → ticket shows reserved: "
-            f"p50 {bench.extra['reserved_latency_ms']['p50']:.2f} ms"
-            f"  p99 {bench.extra['reserved_latency_ms']['p99']:.2f} ms",
+            f"p50 {bench.extra['reserved_latency_ms'][bench.mode]['p50']:.2f} ms"
+            f"  p99 {bench.extra['reserved_latency_ms'][bench.mode]['p99']:.2f} ms",
             flush=True,
         )
-    bench.extra["event_latency_ms"] = await event_latency(manager, bench.args.events)
-    print(
-        f"  event publish → listener handler: p50 {bench.extra['event_latency_ms']['p50']:.2f} ms"
-        f"  p99 {bench.extra['event_latency_ms']['p99']:.2f} ms",
-        flush=True,
-    )
+    if full:
+        bench.extra["event_latency_ms"] = await event_latency(manager, bench.args.events)
+        print(
+            "  event publish → listener handler: "
+            f"p50 {bench.extra['event_latency_ms']['p50']:.2f} ms"
+            f"  p99 {bench.extra['event_latency_ms']['p99']:.2f} ms",
+            flush=True,
+        )
     await manager.drain()
     await mongo.close()
     await orders_mongo.close()
@@ -248,6 +312,7 @@ async def create_cases(bench: Bench, t: Targets) -> None:
             (FLOOR, floor),
             ("POST /api/tickets", create_ticket(t)),
             concurrency=concurrency,
+            db=t.tickets_db,
         )
 
 
@@ -289,6 +354,7 @@ async def read_cases(bench: Bench, t: Targets) -> None:
             ("floor: find_one", find_one),
             ("GET /api/tickets/{id}", show),
             concurrency=concurrency,
+            db=t.tickets_db,
         )
 
 
@@ -367,6 +433,7 @@ async def order_cases(bench: Bench, t: Targets, orders: LeanClient) -> None:
             (ORDERS_FLOOR, insert_and_publish(t.orders_mongo["bench_floor"], t.js)),
             ("POST /api/orders", order),
             concurrency=concurrency,
+            db=t.orders_db,
         )
 
 
@@ -469,46 +536,67 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def report(bench: Bench) -> dict[str, Any]:
-    by_key = {(r.name, r.concurrency): r for r in bench.results}
-    ratios = {}
+PAIRS = {  # a service case and its floor
+    "create": ("POST /api/tickets", FLOOR),
+    "order": ("POST /api/orders", ORDERS_FLOOR),
+    "read": ("GET /api/tickets/{id}", "floor: find_one"),
+}
+
+
+def ratios_of(bench: Bench, mode: str) -> dict[str, float]:
+    """Each service case against its floor: throughput, p99 (read), and the database
+    server's CPU and writes per operation (create, order)."""
+    by_key = {(r.name, r.concurrency): r for r in bench.results if r.mode == mode}
+    ratios: dict[str, float] = {}
     for concurrency in (1, 16):
-        pairs = {
-            "create_vs_floor": ("POST /api/tickets", FLOOR),
-            "order_vs_floor": ("POST /api/orders", ORDERS_FLOOR),
-            "read_vs_find_one": ("GET /api/tickets/{id}", "floor: find_one"),
-        }
-        for label, (service, floor) in pairs.items():
-            ratio = (
-                by_key[(service, concurrency)].throughput / by_key[(floor, concurrency)].throughput
-            )
-            ratios[f"{label}_c{concurrency}"] = ratio
+        for label, (service_name, floor_name) in PAIRS.items():
+            service, floor = by_key[(service_name, concurrency)], by_key[(floor_name, concurrency)]
+            ratios[f"{label}_vs_floor_c{concurrency}"] = service.throughput / floor.throughput
+            if label == "read":
+                ratios[f"read_p99_vs_floor_c{concurrency}"] = service.p99_ms / floor.p99_ms
+            elif service.db_cpu_ms and floor.db_cpu_ms and service.db_writes is not None:
+                ratios[f"{label}_db_cpu_vs_floor_c{concurrency}"] = (
+                    service.db_cpu_ms / floor.db_cpu_ms
+                )
+                ratios[f"{label}_db_writes_per_op_c{concurrency}"] = service.db_writes
     with_replica = by_key[("POST /api/tickets (+ orders replica)", 1)].throughput
     ratios["create_with_orders_replica_vs_floor_c1"] = with_replica / by_key[(FLOOR, 1)].throughput
-    ratios["read_httpx_client_vs_find_one_c1"] = (
-        by_key[("GET /api/tickets/{id} (httpx client)", 1)].throughput
-        / by_key[("floor: find_one", 1)].throughput
-    )
-    rows = [f"{'case':<36}{'conc':>5}{'ops/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"]
+    httpx_read = by_key.get(("GET /api/tickets/{id} (httpx client)", 1))
+    if httpx_read:
+        ratios["read_httpx_client_vs_find_one_c1"] = (
+            httpx_read.throughput / by_key[("floor: find_one", 1)].throughput
+        )
+    return ratios
+
+
+def report(bench: Bench) -> dict[str, Any]:
+    ratios = {mode: ratios_of(bench, mode) for mode in bench.args.modes}
+    rows = [
+        f"{'case':<36}{'retry':>6}{'conc':>5}{'ops/s':>8}{'p50 ms':>8}{'p95 ms':>8}"
+        f"{'p99 ms':>8}{'db ms/op':>9}{'writes/op':>10}"
+    ]
     rows += [
-        f"{r.name:<36}{r.concurrency:>5}{r.throughput:>9.0f}{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}"
-        f"{r.p99_ms:>9.2f}"
+        f"{r.name:<36}{r.mode:>6}{r.concurrency:>5}{r.throughput:>8.0f}{r.p50_ms:>8.2f}"
+        f"{r.p95_ms:>8.2f}{r.p99_ms:>8.2f}"
+        + (f"{r.db_cpu_ms:>9.2f}{r.db_writes:>10.2f}" if r.db_cpu_ms is not None else "")
         for r in bench.results
     ]
     rows.append("")
-    rows += [f"ratio {k:<40}{v:>6.0%}" for k, v in ratios.items()]
-    reserved = bench.extra["reserved_latency_ms"]
-    rows.append(
-        f"order placed → ticket reserved     p50 {reserved['p50']:.2f} ms  p99 {reserved['p99']:.2f} ms"
-    )
+    for mode, figures in ratios.items():
+        rows += [f"retryable writes {mode}: {k:<40}{v:>7.2f}" for k, v in figures.items()]
+    for mode, reserved in bench.extra["reserved_latency_ms"].items():
+        rows.append(
+            f"retryable writes {mode}: order placed → ticket reserved"
+            f"  p50 {reserved['p50']:.2f} ms  p99 {reserved['p99']:.2f} ms"
+        )
     events = bench.extra["event_latency_ms"]
     rows.append(
         f"event latency (publish → handler)  p50 {events['p50']:.2f} ms  p99 {events['p99']:.2f} ms"
     )
-    rows.append(
-        "RSS after the run: "
-        + ", ".join(f"{k} {v:.0f} MiB" for k, v in bench.extra["rss_mib"].items())
-    )
+    for mode, rss in bench.extra["rss_mib"].items():
+        rows.append(
+            f"RSS after the {mode} runs: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in rss.items())
+        )
     print("\n" + "\n".join(rows), flush=True)
     return {
         "machine": {
@@ -531,6 +619,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--list-ops", type=int, default=60, help="list requests per run (slow)")
+    parser.add_argument(
+        "--modes",
+        type=lambda text: text.split(","),
+        default=["on", "off"],
+        help="retryable writes on (the services' own URI) and/or off, in this order",
+    )
     parser.add_argument("--out", type=Path, default=Path("dist/benchmarks.json"))
     args = parser.parse_args()
     data = asyncio.run(benchmark(args))

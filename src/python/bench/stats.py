@@ -18,6 +18,10 @@ class Result:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    # the database server's work per operation, where measured (`Bench.run_pair`)
+    db_cpu_ms: float | None = None
+    db_writes: float | None = None
+    mode: str = ""  # retryable writes "on" or "off" for every client of the run
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -65,4 +69,12 @@ def median_result(results: list[Result]) -> Result:
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p95_ms for r in results),
         statistics.median(r.p99_ms for r in results),
+        _median_of(r.db_cpu_ms for r in results),
+        _median_of(r.db_writes for r in results),
+        first.mode,
     )
+
+
+def _median_of(values) -> float | None:  # type: ignore[no-untyped-def]
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None

@@ -83,7 +83,9 @@ class ScrapeReadings(Collector):
             yield published
             if self.backlog is not None:
                 yield GaugeMetricFamily(
-                    "outbox_backlog", "Events this process has not had acknowledged yet", value=self.backlog
+                    "outbox_backlog",
+                    "Events this process has not had acknowledged yet",
+                    value=self.backlog,
                 )
                 yield GaugeMetricFamily(
                     "outbox_oldest_unsent_age_seconds",

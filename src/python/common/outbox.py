@@ -436,7 +436,9 @@ class Outbox:
         read = 0
         for collection in self.collections:
             cursor = self.db[collection].find(
-                {PENDING: {"$elemMatch": match}}, {PENDING: 1, "version": 1}, batch_size=self.batch_size
+                {PENDING: {"$elemMatch": match}},
+                {PENDING: 1, "version": 1},
+                batch_size=self.batch_size,
             )
             page: list[Document] = []
             async for doc in cursor:
@@ -522,7 +524,9 @@ class Outbox:
         it did not beat meanwhile)."""
         if not self.nats.is_connected:
             return
-        log.warning("outbox: adopting writer %s (%s) from %d", row["_id"], row.get("host"), row["mark"])
+        log.warning(
+            "outbox: adopting writer %s (%s) from %d", row["_id"], row.get("host"), row["mark"]
+        )
         await self._send_writers_events(row["_id"], row["mark"])
         await self.db[WRITERS].delete_one({"_id": row["_id"], "beat": row["beat"]})
         self._others.pop(row["_id"], None)

@@ -12,7 +12,12 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from common import outbox as outbox_module
-from common.events import DUPLICATE_WINDOW_SECONDS, STREAM_NAME, TicketCreatedEvent, TicketUpdatedEvent
+from common.events import (
+    DUPLICATE_WINDOW_SECONDS,
+    STREAM_NAME,
+    TicketCreatedEvent,
+    TicketUpdatedEvent,
+)
 from common.mongo import VersionConflict
 from common.outbox import PENDING, WRITERS, Outbox, unsent_count
 from common.settings import NatsSettings
@@ -137,7 +142,9 @@ async def test_update_is_one_write_versioned_and_drops_the_sent_entries(
     with pytest.raises(VersionConflict):
         await outbox.update(ITEMS, stale, {"title": "lost?"}, updated)
     assert (await clean_db[ITEMS].find_one({"_id": "i1"}))["title"] == "b"
-    versions = [json.loads(m.data)["version"] for m in await stream_messages(nats_manager.jetstream)]
+    versions = [
+        json.loads(m.data)["version"] for m in await stream_messages(nats_manager.jetstream)
+    ]
     assert versions == list(range(1002))
 
 
@@ -281,9 +288,7 @@ async def test_a_stopped_process_with_unsent_events_is_adopted_at_once(clean_db,
     assert await clean_db[WRITERS].count_documents({}) == 0  # both left when done
 
 
-async def test_a_stalled_writer_beats_before_it_records_and_carries_on_if_adopted(
-    outbox, clean_db
-):
+async def test_a_stalled_writer_beats_before_it_records_and_carries_on_if_adopted(outbox, clean_db):
     await add(outbox, "i1")
     first = outbox.writer
     outbox._beat_at -= outbox.fence + 1  # a stall: the heartbeat is too old to record on
@@ -311,7 +316,9 @@ async def test_replicas_updating_one_document_keep_it_small(clean_db, nats_manag
         await a.stop()
         await b.stop()
     assert len(doc[PENDING]) <= 8  # a few not yet known as sent, not 61
-    versions = [json.loads(m.data)["version"] for m in await stream_messages(nats_manager.jetstream)]
+    versions = [
+        json.loads(m.data)["version"] for m in await stream_messages(nats_manager.jetstream)
+    ]
     assert versions == list(range(61))
 
 
@@ -319,7 +326,9 @@ async def test_entries_of_the_format_before_writers_are_sent_once_and_dropped(
     outbox, clean_db, nats_manager
 ):
     legacy = {"id": "ticket.created:old:0", "subject": "ticket.created", "at": None}
-    legacy["data"] = json.dumps({"id": "old", "version": 0, "title": "a", "price": 1, "userId": "u"})
+    legacy["data"] = json.dumps(
+        {"id": "old", "version": 0, "title": "a", "price": 1, "userId": "u"}
+    )
     await clean_db[ITEMS].insert_one({"_id": "old", "version": 0, PENDING: [legacy]})
     fresh = Outbox(clean_db, nats_manager, [ITEMS], interval=0.1)
     await fresh.start()

@@ -8,7 +8,7 @@ from nats.errors import Error as NatsError
 
 from common.events import STREAM_NAME, TICKETING_STREAM
 from common.events.contracts import ticketing_stream
-from common.service_template_test import ITEMS, ItemCopier, template_app
+from common.service_template_test import ItemCopier, template_app
 from common.testing.http import app_client
 from common.testing.streams import stream_messages
 from common.testing.waiting import eventually
