@@ -101,15 +101,16 @@ class Bench:
     async def run_pair(
         self, floor: Case, service: Case, *, concurrency: int, db: DbServer | None = None
     ) -> None:
-        """A service case and its floor, their runs interleaved (floor, service, floor,
-        service, ...): whatever drifts during a run (the machine, the stand-in; with
-        retryable writes on it slows with every write: `bench_uri`) drifts for both."""
+        """A service case and its floor, their runs interleaved and mirrored (floor,
+        service, service, floor, floor, service, ...): whatever drifts during a run (the
+        machine; the stand-in, which with retryable writes on slows with every write:
+        `bench_uri`) drifts for both, and neither always runs second."""
         for name, op in (floor, service):
             await self.quiesce()
             await measure(name, op, ops=self.args.warmup, concurrency=concurrency)
         runs: dict[str, list[Result]] = {floor[0]: [], service[0]: []}
-        for _ in range(self.args.repeats):
-            for name, op in (floor, service):
+        for repeat in range(self.args.repeats):
+            for name, op in (floor, service) if repeat % 2 == 0 else (service, floor):
                 await self.quiesce()
                 runs[name].append(await self.measured(name, op, self.args.ops, concurrency, db))
         for name in runs:
@@ -317,13 +318,14 @@ async def create_cases(bench: Bench, t: Targets) -> None:
 
 
 def insert_and_publish(db: Any, js: Any) -> Callable[[int], Awaitable[None]]:
-    """The floor of a create: one insert_one and one acked JetStream publish."""
+    """The floor of a create: one insert_one of a ticket document as the service stores
+    it (without its pending event) and one acked JetStream publish."""
 
     async def floor(i: int) -> None:
-        oid = ObjectId()
-        await db.docs.insert_one({"_id": oid, **TICKET, "version": 0})
+        doc = new_document(TICKET["title"], TICKET["price"] * 100, "0" * 24)
+        await db.docs.insert_one(doc)
         await js.publish(  # in the stream, consumed by no service
-            "ticket.bench-floor", FLOOR_EVENT, headers={"Nats-Msg-Id": f"floor:{oid}"}
+            "ticket.bench-floor", FLOOR_EVENT, headers={"Nats-Msg-Id": f"floor:{doc['_id']}"}
         )
 
     return floor

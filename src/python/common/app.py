@@ -11,6 +11,7 @@ exits 1 so the orchestrator restarts it (the seed's `process.exit()`).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -162,6 +163,11 @@ def create_app(
                     await worker.start(context)
                     working.append(worker)
             app.state.listeners = started
+            # What start-up made (modules, routes, models: most of the heap) lives as
+            # long as the process: frozen, the collector stops rescanning it, and its
+            # full passes stop pausing requests (p99 at c=16 57 -> 20 ms, BENCHMARKS.md)
+            gc.collect()
+            gc.freeze()
             log.info("%s ready", name)
             yield
         finally:

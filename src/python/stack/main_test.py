@@ -165,7 +165,7 @@ async def crash_tickets_under_load(
     """SIGKILL the tickets service while 4 clients create tickets: ./run starts it again
     (same port, behind the same gateway), and every create that was acknowledged (201)
     has its ticket.created on the stream — what the crash left unsent, the restarted
-    service's outbox relay sent."""
+    service's outbox takes over from the dead process's writer row."""
     [group] = [g for g in child_groups(stack.pid) if b"tickets.main" in _cmdline(g)]
     acknowledged: list[str] = []
     crashed = asyncio.Event()

@@ -155,7 +155,10 @@ async def test_show_never_reveals_unsent_events_and_names_the_reserving_order(cl
     created = await create(client)
     await clean_db.tickets.update_one(
         {"_id": ObjectId(created["id"])},
-        {"$set": {"orderId": "o1"}, "$push": {PENDING: {"id": "e1", "data": "{}", "w": "x", "n": 0}}},
+        {
+            "$set": {"orderId": "o1"},
+            "$push": {PENDING: {"id": "e1", "data": "{}", "w": "x", "n": 0}},
+        },
     )
     response = await client.get(f"{URL}/{created['id']}")
     assert response.headers["content-type"] == "application/json"
