@@ -509,14 +509,17 @@ class Outbox:
 
     async def _beat_step(self) -> None:
         await asyncio.sleep(self.interval)
-        await self._beat()
-        now = time.monotonic()
-        for row in await self._read_writers():
-            beat, since = self._silent.get(row["_id"], (None, now))
-            if row.get("stopped") or (beat == row["beat"] and now - since >= self.dead_after):
-                await self._adopt(row)
-            elif beat != row["beat"]:
-                self._silent[row["_id"]] = (row["beat"], now)
+        try:
+            await self._beat()
+            now = time.monotonic()
+            for row in await self._read_writers():
+                beat, since = self._silent.get(row["_id"], (None, now))
+                if row.get("stopped") or (beat == row["beat"] and now - since >= self.dead_after):
+                    await self._adopt(row)
+                elif beat != row["beat"]:
+                    self._silent[row["_id"]] = (row["beat"], now)
+        except (PyMongoError, PublishError, TimeoutError) as exc:  # a server away: next beat
+            log.warning("outbox heartbeat: will retry: %r", exc)
         self._silent = {w: s for w, s in self._silent.items() if w in self._others}
 
     async def _adopt(self, row: Document) -> None:
