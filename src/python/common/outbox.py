@@ -187,6 +187,7 @@ class Outbox:
         self.batch_size = batch_size
         self.published: Counter[str] = Counter()  # events acked by JetStream, by subject
         self.writer = ""  # this process's id in `outbox_writers` (set when registered)
+        self._ids: set[str] = set()  # every id it had (a new one if it was adopted)
         self._next = 0  # the number of this process's next event
         self._in_flight: dict[int, datetime] = {}  # written or being written, not acked
         self._failed: dict[str, Unsent] = {}  # by event id, for the relay
@@ -336,9 +337,9 @@ class Outbox:
 
     def _sent(self, entry: Document) -> None:
         self.published[entry["subject"]] += 1
-        if entry.get("w") == self.writer:
+        self._failed.pop(entry["id"], None)
+        if entry.get("w") in self._ids:
             self._in_flight.pop(entry["n"], None)
-            self._failed.pop(entry["id"], None)
 
     # -- publishing ---------------------------------------------------------------------
 
@@ -470,6 +471,7 @@ class Outbox:
 
     async def _register(self) -> None:
         self.writer = uuid.uuid4().hex[:16]
+        self._ids.add(self.writer)
         await self.db[WRITERS].insert_one(
             {
                 "_id": self.writer,
