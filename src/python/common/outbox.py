@@ -51,7 +51,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from common.events.contracts import DUPLICATE_WINDOW_SECONDS, Event
 from common.events.publisher import DEFAULT_PUBLISH_TIMEOUT, PublishError, publish_raw
@@ -193,6 +193,7 @@ class Outbox:
         self._failed: dict[str, Unsent] = {}  # by event id, for the relay
         self._rescan_from: int | None = None  # past MAX_REMEMBERED: rescan from here
         self._rescan_at: datetime | None = None  # when the oldest of those was recorded
+        self._scanning: tuple[int, datetime] | None = None  # a rescan under way: from, at
         self._beat_at: float | None = None  # monotonic time of the last heartbeat sent
         self._others: dict[str, int] = {}  # other live writers' marks
         self._gone: set[str] = set()  # writers adopted: all their events were sent
@@ -304,18 +305,22 @@ class Outbox:
         unsent = [*self._in_flight, *(u.n for u in self._failed.values()), self._next]
         if self._rescan_from is not None:
             unsent.append(self._rescan_from)
+        if self._scanning is not None:
+            unsent.append(self._scanning[0])
         return min(unsent)
 
     def unsent(self) -> int:
         """Events of this process that failed to publish and wait for the relay (past
         MAX_REMEMBERED: at least that many)."""
-        return len(self._failed) + (self._rescan_from is not None)
+        return len(self._failed) + (self._rescan_from is not None) + (self._scanning is not None)
 
     def oldest_unsent_at(self) -> datetime | None:
         """When the oldest of them was recorded (None: none waits)."""
         times = [u.at for u in self._failed.values()]
         if self._rescan_at is not None:
             times.append(self._rescan_at)
+        if self._scanning is not None:
+            times.append(self._scanning[1])
         return min(times, default=None)
 
     def stuck(self, bound: timedelta) -> bool:
@@ -384,15 +389,19 @@ class Outbox:
             read += await self._send_writers_events(None)
             self._unnumbered_sent = True
         read += await self._resend_failed()
-        if self._rescan_from is not None:
-            start, at = self._rescan_from, self._rescan_at
+        if self._rescan_from is not None and self._rescan_at is not None:
+            # what overflows during the scan starts the next one
+            self._scanning = (self._rescan_from, self._rescan_at)
             self._rescan_from = self._rescan_at = None
             try:
-                read += await self._send_writers_events(self.writer, start)
+                read += await self._send_writers_events(self.writer, self._scanning[0])
             except BaseException:
+                start, at = self._scanning
                 self._rescan_from = min(start, self._rescan_from or start)
-                self._rescan_at = min(at or datetime.now(UTC), self._rescan_at or datetime.now(UTC))
+                self._rescan_at = min(at, self._rescan_at or at)
                 raise
+            finally:
+                self._scanning = None
         return read
 
     async def _resend_failed(self) -> int:
@@ -547,6 +556,9 @@ class Outbox:
                 f"publish, past the stream's {DUPLICATE_WINDOW_SECONDS:.0f}s duplicate window"
             )
         await self._beat()
+        for collection in self.collections:  # the index of the format before writers
+            with contextlib.suppress(OperationFailure):  # (gone: it cost every insert)
+                await self.db[collection].drop_index("outbox_pending")
         self._heart.start()
         self._relay.start()
 
