@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator
 
 from common.auth import CurrentUser
-from common.errors import field_error
+from common.errors import RequestBody, field_error
 
 PASSWORD_MIN, PASSWORD_MAX = 4, 20
 EMAIL_MAX = 254  # RFC 5321 path limit
@@ -38,17 +38,12 @@ def supplied_password(value: object) -> str:
     return value.strip()
 
 
-class _Body(BaseModel):
-    # Absent fields reach the validators as None, so they get the same message.
-    model_config = ConfigDict(extra="ignore", validate_default=True)
-
-
-class SignupRequest(_Body):
+class SignupRequest(RequestBody):
     email: Annotated[str, BeforeValidator(normalise_email)] = None  # type: ignore[assignment]
     password: Annotated[str, BeforeValidator(new_password)] = None  # type: ignore[assignment]
 
 
-class SigninRequest(_Body):
+class SigninRequest(RequestBody):
     email: Annotated[str, BeforeValidator(normalise_email)] = None  # type: ignore[assignment]
     password: Annotated[str, BeforeValidator(supplied_password)] = None  # type: ignore[assignment]
 

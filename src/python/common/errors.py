@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -151,6 +151,38 @@ def errors_response(status_code: int, errors: list[dict[str, str]]) -> JSONRespo
 def field_error(message: str) -> PydanticCustomError:
     """Raise from a pydantic validator to report `message` verbatim (no "Value error, ")."""
     return PydanticCustomError("invalid", message)
+
+
+def is_text(value: object) -> bool:
+    """No string in `value` holds a lone surrogate: JSON's `\\ud800` escapes can carry
+    one, UTF-8 cannot encode it, so a hash, a serializer or the database would fail."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(is_text(k) and is_text(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(is_text(item) for item in value)
+    return True
+
+
+class RequestBody(BaseModel):
+    """The base of every request body: absent fields reach the validators as None (so
+    they get the field's own message), unknown ones are ignored, and every field is
+    valid text before its own validator runs: `Title must be valid text` (400)."""
+
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _valid_text(cls, value: object, info: ValidationInfo) -> object:
+        if not is_text(value):
+            field = cls.model_fields[info.field_name or ""].alias or info.field_name or ""
+            raise field_error(f"{field[:1].upper()}{field[1:]} must be valid text")
+        return value
 
 
 # Errors about the body as a whole, in the API's own words (no field).

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator
 
-from common.errors import field_error
+from common.errors import RequestBody, field_error
 from common.events import OrderStatus
 from common.mongo import is_object_id
 
@@ -20,10 +20,7 @@ def ticket_id(value: object) -> str:
     return value
 
 
-class OrderIn(BaseModel):
-    # An absent field reaches the validator as None, so it gets the same message.
-    model_config = ConfigDict(extra="ignore", validate_default=True)
-
+class OrderIn(RequestBody):
     ticketId: Annotated[str, BeforeValidator(ticket_id)] = None  # type: ignore[assignment]
 
 

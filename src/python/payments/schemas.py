@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator
 
-from common.errors import field_error
+from common.errors import RequestBody, field_error
 from common.mongo import is_object_id
 
 TOKEN_MAX = 255
@@ -24,10 +24,7 @@ def card_token(value: object) -> str:
     return value.strip()
 
 
-class PaymentIn(BaseModel):
-    # Absent fields reach the validators as None, so they get the same messages.
-    model_config = ConfigDict(extra="ignore", validate_default=True)
-
+class PaymentIn(RequestBody):
     orderId: Annotated[str, BeforeValidator(order_id)] = None  # type: ignore[assignment]
     token: Annotated[str, BeforeValidator(card_token)] = None  # type: ignore[assignment]
 

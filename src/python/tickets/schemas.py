@@ -7,9 +7,9 @@ import math
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
-from common.errors import field_error
+from common.errors import RequestBody, field_error
 
 TITLE_MAX = 200
 PRICE_MAX_CENTS = 100_000_000  # 1,000,000.00
@@ -42,9 +42,7 @@ def price_to_cents(value: object) -> int:
     return int(cents)
 
 
-class TicketIn(BaseModel):
-    model_config = ConfigDict(extra="ignore", validate_default=True)
-
+class TicketIn(RequestBody):
     title: Annotated[str, BeforeValidator(clean_title)] = None  # type: ignore[assignment]
     price_cents: Annotated[int, BeforeValidator(price_to_cents)] = Field(
         None, alias="price", json_schema_extra={"type": "number", "exclusiveMinimum": 0}

@@ -80,3 +80,16 @@ async def stored_documents(db) -> int:  # type: ignore[no-untyped-def]
     the outbox's row for the process itself (`outbox_writers`), which no request makes."""
     names = [name for name in await db.list_collection_names() if name != WRITERS]
     return sum([await db[name].count_documents({}) for name in names])
+
+
+NOT_TEXT = "\\ud800"
+"""A lone surrogate as JSON writes it: valid JSON, not valid text (UTF-8 cannot encode
+it). Put it in a raw body (`send_raw_json`): httpx's `json=` cannot encode it either."""
+
+
+async def send_raw_json(  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient, method: str, url: str, body: str, **kwargs
+) -> httpx.Response:
+    """`body` sent as it is, declared as JSON."""
+    headers = {"content-type": "application/json"}
+    return await client.request(method, url, content=body.encode(), headers=headers, **kwargs)

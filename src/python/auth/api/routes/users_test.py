@@ -12,9 +12,11 @@ from auth.main import create_auth_app
 from common.auth import SESSION_COOKIE, sign_jwt
 from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.http import (
+    NOT_TEXT,
     app_client,
     non_json_state_changes,
     not_refused_as_non_json,
+    send_raw_json,
     stored_documents,
 )
 
@@ -446,3 +448,27 @@ async def test_the_client_address_is_read_only_from_trusted_proxy_hops(make_sett
             for i in range(3)
         ]
         assert codes == [201, 201, 429]
+
+
+@pytest.mark.parametrize("url", [SIGNUP, SIGNIN])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (f'{{"email": "a@b.co", "password": "secret{NOT_TEXT}"}}', "password"),
+        (f'{{"email": "a{NOT_TEXT}@b.co", "password": "secret"}}', "email"),
+    ],
+)
+async def test_text_that_is_not_unicode_is_400_naming_the_field(client, clean_db, url, body, field):
+    """A lone surrogate in a password was a 500 from inside the argon2 library."""
+    response = await send_raw_json(client, "POST", url, body)
+    assert response.status_code == 400
+    message = f"{field.capitalize()} must be valid text"
+    assert response.json() == {"errors": [{"message": message, "field": field}]}
+    assert await stored_documents(clean_db) == 0
+
+
+async def test_a_session_cookie_holding_text_that_is_not_unicode_is_no_session(client):
+    cookie = base64.b64encode(json.dumps({"jwt": "\ud800"}).encode()).decode()
+    response = await client.get("/api/users/currentuser", cookies={SESSION_COOKIE: cookie})
+    assert response.status_code == 200
+    assert response.json() == {"currentUser": None}

@@ -9,7 +9,13 @@ from bson import ObjectId
 from pydantic import ValidationError
 
 from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import ANY_VALID_BODY, non_json_state_changes, not_refused_as_non_json
+from common.testing.http import (
+    ANY_VALID_BODY,
+    NOT_TEXT,
+    non_json_state_changes,
+    not_refused_as_non_json,
+    send_raw_json,
+)
 from orders.core.config import OrdersSettings
 
 URL = "/api/orders"
@@ -303,3 +309,12 @@ def test_an_orders_expiry_schedule_stays_on_the_stream_until_it_is_due():
     with pytest.raises(ValidationError, match="ORDER_EXPIRATION_SECONDS"):
         OrdersSettings(**common, order_expiration_seconds=7200, stream_max_age_seconds=3600)
     assert OrdersSettings(**common).order_expiration_seconds == 900
+
+
+async def test_a_ticket_id_that_is_not_text_is_400_naming_it(client, clean_db):
+    body = f'{{"ticketId": "{NOT_TEXT}"}}'
+    response = await send_raw_json(client, "POST", URL, body, cookies=signed_in())
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [{"message": "TicketId must be valid text", "field": "ticketId"}]
+    }

@@ -9,7 +9,13 @@ import pytest
 from bson import ObjectId
 
 from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import non_json_state_changes, not_refused_as_non_json, stored_documents
+from common.testing.http import (
+    NOT_TEXT,
+    non_json_state_changes,
+    not_refused_as_non_json,
+    send_raw_json,
+    stored_documents,
+)
 from payments import repository
 
 URL = "/api/payments"
@@ -199,4 +205,22 @@ async def test_a_cross_site_form_cannot_change_anything(client, clean_db):
     responses = await non_json_state_changes(client, signed_in("0123456789abcdef01234567"))
     assert len(responses) == 3  # POST /api/payments, 3 types each
     assert not_refused_as_non_json(responses) == {}
+    assert await stored_documents(clean_db) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (f'{{"orderId": "{"0" * 24}", "token": "tok_{NOT_TEXT}"}}', "token"),
+        (f'{{"orderId": "{NOT_TEXT}", "token": "tok_visa"}}', "orderId"),
+    ],
+)
+async def test_a_field_that_is_not_text_is_400_naming_it_and_nothing_is_stored(
+    client, clean_db, body, field
+):
+    """A lone surrogate in the card token was a 500 (encoding it for the database)."""
+    response = await send_raw_json(client, "POST", URL, body, cookies=signed_in("u1"))
+    assert response.status_code == 400
+    message = f"{field[:1].upper()}{field[1:]} must be valid text"
+    assert response.json() == {"errors": [{"message": message, "field": field}]}
     assert await stored_documents(clean_db) == 0

@@ -8,7 +8,13 @@ from bson import ObjectId
 
 from common.outbox import PENDING
 from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import non_json_state_changes, not_refused_as_non_json, stored_documents
+from common.testing.http import (
+    NOT_TEXT,
+    non_json_state_changes,
+    not_refused_as_non_json,
+    send_raw_json,
+    stored_documents,
+)
 
 URL = "/api/tickets"
 TICKET = {"title": "Concert", "price": 20}
@@ -341,3 +347,18 @@ async def test_a_cross_site_form_cannot_change_anything(client, clean_db):
     assert len(responses) == 6  # POST /api/tickets, PUT /api/tickets/{id}, 3 types each
     assert not_refused_as_non_json(responses) == {}
     assert await stored_documents(clean_db) == 0
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+async def test_a_title_that_is_not_text_is_400_naming_it_and_nothing_changes(
+    client, clean_db, method
+):
+    """A lone surrogate (valid JSON, not valid text) was a 500 from the serializer."""
+    ticket = await create(client)
+    url = URL if method == "POST" else f"{URL}/{ticket['id']}"
+    body = f'{{"title": "Concert {NOT_TEXT}", "price": 5}}'
+    response = await send_raw_json(client, method, url, body, cookies=signed_in())
+    assert response.status_code == 400
+    assert errors(response) == [{"message": "Title must be valid text", "field": "title"}]
+    assert await stored_documents(clean_db) == 1
+    assert (await client.get(f"{URL}/{ticket['id']}")).json()["title"] == ticket["title"]
