@@ -247,8 +247,8 @@ class Outbox:
         version = doc["version"]
         pending = doc.get(PENDING) if PENDING in doc else await self._pending_of(collection, doc)
         new_doc = {**without_outbox(doc), **changes, "version": version + 1}
-        entry = await self._new_entry(event(new_doc))
         kept = [old for old in pending or () if not await self._was_sent(old)]
+        entry = await self._new_entry(event(new_doc))  # (in flight from here on)
         try:
             result = await self.db[collection].update_one(
                 {"_id": doc["_id"], "version": version},
@@ -261,7 +261,7 @@ class Outbox:
             self._in_flight.pop(entry["n"], None)
             raise VersionConflict()
         resend_after = datetime.now(UTC) - RESEND_WITH_UPDATE
-        earlier = [old for old in kept if _aware(old["at"]) > resend_after]
+        earlier = [old for old in kept if (at := old.get("at")) and _aware(at) > resend_after]
         await self._deliver_new(collection, {"_id": doc["_id"], PENDING: [*earlier, entry]}, entry)
         return new_doc
 
