@@ -6,13 +6,14 @@ each file gets its own NATS and MongoDB-wire server, stopped when the file is do
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServerError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -64,6 +65,9 @@ async def clean_db(mongo_client: AsyncMongoClient[Any]) -> AsyncIterator[AsyncDa
     await mongo_client.drop_database(name)
 
 
+STREAM_STORE_TRIES = 5
+
+
 @pytest.fixture
 async def nats_manager(nats_server: NatsServer) -> AsyncIterator[NatsClientManager]:
     """A connected client manager with a new, empty TICKETING stream for this test
@@ -72,7 +76,16 @@ async def nats_manager(nats_server: NatsServer) -> AsyncIterator[NatsClientManag
     await manager.connect(nats_server.url, f"test-{uuid.uuid4().hex[:8]}")
     with contextlib.suppress(NotFoundError):
         await manager.jetstream.delete_stream(STREAM_NAME)
-    await manager.ensure_stream()
+    for attempt in range(STREAM_STORE_TRIES):
+        try:
+            await manager.ensure_stream()
+            break
+        except ServerError as exc:
+            # nats-server can still be removing the deleted stream's store (seen once in
+            # CI: "error creating store for stream", err_code 10049): try again shortly
+            if exc.err_code != 10049 or attempt == STREAM_STORE_TRIES - 1:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
     yield manager
     await manager.drain()
 
