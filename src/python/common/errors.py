@@ -180,7 +180,8 @@ class RequestBody(BaseModel):
     @classmethod
     def _valid_text(cls, value: object, info: ValidationInfo) -> object:
         if not is_text(value):
-            field = cls.model_fields[info.field_name or ""].alias or info.field_name or ""
+            name = str(info.field_name)  # always set for a field's validator
+            field = cls.model_fields[name].alias or name
             raise field_error(f"{field[:1].upper()}{field[1:]} must be valid text")
         return value
 

@@ -139,6 +139,15 @@ def outbox_indexes(collections: Iterable[str]) -> dict[str, list[Any]]:
     return {}
 
 
+def _earliest(
+    rescan: tuple[int, datetime] | None, other: tuple[int, datetime]
+) -> tuple[int, datetime]:
+    """The earlier start (number and time) of two rescans."""
+    if rescan is None:
+        return other
+    return min(rescan[0], other[0]), min(rescan[1], other[1])
+
+
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
@@ -191,9 +200,9 @@ class Outbox:
         self._next = 0  # the number of this process's next event
         self._in_flight: dict[int, datetime] = {}  # written or being written, not acked
         self._failed: dict[str, Unsent] = {}  # by event id, for the relay
-        self._rescan_from: int | None = None  # past MAX_REMEMBERED: rescan from here
-        self._rescan_at: datetime | None = None  # when the oldest of those was recorded
-        self._scanning: tuple[int, datetime] | None = None  # a rescan under way: from, at
+        # past MAX_REMEMBERED: rescan from (number, when recorded) of the oldest forgotten
+        self._rescan: tuple[int, datetime] | None = None
+        self._scanning: tuple[int, datetime] | None = None  # a rescan under way: the same
         self._beat_at: float | None = None  # monotonic time of the last heartbeat sent
         self._others: dict[str, int] = {}  # other live writers' marks
         self._gone: set[str] = set()  # writers adopted: all their events were sent
@@ -287,41 +296,29 @@ class Outbox:
 
     async def _was_sent(self, entry: Document) -> bool:
         """Known to be on the stream: below its writer's mark, or its writer adopted."""
-        writer, n = entry.get("w"), entry.get("n", 0)
-        if writer is None:
-            return False  # recorded before writers existed: the relay sends those once
-        if writer == self.writer:
-            return n < self.mark()
-        if writer not in self._others and writer not in self._gone:
+        writer = entry.get("w")
+        if writer not in (None, self.writer, *self._others, *self._gone):
             await self._read_writers()  # a writer newer than our last look, or adopted
             if writer not in self._others:
                 self._gone.add(writer)
-        return writer in self._gone or n < self._others[writer]
+        return not _unsent_by(entry, {**self._others, self.writer: self.mark()})
 
     # -- what this process has not sent -----------------------------------------------
 
     def mark(self) -> int:
         """Every event of this writer numbered below this is on the stream."""
-        unsent = [*self._in_flight, *(u.n for u in self._failed.values()), self._next]
-        if self._rescan_from is not None:
-            unsent.append(self._rescan_from)
-        if self._scanning is not None:
-            unsent.append(self._scanning[0])
-        return min(unsent)
+        rescans = [r[0] for r in (self._rescan, self._scanning) if r is not None]
+        return min([*self._in_flight, *(u.n for u in self._failed.values()), *rescans, self._next])
 
     def unsent(self) -> int:
         """Events of this process that failed to publish and wait for the relay (past
         MAX_REMEMBERED: at least that many)."""
-        return len(self._failed) + (self._rescan_from is not None) + (self._scanning is not None)
+        return len(self._failed) + (self._rescan is not None) + (self._scanning is not None)
 
     def oldest_unsent_at(self) -> datetime | None:
         """When the oldest of them was recorded (None: none waits)."""
-        times = [u.at for u in self._failed.values()]
-        if self._rescan_at is not None:
-            times.append(self._rescan_at)
-        if self._scanning is not None:
-            times.append(self._scanning[1])
-        return min(times, default=None)
+        rescans = [r[1] for r in (self._rescan, self._scanning) if r is not None]
+        return min([*(u.at for u in self._failed.values()), *rescans], default=None)
 
     def stuck(self, bound: timedelta) -> bool:
         """An event has waited longer than `bound` to be sent (NATS unreachable for
@@ -336,8 +333,7 @@ class Outbox:
         if len(self._failed) < MAX_REMEMBERED:
             self._failed[entry["id"]] = Unsent(collection, doc_id, entry["n"], entry["at"])
         else:
-            self._rescan_from = min(entry["n"], self._rescan_from or entry["n"])
-            self._rescan_at = min(entry["at"], self._rescan_at or entry["at"])
+            self._rescan = _earliest(self._rescan, (entry["n"], entry["at"]))
         self._wake.set()
 
     def _sent(self, entry: Document) -> None:
@@ -389,16 +385,13 @@ class Outbox:
             read += await self._send_writers_events(None)
             self._unnumbered_sent = True
         read += await self._resend_failed()
-        if self._rescan_from is not None and self._rescan_at is not None:
+        if self._rescan is not None:
             # what overflows during the scan starts the next one
-            self._scanning = (self._rescan_from, self._rescan_at)
-            self._rescan_from = self._rescan_at = None
+            self._scanning, self._rescan = self._rescan, None
             try:
                 read += await self._send_writers_events(self.writer, self._scanning[0])
             except BaseException:
-                start, at = self._scanning
-                self._rescan_from = min(start, self._rescan_from or start)
-                self._rescan_at = min(at, self._rescan_at or at)
+                self._rescan = _earliest(self._rescan, self._scanning)
                 raise
             finally:
                 self._scanning = None
@@ -588,7 +581,7 @@ class Outbox:
         self._wake.clear()
         if not self.nats.is_connected:
             return
-        if self._unnumbered_sent and not self._failed and self._rescan_from is None:
+        if self._unnumbered_sent and not self._failed and self._rescan is None:
             return  # nothing unsent
         try:
             read = await self.flush()

@@ -201,7 +201,7 @@ async def test_past_what_it_remembers_the_relay_rescans_for_its_events(
     await eventually(lambda: not nats_manager.is_connected)
     for n in range(10):
         await add(outbox, f"i{n}")
-    assert len(outbox._failed) == 3 and outbox._rescan_from is not None
+    assert len(outbox._failed) == 3 and outbox._rescan is not None
     nats_server.restart()
     await eventually(lambda: outbox.unsent() == 0)
     assert sorted(msg_ids(await stream_messages(nats_manager.jetstream))) == [

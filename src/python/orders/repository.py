@@ -44,7 +44,7 @@ from common.events import (
 )
 from common.money import cents_to_price, price_to_cents
 from common.mongo import VersionConflict, parse_object_id
-from common.outbox import PENDING, Outbox, find_by_id, without_outbox
+from common.outbox import PENDING, Outbox, find_by_id
 from common.replica import apply_in_order
 from orders.schemas import OrderOut, OrderTicketOut
 
@@ -265,7 +265,7 @@ async def cancel_stale_price(outbox: Outbox, db: AsyncDatabase[Any], ticket_id: 
     if ticket is None or doc is None or doc["ticket"]["priceCents"] == ticket["priceCents"]:
         return None
     try:
-        await cancel(outbox, without_outbox(doc), SELLER_CHANGED)
+        await cancel(outbox, doc, SELLER_CHANGED)
     except VersionConflict:
         return None  # paid or cancelled meanwhile: decided elsewhere
     return str(doc["_id"])
