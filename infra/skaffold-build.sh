@@ -6,14 +6,20 @@ set -euo pipefail
 target="$1" built="$2"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${IMAGE:?skaffold sets IMAGE}"
-# skaffold asks for the cluster's platform(s) in $PLATFORMS. The images are built for
-# the host's platform only (their dependencies come from a pex built on the host), so
-# say so rather than hand a cluster of another architecture an image it cannot run.
-host="linux/$(uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/')"
+# skaffold asks for the cluster's platform(s) in $PLATFORMS. The images resolve their
+# packages inside the image (from the lockfile's wheels for linux/amd64 and arm64), so
+# one of another architecture is a matter for the engine: docker builds it when told
+# (DOCKER_DEFAULT_PLATFORM, which Pants passes on) and able to (Docker Desktop, Colima
+# and buildx with QEMU are; a plain Linux engine without binfmt emulation is not).
+host="linux/$(uname -m | sed -e 's/x86_64/amd64/' -e 's/aarch64/arm64/' -e 's/arm64e/arm64/')"
 if [[ -n "${PLATFORMS:-}" && "$PLATFORMS" != "$host" ]]; then
-  echo "skaffold-build: asked for $PLATFORMS, but images are built for $host only" >&2
-  echo "  (build on a host of that platform; see README, Deploy to Kubernetes)" >&2
-  exit 1
+  if [[ "$PLATFORMS" == *,* ]]; then
+    echo "skaffold-build: asked for several platforms ($PLATFORMS); Pants builds one image" >&2
+    echo "  per run: set skaffold's --platform to the cluster's one (e.g. linux/amd64)" >&2
+    exit 1
+  fi
+  echo "skaffold-build: building for $PLATFORMS on a $host host (the engine emulates it)" >&2
+  export DOCKER_DEFAULT_PLATFORM="$PLATFORMS"
 fi
 ./pants --no-pantsd package "$target"
 docker tag "$built" "$IMAGE"

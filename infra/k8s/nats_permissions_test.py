@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -17,7 +15,7 @@ from typing import Any
 
 import nats
 import pytest
-import yaml
+from k8s.manifest_nats import USERS, PermissionedNats, manifest, nats_conf
 from nats.js.errors import NotFoundError
 
 from auth.core.config import AuthSettings
@@ -30,7 +28,7 @@ from common.testing.settings import settings_for
 from common.testing.waiting import eventually
 from expiration.core.config import ExpirationSettings
 from expiration.main import create_expiration_app
-from harness.servers import LOOPBACK, NatsServer, find_executable, free_port
+from harness.servers import LOOPBACK, free_port
 from orders.core.config import OrdersSettings
 from orders.main import create_orders_app
 from payments.core.config import PaymentsSettings
@@ -39,7 +37,6 @@ from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 
 ROOT = Path.cwd()
-USERS = ("auth", "tickets", "orders", "expiration", "payments")
 OWN_SUBJECTS = {  # the buy saga's decisions too: only orders completes, only payments authorizes
     "auth": ("session.revoked",),
     "tickets": ("ticket.created",),
@@ -47,57 +44,6 @@ OWN_SUBJECTS = {  # the buy saga's decisions too: only orders completes, only pa
     "expiration": ("expiration.complete",),
     "payments": ("payment.created", "payment.authorized"),
 }
-
-
-def manifest(kind: str, name: str) -> dict[str, Any]:
-    [doc] = [
-        doc
-        for doc in yaml.safe_load_all((ROOT / "infra/k8s/nats-depl.yaml").read_text())
-        if doc["kind"] == kind and doc["metadata"]["name"] == name
-    ]
-    return doc
-
-
-def nats_conf(store: Path, cluster_port: int | None = None) -> str:
-    """The manifest's nats.conf with this test's store and (for a cluster node) cluster
-    port; without one, as a single server (no cluster block). The permissions and the
-    route authorization are the manifest's, unchanged."""
-    text: str = manifest("ConfigMap", "nats-config")["data"]["nats.conf"]
-    text = text.replace("store_dir: /data", f"store_dir: {store}")
-    if cluster_port is None:
-        text = re.sub(r"\n\s*cluster \{.*?\n\s*\}\n", "\n", text, flags=re.S)
-    else:
-        text = re.sub(r"(cluster \{.*?port: )6222", rf"\g<1>{cluster_port}", text, flags=re.S)
-    return "\n".join(line for line in text.splitlines() if not line.startswith("http:"))
-
-
-class PermissionedNats(NatsServer):
-    """nats-server with the Kubernetes configuration, passwords in its environment as
-    the Secret puts them there."""
-
-    def __init__(
-        self, workdir: Path, pod: str = "nats-0", passwords: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(workdir)
-        self.passwords = passwords or {user: secrets.token_hex(16) for user in USERS}
-        self.env = {
-            **os.environ,
-            "POD_NAME": pod,
-            **{f"{user.upper()}_NATS_PASSWORD": pw for user, pw in self.passwords.items()},
-        }
-        self.config = workdir / "nats.conf"
-
-    def conf(self) -> str:
-        return nats_conf(self.workdir / "jetstream")
-
-    def argv(self) -> list[str]:
-        self.config.write_text(self.conf())
-        port = str(self.requested_port or -1)
-        return [find_executable("nats-server"), "-c", str(self.config), "-a", LOOPBACK, "-p", port]
-
-    def url_for(self, user: str, password: str | None = None) -> str:
-        secret = self.passwords[user] if password is None else password
-        return f"nats://{user}:{secret}@{LOOPBACK}:{self.port}"
 
 
 class ManifestClusterNode(PermissionedNats):

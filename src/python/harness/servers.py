@@ -71,6 +71,8 @@ class ServerProcess:
     name = "server"
     ready_pattern: re.Pattern[str]
 
+    host = LOOPBACK  # the address it listens on (containers reach the host elsewhere)
+
     def __init__(self, workdir: Path | None = None, port: int = 0) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=f"{self.name}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +186,7 @@ class NatsServer(ServerProcess):
             find_executable("nats-server"),
             "-js",
             "-a",
-            LOOPBACK,
+            self.host,
             "-p",
             port,
             "-sd",
@@ -193,7 +195,7 @@ class NatsServer(ServerProcess):
 
     @property
     def url(self) -> str:
-        return f"nats://{LOOPBACK}:{self.port}"
+        return f"nats://{self.host}:{self.port}"
 
 
 class ClusterNode(NatsServer):
@@ -300,7 +302,7 @@ class MongoServer(ServerProcess):
             "-m",
             "secantus",
             "--host",
-            LOOPBACK,
+            self.host,
             "--port",
             str(self.requested_port),
             "--storage-path",
@@ -311,7 +313,7 @@ class MongoServer(ServerProcess):
     def uri(self) -> str:
         """Shaped like production's (infra/k8s): the replica set by name, majority
         writes. SecantusDB is a one-member set named "secantus"."""
-        return f"mongodb://{LOOPBACK}:{self.port}/?replicaSet=secantus&w=majority"
+        return f"mongodb://{self.host}:{self.port}/?replicaSet=secantus&w=majority"
 
 
 class ServiceProcess(ServerProcess):

@@ -1,0 +1,197 @@
+"""A Deployment of infra/k8s as `docker run` runs it: what the manifest says of the
+container — image, environment, ports, user, read-only root, capabilities, scratch
+volumes, limits and probes — read from the manifest, not copied by hand.
+
+What a cluster would provide is given by the caller: the ConfigMap's and Secrets'
+values, the pod's name, and where the cluster's DNS names (`nats-0.nats-cluster`,
+`tickets-mongo-0.tickets-mongo-srv`, `auth-srv`) lead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import yaml
+from k8s.manifest_nats import ROOT
+
+K8S = ROOT / "infra" / "k8s"
+REFERENCE = re.compile(r"\$\(([A-Z0-9_]+)\)")  # $(VAR): an earlier variable, as Kubernetes
+
+
+def deployment(name: str) -> dict[str, Any]:
+    [doc] = [
+        doc
+        for doc in yaml.safe_load_all((K8S / f"{name}-depl.yaml").read_text())
+        if doc and doc["kind"] == "Deployment"
+    ]
+    return doc
+
+
+def config_map(name: str = "ticketing-config") -> dict[str, str]:
+    [doc] = [
+        doc
+        for doc in yaml.safe_load_all((K8S / "config.yaml").read_text())
+        if doc and doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == name
+    ]
+    return dict(doc["data"])
+
+
+def docker(*args: str, check: bool = True, both: bool = False) -> str:
+    """Run the docker client; its output (stripped), or an error with docker's message."""
+    executable = shutil.which("docker")
+    if executable is None:
+        raise RuntimeError("no docker client on PATH: a Docker engine is needed")
+    done = subprocess.run([executable, *args], capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"docker {' '.join(args[:2])} failed: {done.stderr.strip()}")
+    return (done.stdout + done.stderr if both else done.stdout).strip()
+
+
+@dataclass
+class Cluster:
+    """What the pods of one test read from their surroundings."""
+
+    network: str
+    config: dict[str, dict[str, str]]  # ConfigMap name -> data
+    secrets: dict[str, dict[str, str]]  # Secret name -> data
+    hosts: dict[str, str]  # a cluster DNS name -> the address it stands for here
+
+
+@dataclass
+class Pod:
+    name: str
+    container: dict[str, Any]
+    spec: dict[str, Any]
+    container_id: str = ""
+    port: int = 0  # the container port published on the host's loopback
+
+    @classmethod
+    def of(cls, service: str, container: str | None = None) -> Pod:
+        spec = deployment(service)["spec"]["template"]["spec"]
+        [found] = [c for c in spec["containers"] if c["name"] == (container or service)]
+        return cls(name=f"{service}-depl-test", container=found, spec=spec)
+
+    def env(self, cluster: Cluster) -> dict[str, str]:
+        """The container's variables in order, each `$(VAR)` replaced by an earlier one."""
+        values: dict[str, str] = {}
+        for var in self.container.get("env", []):
+            if "value" in var:
+                value = REFERENCE.sub(lambda m: values.get(m[1], m[0]), var["value"])
+            else:
+                value = self._value_from(var["valueFrom"], cluster)
+                if value is None:
+                    continue  # an optional key the ConfigMap does not set
+            values[var["name"]] = value
+        return values
+
+    def _value_from(self, source: dict[str, Any], cluster: Cluster) -> str | None:
+        if "fieldRef" in source:
+            assert source["fieldRef"]["fieldPath"] == "metadata.name"
+            return self.name
+        kind, store = (
+            ("secretKeyRef", cluster.secrets)
+            if "secretKeyRef" in source
+            else ("configMapKeyRef", cluster.config)
+        )
+        ref = source[kind]
+        value = store[ref["name"]].get(ref["key"])
+        if value is None and not ref.get("optional"):
+            raise KeyError(f"{self.name}: {ref['name']} has no key {ref['key']}")
+        return value
+
+    def run_args(self, image: str, cluster: Cluster, aliases: tuple[str, ...] = ()) -> list[str]:
+        security = self.container.get("securityContext", {})
+        pod_security = self.spec.get("securityContext", {})
+        volumes = {v["name"]: v for v in self.spec.get("volumes", [])}
+        args = ["--name", f"{cluster.network}-{self.name}", "--network", cluster.network]
+        args += [arg for alias in aliases for arg in ("--network-alias", alias)]
+        args += [f"--add-host={name}:{address}" for name, address in cluster.hosts.items()]
+        user = security.get("runAsUser", pod_security.get("runAsUser"))
+        group = security.get("runAsGroup", pod_security.get("runAsGroup"))
+        if user is not None:
+            args += ["--user", f"{user}:{group}" if group is not None else str(user)]
+        if security.get("readOnlyRootFilesystem"):
+            args.append("--read-only")
+        for mount in self.container.get("volumeMounts", []):
+            assert "emptyDir" in volumes[mount["name"]], "only scratch volumes are run here"
+            args += ["--tmpfs", mount["mountPath"]]
+        args += [arg for cap in security["capabilities"]["drop"] for arg in ("--cap-drop", cap)]
+        if security.get("allowPrivilegeEscalation") is False:
+            args += ["--security-opt", "no-new-privileges"]
+        limits = self.container.get("resources", {}).get("limits", {})
+        if "memory" in limits:
+            args += ["--memory", _bytes(limits["memory"])]
+        if "cpu" in limits:
+            args += ["--cpus", _cpus(limits["cpu"])]
+        [port] = [p["containerPort"] for p in self.container["ports"]]
+        args += ["--publish", f"127.0.0.1::{port}"]
+        for name, value in self.env(cluster).items():
+            args += ["--env", f"{name}={value}"]
+        return [*args, image]
+
+    def start(self, image: str, cluster: Cluster, aliases: tuple[str, ...] = ()) -> Pod:
+        self.container_id = docker("run", "--detach", *self.run_args(image, cluster, aliases))
+        [port] = [p["containerPort"] for p in self.container["ports"]]
+        published = json.loads(docker("inspect", self.container_id))[0]["NetworkSettings"]
+        self.port = int(published["Ports"][f"{port}/tcp"][0]["HostPort"])
+        return self
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def probe_ok(self, probe: str) -> bool:
+        """The manifest's httpGet probe (`livenessProbe`, `readinessProbe`) answers 200."""
+        get = self.container[probe]["httpGet"]
+        [port] = [p["containerPort"] for p in self.container["ports"]]
+        assert get["port"] == port, "probes are on the port the pod publishes"
+        try:
+            return httpx.get(self.url(get["path"]), timeout=3).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, within: float) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.probe_ok("readinessProbe"):
+                return
+            state = json.loads(docker("inspect", self.container_id))[0]["State"]
+            if not state["Running"]:
+                break
+            time.sleep(0.5)
+        raise AssertionError(f"{self.name} is not ready:\n{self.logs()[-4000:]}")
+
+    def logs(self) -> str:
+        return docker("logs", self.container_id, check=False, both=True)
+
+    def remove(self) -> None:
+        if self.container_id:
+            docker("rm", "--force", self.container_id, check=False)
+
+
+def until(condition: Callable[[], bool], within: float) -> None:
+    """Return once `condition()` is true; fail if it never is within `within` s (a bound
+    for a stuck test, never the assertion: a condition that holds returns at once)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not so within {within} s: {condition.__qualname__}")
+        time.sleep(0.3)
+
+
+def _bytes(quantity: str) -> str:
+    """A Kubernetes memory quantity (Mi, Gi) as docker's (m, g: the same binary units)."""
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
+    return f"{number}{unit[0].lower()}"
+
+
+def _cpus(quantity: str) -> str:
+    """A Kubernetes CPU quantity ("500m", "1") in cores."""
+    return str(int(quantity[:-1]) / 1000) if quantity.endswith("m") else quantity
