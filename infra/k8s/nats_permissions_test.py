@@ -77,7 +77,7 @@ class ManifestClusterNode(PermissionedNats):
 @pytest.fixture
 def permissioned_nats(tmp_path) -> Any:
     server = PermissionedNats(tmp_path / "nats")
-    with server.start():
+    with server:  # started (once) and stopped
         yield server
 
 

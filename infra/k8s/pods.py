@@ -102,7 +102,7 @@ class Pod:
             else ("configMapKeyRef", cluster.config)
         )
         ref = source[kind]
-        value = store[ref["name"]].get(ref["key"])
+        value = store.get(ref["name"], {}).get(ref["key"])
         if value is None and not ref.get("optional"):
             raise KeyError(f"{self.name}: {ref['name']} has no key {ref['key']}")
         return value
