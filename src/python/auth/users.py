@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from common import limits
 from common.auth import CurrentUser
 from common.events import SessionRevokedEvent
 from common.mongo import parse_object_id
@@ -44,33 +46,15 @@ def signin_key(email: str) -> str:
 async def reserve_attempt(
     db: AsyncDatabase[Any], key: str, *, limit: int, window: timedelta
 ) -> int | None:
-    """Count one attempt under `key` BEFORE the work it guards (a password check), in
-    one atomic write that only succeeds while fewer than `limit` are counted in the
-    window. So however many attempts arrive at once, at most `limit` ever get through.
-    Returns None when the attempt may go on, else the seconds until the window ends.
-    (A successful sign-in clears its email's count: `clear_attempts`, so only failures
-    accumulate there.)"""
-    now = datetime.now(UTC)
-    # A counter whose window has passed starts again.
-    await db[ATTEMPTS].delete_one({"_id": key, "since": {"$lt": now - window}})
-    try:
-        await db[ATTEMPTS].update_one(
-            {"_id": key, "count": {"$lt": limit}},
-            {"$inc": {"count": 1}, "$setOnInsert": {"since": now}},
-            upsert=True,
-        )
-    except DuplicateKeyError:
-        # The counter exists but is at the limit (the filter missed, the upsert collided).
-        record = await db[ATTEMPTS].find_one({"_id": key})
-        since = record["since"] if record else now
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        return max(1, int((since + window - now).total_seconds()) + 1)
-    return None
+    """Count one attempt under `key` before the password check it guards (at most
+    `limit` per window get through, however many arrive at once: `common.limits`).
+    None: go on; else the seconds until the window ends. A successful sign-in clears
+    its counter (`clear_attempts`), so only failures accumulate there."""
+    return await limits.reserve(db[ATTEMPTS], key, limit=limit, window=window)
 
 
 async def clear_attempts(db: AsyncDatabase[Any], key: str) -> None:
-    await db[ATTEMPTS].delete_one({"_id": key})
+    await limits.clear(db[ATTEMPTS], key)
 
 
 async def find_by_email(db: AsyncDatabase[Any], email: str) -> dict[str, Any] | None:
@@ -97,12 +81,22 @@ async def replace_hash(db: AsyncDatabase[Any], user: dict[str, Any], new_hash: s
     )
 
 
-async def revoke_session(outbox: Outbox, user: CurrentUser) -> None:
+async def revoke_session(
+    outbox: Outbox, user: CurrentUser, everywhere: bool = False, lifetime: int = 0
+) -> SessionRevokedEvent:
     """Record the sign-out of `user`'s token with its `session.revoked` event (the
-    outbox publishes it; every service then refuses the token). Twice is once."""
-    event = SessionRevokedEvent(jti=user.jti, userId=user.id, exp=user.exp)
-    doc = {"_id": user.jti, "userId": user.id, "expiresAt": datetime.fromtimestamp(user.exp, UTC)}
+    outbox publishes it; every service then refuses the token). Twice is once.
+    `everywhere`: every token of the user issued before now (the next second: a token
+    of this second may be one); `lifetime`, the tokens' longest, says until when
+    services must remember that."""
+    all_before = int(time.time()) + 1 if everywhere else None
+    exp = max(user.exp, all_before + lifetime) if all_before is not None else user.exp
+    event = SessionRevokedEvent(jti=user.jti, userId=user.id, exp=exp, allBefore=all_before)
+    doc = {"_id": user.jti, "userId": user.id, "expiresAt": datetime.fromtimestamp(exp, UTC)}
+    if all_before is not None:
+        doc["allBefore"] = all_before
     try:
         await outbox.insert(REVOKED_SESSIONS, doc, event)
     except DuplicateKeyError:
         pass  # signed out already
+    return event

@@ -181,6 +181,8 @@ async def bench_mode(bench: Bench, mode: str, *, full: bool) -> None:
         for name, server in servers.items()
     }
     common = {"JWT_KEY": JWT_KEY, "COOKIE_SECURE": "false", "NATS_URL": nats_url}
+    # one bench user makes every write: no per-user budget (0)
+    common |= {"USER_WRITES_PER_MINUTE": "0", "USER_WRITES_PER_DAY": "0"}
     # one bench user places every order: the unpaid-order cap is off (0)
     own = {"orders": {"MAX_UNPAID_ORDERS_PER_USER": "0"}}
     auth, tickets, orders = (

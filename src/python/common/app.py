@@ -42,6 +42,7 @@ from common.metrics import HttpMetricsMiddleware, Metrics
 from common.middleware import RequestContextMiddleware
 from common.mongo import create_mongo_client, ensure_indexes, ping
 from common.nats_client import NatsClientManager
+from common.limits import LIMIT_INDEXES
 from common.outbox import Outbox, outbox_indexes
 from common.revocations import RevokedSessions
 from common.settings import NatsSettings, ProcessSettings, ServiceSettings
@@ -131,7 +132,9 @@ def create_app(
                 app.state.mongo = create_mongo_client(settings.mongo_uri, name)
                 app.state.db = app.state.mongo[database]
                 await _check_mongo(app.state.mongo)
-                await ensure_indexes(app.state.db, _merged(indexes or {}, outbox_indexes(outbox)))
+                await ensure_indexes(
+                    app.state.db, _merged(indexes or {}, outbox_indexes(outbox), LIMIT_INDEXES)
+                )
             if isinstance(settings, NatsSettings):
                 await app.state.nats.connect(
                     settings.nats_url,

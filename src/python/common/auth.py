@@ -46,9 +46,15 @@ class CurrentUser(BaseModel):
 
 
 def sign_jwt(
-    user_id: str, email: str, key: str, lifetime: timedelta = DEFAULT_TOKEN_LIFETIME
+    user_id: str,
+    email: str,
+    key: str,
+    lifetime: timedelta = DEFAULT_TOKEN_LIFETIME,
+    not_before: int = 0,
 ) -> str:
-    now = int(time.time())
+    """`not_before`: the earliest `iat` (epoch seconds) — after "sign out everywhere"
+    within this second, the next second's, so the new token is not refused with the old."""
+    now = max(int(time.time()), not_before)
     payload = {
         "id": user_id,
         "email": email,
@@ -112,19 +118,27 @@ def decode_session(value: str) -> str | None:
 
 
 def set_session_cookie(response: Response, token: str, *, secure: bool, max_age: int) -> None:
-    _append_cookie(response, encode_session(token), secure=secure, max_age=max_age)
+    append_cookie(response, encode_session(token), secure=secure, max_age=max_age)
 
 
 def clear_session_cookie(response: Response, *, secure: bool) -> None:
-    _append_cookie(response, "", secure=secure, max_age=0)
+    append_cookie(response, "", secure=secure, max_age=0)
 
 
-def _append_cookie(response: Response, value: str, *, secure: bool, max_age: int) -> None:
+def append_cookie(
+    response: Response,
+    value: str,
+    *,
+    secure: bool,
+    max_age: int,
+    name: str = SESSION_COOKIE,
+    path: str = "/",
+) -> None:
     # Written by hand: Python's cookie writer wraps base64 values ("=" padding) in quotes,
     # which browsers keep as part of the value; the original app writes them bare.
     parts = [
-        f"{SESSION_COOKIE}={value}",
-        "Path=/",
+        f"{name}={value}",
+        f"Path={path}",
         f"Max-Age={max_age}",
         "HttpOnly",
         "SameSite=lax",
@@ -153,7 +167,7 @@ async def current_user(request: Request) -> CurrentUser | None:
         return None
     user = verify_jwt(token, request.app.state.jwt_key)
     revoked = getattr(request.app.state, "revoked_sessions", None)  # apps without NATS: none
-    if user is not None and revoked is not None and revoked.is_revoked(user.jti):
+    if user is not None and revoked is not None and revoked.is_revoked(user.jti, user.id, user.iat):
         return None
     return user
 

@@ -9,6 +9,10 @@ anyway. The cost per request is one dict lookup, no I/O; the cost in memory abou
 150 bytes per sign-out still inside a token lifetime (a million a day: ~150 MB — past
 that, shorten JWT_LIFETIME_SECONDS or move the list to a shared store).
 
+"Sign out everywhere" is one event too: every token of the user issued before an
+instant (`allBefore`). It is kept per user — one entry, however many tokens — until
+the last of those tokens would have expired.
+
 A service refuses a signed-out token once the event reaches it: auth's own replica at
 once (it adds the id itself), every other process within the stream's delivery time
 (milliseconds; while NATS is down, when it is back).
@@ -39,14 +43,34 @@ class RevokedSessions:
     def __init__(self, *, leeway: int = 0) -> None:
         self.leeway = leeway  # a token is accepted up to this long after `exp`
         self._expiry: dict[str, int] = {}
+        self._users: dict[str, tuple[int, int]] = {}  # user id -> (allBefore, exp)
         self._next_prune = 1024
         self._subscription: Any = None
 
     def __len__(self) -> int:
-        return len(self._expiry)
+        return len(self._expiry) + len(self._users)
 
-    def is_revoked(self, jti: str) -> bool:
-        return jti in self._expiry
+    def is_revoked(self, jti: str, user_id: str = "", issued_at: int = 0) -> bool:
+        """The token `jti` was signed out, or its user signed out everywhere after it
+        was issued (at `issued_at`, epoch seconds)."""
+        if jti in self._expiry:
+            return True
+        everywhere = self._users.get(user_id)
+        return everywhere is not None and issued_at < everywhere[0]
+
+    def all_before(self, user_id: str) -> int:
+        """The instant before which the user's tokens are refused (0: none)."""
+        everywhere = self._users.get(user_id)
+        return everywhere[0] if everywhere else 0
+
+    def revoke_all_before(self, user_id: str, all_before: int, exp: int) -> None:
+        """Every token of `user_id` issued before `all_before`; the entry is kept until
+        `exp`, when the last of them has expired."""
+        if exp + self.leeway < time.time():
+            return
+        known = self._users.get(user_id)
+        if known is None or known[0] < all_before:
+            self._users[user_id] = (all_before, max(exp, known[1] if known else exp))
 
     def revoke(self, jti: str, exp: int) -> None:
         if exp + self.leeway < time.time():
@@ -56,10 +80,16 @@ class RevokedSessions:
             self.prune()
             self._next_prune = max(1024, 2 * len(self._expiry))
 
+    def apply(self, event: SessionRevokedEvent) -> None:
+        self.revoke(event.jti, event.exp)
+        if event.allBefore is not None:
+            self.revoke_all_before(event.userId, event.allBefore, event.exp)
+
     def prune(self) -> None:
         """Forget the tokens that have expired (they are refused by their `exp`)."""
         now = time.time() - self.leeway
         self._expiry = {jti: exp for jti, exp in self._expiry.items() if exp >= now}
+        self._users = {user: entry for user, entry in self._users.items() if entry[1] >= now}
 
     async def follow(self, jetstream: Any, *, timeout: float = CATCH_UP_TIMEOUT) -> None:
         """Read every `session.revoked` on the stream, then keep following it; returns
@@ -79,7 +109,7 @@ class RevokedSessions:
             except ValidationError:
                 log.warning("Ignoring an invalid session.revoked message: %r", msg.data[:200])
             else:
-                self.revoke(event.jti, event.exp)
+                self.apply(event)
             if msg.metadata.sequence.stream >= target:
                 caught_up.set()
 

@@ -59,3 +59,17 @@ def test_expired_tokens_are_not_kept(monkeypatch):
         revoked.revoke(f"new{i}", int(now) + 7200)
     assert len(revoked) < 3001 + 3000
     assert not revoked.is_revoked("t0") and revoked.is_revoked("new2999")
+
+
+def test_signing_out_everywhere_refuses_the_users_tokens_issued_before_it_only():
+    now = int(time.time())
+    revoked = RevokedSessions()
+    revoked.revoke_all_before("u1", now, now + 3600)
+    assert revoked.is_revoked("any-jti", "u1", now - 1)
+    assert not revoked.is_revoked("any-jti", "u1", now)  # issued at or after: a new session
+    assert not revoked.is_revoked("any-jti", "u2", now - 1)  # another user
+    revoked.revoke_all_before("u1", now - 100, now + 3600)  # an older one changes nothing
+    assert revoked.is_revoked("jti", "u1", now - 1) and len(revoked) == 1
+    revoked.revoke_all_before("u2", now, now - 60)  # its tokens have all expired: forgotten
+    revoked.prune()
+    assert len(revoked) == 1

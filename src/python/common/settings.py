@@ -49,6 +49,12 @@ class ServiceSettings(ProcessSettings):
     mongo_uri: str = Field(min_length=1, description="MongoDB connection string")
     jwt_key: SecretStr = Field(description="HS256 key shared by all services (>= 32 chars)")
     cookie_secure: bool = Field(True, description="Send the session cookie over HTTPS only")
+    # Writes (creates, edits, payments) one user may send, per minute and per day (0: no
+    # limit): a script with one account cannot flood the list (`common.limits`).
+    # Generous by default, for test clients and ./run; Kubernetes sets 30 and 120
+    # (config.yaml).
+    user_writes_per_minute: int = Field(600, ge=0, description="Writes per user per minute")
+    user_writes_per_day: int = Field(20_000, ge=0, description="Writes per user per day")
 
     @field_validator("jwt_key")
     @classmethod

@@ -24,6 +24,9 @@ class AuthSettings(EventingSettings):
     # sign-in for that email answers 429 until the window has passed.
     signin_max_failures: int = Field(5, ge=1)
     signin_failure_window_seconds: int = Field(900, ge=1)
+    # How long a browser stays trusted for the account it signed in to (auth.devices):
+    # its failed sign-ins are limited on that device alone.
+    device_cookie_days: int = Field(365, ge=1)
     # Spraying: sign-in and sign-up attempts per client address within the window
     # (0: no limit). Generous by default so a test suite on loopback can sign up a few
     # hundred users a minute; Kubernetes sets them tighter (config.yaml).

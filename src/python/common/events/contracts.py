@@ -183,12 +183,15 @@ class PaymentRefundedEvent(PaymentSettledEvent):
 
 class SessionRevokedEvent(Event):
     """A user signed out: the token `jti` is refused everywhere until `exp` (epoch
-    seconds), when it would have expired anyway (`common.revocations`)."""
+    seconds), when it would have expired anyway (`common.revocations`). With
+    `allBefore` (sign out everywhere), so is every token of `userId` issued before that
+    instant (epoch seconds); `exp` is then when the last of those expires."""
 
     subject = Subject.SESSION_REVOKED
     jti: str = Field(min_length=1, max_length=64)
     userId: str
     exp: int
+    allBefore: int | None = None
 
     def dedupe_key(self) -> str:  # a token is signed out once
         return self.jti

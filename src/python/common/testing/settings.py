@@ -21,6 +21,9 @@ def settings_for(cls: type[S], mongo_server: Any, nats_server: Any, **overrides:
         "nats_client_id": "service-test",
         "publish_timeout": 2.0,
         "outbox_interval": 0.1,
+        # tests make many writes as one user; the limits' own tests set theirs
+        "user_writes_per_minute": 0,
+        "user_writes_per_day": 0,
         **overrides,
     }
     return cls(**values)
@@ -34,5 +37,7 @@ def process_env(mongo_server: Any, nats_server: Any, **extra: str) -> dict[str, 
         "NATS_URL": nats_server.url,
         "JWT_KEY": TEST_JWT_KEY,
         "COOKIE_SECURE": "false",
+        "USER_WRITES_PER_MINUTE": "0",
+        "USER_WRITES_PER_DAY": "0",
         **extra,
     }

@@ -15,6 +15,8 @@ def header() -> rx.Component:
         rx.link("Sell tickets", href="/tickets/new", id="nav-sell"),
         rx.link("My orders", href="/orders", id="nav-orders"),
         rx.link("Sign out", href="/auth/signout", id="nav-signout"),
+        # every session of this user, in every browser (a lost laptop)
+        rx.link("Sign out everywhere", href="/auth/signout-everywhere", id="nav-signout-all"),
         spacing="5",
     )
     signed_out_links = rx.hstack(

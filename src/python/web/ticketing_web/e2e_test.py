@@ -151,11 +151,12 @@ async def sell(page: Page, stack: Stack, title: str, price: str) -> None:
     await page.wait_for_url(stack.web_url + "/")
 
 
-async def sign_out(page: Page, stack: Stack) -> None:
-    """Sign out and wait for the page load that follows (the app reloads "/" to
-    reconnect): a navigation of the test's own in the meantime would cut it short."""
+async def sign_out(page: Page, stack: Stack, *, everywhere: bool = False) -> None:
+    """Sign out (of every browser: the header's "Sign out everywhere") and wait for the
+    page load that follows (the app reloads "/" to reconnect): a navigation of the
+    test's own in the meantime would cut it short."""
     async with page.expect_navigation(url=stack.web_url + "/"):
-        await page.click("#nav-signout")
+        await page.click("#nav-signout-all" if everywhere else "#nav-signout")
 
 
 async def listed(page: Page, stack: Stack, title: str, *, expected: bool) -> None:
@@ -358,7 +359,7 @@ async def test_an_unpaid_order_expires_on_the_page_and_the_ticket_returns(
         # an anonymous visitor is sent to sign in and comes back to the ticket
         buyer = await new_user_page(browser)
         await sign_up(buyer, stack, "buyer3@test.com")
-        await sign_out(buyer, stack)
+        await sign_out(buyer, stack, everywhere=True)  # and signs in again at once, below
         await expect(buyer.locator("#nav-signin")).to_be_visible()
         await open_ticket(buyer, stack, "Jazz night")
         await buyer.click("#signin-to-buy")

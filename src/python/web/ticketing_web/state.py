@@ -112,6 +112,14 @@ class SessionState(rx.State):
         )
 
     @rx.event
+    def signout_everywhere(self) -> Any:
+        """on_load of /auth/signout-everywhere: every session of this user ends."""
+        return rx.call_script(
+            browser.post_json("/api/users/signout?everywhere=true"),
+            callback=SessionState.signed_out,
+        )
+
+    @rx.event
     def signed_out(self, _outcome: Any) -> Any:
         self.user_id = self.user_email = ""
         return rx.call_script(browser.load_page("/"))

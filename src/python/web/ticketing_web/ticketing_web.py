@@ -38,6 +38,12 @@ app.add_page(
     auth.signout, route="/auth/signout", title="GitTix | Sign out", on_load=SessionState.signout
 )
 app.add_page(
+    auth.signout_everywhere,
+    route="/auth/signout-everywhere",
+    title="GitTix | Sign out everywhere",
+    on_load=SessionState.signout_everywhere,
+)
+app.add_page(
     tickets.new_ticket,
     route="/tickets/new",
     title="GitTix | Sell a ticket",

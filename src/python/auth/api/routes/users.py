@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pymongo.asynchronous.database import AsyncDatabase
 
-from auth import users
+from auth import devices, users
 from auth.api.deps import AuthSettingsDep, ClientAddressDep, PasswordsDep
 from auth.core.config import AuthSettings
 from auth.schemas import CurrentUserOut, SigninRequest, SignupRequest, UserOut
@@ -52,11 +52,29 @@ async def _limit_address(
         raise TooManyFromThisAddress(retry_after=wait)
 
 
-def _start_session(response: Response, user: UserOut, settings: AuthSettings) -> None:
+def _start_session(
+    request: Request,
+    response: Response,
+    user: UserOut,
+    settings: AuthSettings,
+    device: str | None = None,
+) -> None:
+    """The session cookie (a token issued after any "sign out everywhere" of the user),
+    and the device cookie that makes this browser trusted for the account."""
+    key = settings.jwt_key.get_secret_value()
     lifetime = timedelta(seconds=settings.jwt_lifetime_seconds)
-    token = sign_jwt(user.id, user.email, settings.jwt_key.get_secret_value(), lifetime)
+    not_before = request.app.state.revoked_sessions.all_before(user.id)
+    token = sign_jwt(user.id, user.email, key, lifetime, not_before)
     set_session_cookie(
         response, token, secure=settings.cookie_secure, max_age=settings.jwt_lifetime_seconds
+    )
+    devices.set_device_cookie(
+        response,
+        user.email,
+        key,
+        device=device,
+        secure=settings.cookie_secure,
+        days=settings.device_cookie_days,
     )
 
 
@@ -68,6 +86,7 @@ def _start_session(response: Response, user: UserOut, settings: AuthSettings) ->
     responses=error_responses(400, 413, 429),
 )
 async def signup(
+    request: Request,
     body: SignupRequest,
     response: Response,
     db: DbDep,
@@ -86,7 +105,7 @@ async def signup(
     except users.EmailTaken:
         raise EmailInUse() from None
     user = UserOut(id=user_id, email=body.email)
-    _start_session(response, user, settings)
+    _start_session(request, response, user, settings)
     return user
 
 
@@ -97,6 +116,7 @@ async def signup(
     responses=error_responses(400, 413, 429),
 )
 async def signin(
+    request: Request,
     body: SigninRequest,
     response: Response,
     db: DbDep,
@@ -105,15 +125,20 @@ async def signin(
     address: ClientAddressDep,
 ) -> UserOut:
     """400 `Invalid credentials` for an unknown email and a wrong password alike (the
-    same work is done for both). After `SIGNIN_MAX_FAILURES` failures for one email
-    within the window, 429 with `Retry-After` — for known and unknown emails alike;
-    each attempt is counted before its password is checked, so simultaneous guesses
-    cannot slip past the limit. Past `IP_SIGNIN_LIMIT` attempts from one address
-    (over any emails) in its window, 429 too. Sets the cookie."""
-    await _limit_address(db, "signin", address, settings.ip_signin_limit, settings)
+    same work is done for both). Failures are limited — `SIGNIN_MAX_FAILURES` per
+    window, then 429 with `Retry-After`, counted before the password is checked so
+    simultaneous guesses cannot slip past — per *device* for a browser whose device
+    cookie names this account, else per email (for known and unknown emails alike),
+    and then also `IP_SIGNIN_LIMIT` per address. So a stranger's guesses cannot lock the
+    owner's browser out (`auth.devices`). Sets the session and device cookies."""
+    key = settings.jwt_key.get_secret_value()
+    device = devices.trusted_device(request, body.email, key)
+    if device is None:
+        await _limit_address(db, "signin", address, settings.ip_signin_limit, settings)
+    attempts = f"signin-device:{device}" if device else users.signin_key(body.email)
     window = timedelta(seconds=settings.signin_failure_window_seconds)
     wait = await users.reserve_attempt(
-        db, users.signin_key(body.email), limit=settings.signin_max_failures, window=window
+        db, attempts, limit=settings.signin_max_failures, window=window
     )
     if wait is not None:
         raise TooManyFailedSignins(retry_after=wait)
@@ -121,28 +146,32 @@ async def signin(
     check = await passwords.check(existing["password"] if existing else None, body.password)
     if existing is None or not check.ok:
         raise InvalidCredentials()  # the attempt stays counted
-    await users.clear_attempts(db, users.signin_key(body.email))
+    await users.clear_attempts(db, attempts)
     if check.new_hash:
         await users.replace_hash(db, existing, check.new_hash)
     user = UserOut(id=str(existing["_id"]), email=existing["email"])
-    _start_session(response, user, settings)
+    _start_session(request, response, user, settings, device)
     return user
 
 
-@router.post("/signout", summary="Sign out (ends the session everywhere)")
+@router.post("/signout", summary="Sign out: this session, or (everywhere=true) all of them")
 async def signout(
     request: Request,
     response: Response,
     user: OptionalUser,
     outbox: OutboxDep,
     settings: AuthSettingsDep,
+    everywhere: Annotated[bool, Query(description="End every session of this user")] = False,
 ) -> dict[str, str]:
     """Clears the `session` cookie and revokes its token: every service refuses it from
     now on (this replica at once, the others as the `session.revoked` event reaches
-    them), even if a copy of it was kept."""
+    them), even if a copy of it was kept. With `?everywhere=true`, every token issued to
+    this user until now is refused too (other browsers, a stolen laptop): one event, a
+    per-user "not before" instant. A sign-in in that same second is refused as well."""
     if user is not None:
-        await users.revoke_session(outbox, user)
-        request.app.state.revoked_sessions.revoke(user.jti, user.exp)
+        lifetime = settings.jwt_lifetime_seconds
+        revocation = await users.revoke_session(outbox, user, everywhere, lifetime)
+        request.app.state.revoked_sessions.apply(revocation)
     clear_session_cookie(response, secure=settings.cookie_secure)
     return {}
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 
 from common.auth import CurrentUser, RequiredUser
+from common.limits import LimitedWriter
 from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.events import OrderStatus
@@ -57,15 +58,16 @@ def _expiry(settings: OrdersSettings) -> datetime:
     status_code=status.HTTP_201_CREATED,
     response_model=OrderOut,
     summary="Buy a ticket: reserve it until the order expires",
-    responses=error_responses(400, 401, 404, 413, 503),
+    responses=error_responses(400, 401, 404, 413, 429, 503),
 )
 async def create_order(
-    body: OrderIn, user: RequiredUser, db: DbDep, outbox: OutboxDep, settings: SettingsDep
+    body: OrderIn, user: LimitedWriter, db: DbDep, outbox: OutboxDep, settings: SettingsDep
 ) -> ModelResponse:
     """400 `TicketId must be provided`; 404 `Ticket not found`; 400 `You cannot buy your
     own ticket`; 400 `Ticket is sold`; 400 `Ticket is already reserved` — one atomic
     insert decides, so of many simultaneous buyers exactly one gets the ticket; 400
-    `You already hold N unpaid orders` (MAX_UNPAID_ORDERS_PER_USER, race-free too).
+    `You already hold N unpaid orders` (MAX_UNPAID_ORDERS_PER_USER, race-free too); 429
+    past the user's write budget (`common.limits`).
     Publishes `order.created`."""
     ticket = await repository.get_ticket(db, body.ticketId)
     if ticket is None:

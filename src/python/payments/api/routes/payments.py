@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request, status
 
 from common.app import find_worker
 from common.auth import RequiredUser
+from common.limits import LimitedWriter
 from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import (
     BadGatewayError,
@@ -65,11 +66,11 @@ SettingsDep = Annotated[PaymentsSettings, Depends(get_settings)]
     status_code=status.HTTP_201_CREATED,
     response_model=PaymentOut,
     summary="Pay for your order: the card is authorized, and charged once orders completes it",
-    responses=error_responses(400, 401, 402, 403, 404, 413, 502, 503),
+    responses=error_responses(400, 401, 402, 403, 404, 413, 429, 502, 503),
 )
 async def pay(
     body: PaymentIn,
-    user: RequiredUser,
+    user: LimitedWriter,
     db: DbDep,
     outbox: OutboxDep,
     provider: ProviderDep,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from common.auth import RequiredUser
+from common.limits import LimitedWriter
 from common.deps import DbDep, OutboxDep
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.mongo import parse_object_id
@@ -36,10 +37,10 @@ async def _find(db: DbDep, ticket_id: str) -> dict:
     status_code=status.HTTP_201_CREATED,
     response_model=TicketOut,
     summary="List a ticket for sale",
-    responses=error_responses(400, 401, 413, 503),
+    responses=error_responses(400, 401, 413, 429, 503),
 )
-async def create_ticket(body: TicketIn, user: RequiredUser, outbox: OutboxDep) -> ModelResponse:
-    """Saves the ticket with its `ticket.created` event in one write, then waits
+async def create_ticket(body: TicketIn, user: LimitedWriter, outbox: OutboxDep) -> ModelResponse:
+    """429 past the user's write budget (`common.limits`). Saves the ticket with its `ticket.created` event in one write, then waits
     (bounded) for JetStream's ack. If NATS is down the ticket is still created: the
     outbox relay publishes the event when NATS is back."""
     doc = await repository.insert(outbox, body, user.id)
@@ -86,12 +87,12 @@ async def show_ticket(ticket_id: str, db: DbDep) -> ModelResponse:
     "/{ticket_id}",
     response_model=TicketOut,
     summary="Edit your ticket",
-    responses=error_responses(400, 401, 403, 404, 409, 413, 503),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
 async def update_ticket(
     ticket_id: str,
     body: TicketIn,
-    user: RequiredUser,
+    user: LimitedWriter,
     db: DbDep,
     outbox: OutboxDep,
 ) -> ModelResponse:

@@ -34,3 +34,7 @@ def signin() -> rx.Component:
 
 def signout() -> rx.Component:
     return page(rx.text("Signing you out…"), title="Sign out")
+
+
+def signout_everywhere() -> rx.Component:
+    return page(rx.text("Signing you out of every browser…"), title="Sign out everywhere")
