@@ -36,7 +36,9 @@ def from_address(address: str) -> dict[str, str]:
 async def test_a_strangers_guesses_do_not_lock_out_the_owners_browser(make_settings, clean_db):
     app = create_auth_app(make_settings(trusted_proxy_hops=1), database=clean_db.name)
     async with browsers(app) as (victim, attacker):
-        assert (await victim.post(SIGNUP, json=VICTIM, headers=from_address("10.0.0.1"))).status_code == 201
+        assert (
+            await victim.post(SIGNUP, json=VICTIM, headers=from_address("10.0.0.1"))
+        ).status_code == 201
         assert DEVICE_COOKIE in victim.cookies
         await victim.post("/api/users/signout")
         # 50 wrong guesses: from the victim's own address and from another, at once
@@ -78,7 +80,9 @@ async def test_a_device_cookie_of_another_account_or_forged_counts_for_nothing(
             attacker.cookies.set(DEVICE_COOKIE, cookie, path="/api/users")
             codes = Counter(
                 r.status_code
-                for r in await asyncio.gather(*(attacker.post(SIGNIN, json=WRONG) for _ in range(8)))
+                for r in await asyncio.gather(
+                    *(attacker.post(SIGNIN, json=WRONG) for _ in range(8))
+                )
             )
             assert codes[400] <= 5 and codes[429] >= 3  # the account's shared budget
         assert (await attacker.post(SIGNIN, json=VICTIM)).status_code == 429

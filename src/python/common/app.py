@@ -36,13 +36,13 @@ from common.errors import (
     install_error_handlers,
 )
 from common.events.listener import Listener
+from common.limits import LIMIT_INDEXES
 from common.logs import configure_logging
 from common.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from common.metrics import HttpMetricsMiddleware, Metrics
 from common.middleware import RequestContextMiddleware
 from common.mongo import create_mongo_client, ensure_indexes, ping
 from common.nats_client import NatsClientManager
-from common.limits import LIMIT_INDEXES
 from common.outbox import Outbox, outbox_indexes
 from common.revocations import RevokedSessions
 from common.settings import NatsSettings, ProcessSettings, ServiceSettings

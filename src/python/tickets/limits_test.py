@@ -55,5 +55,7 @@ async def test_no_limit_when_set_to_zero(make_settings, clean_db, recording_nats
     app = create_tickets_app(settings, database=clean_db.name, nats=recording_nats)
     async with app_client(app) as client:
         for _ in range(40):
-            created = await client.post("/api/tickets", json=BODY, cookies=session_cookie(user_id="u"))
+            created = await client.post(
+                "/api/tickets", json=BODY, cookies=session_cookie(user_id="u")
+            )
             assert created.status_code == 201

@@ -17,12 +17,17 @@ from common.events import TicketCreatedEvent, TicketUpdatedEvent
 from common.money import cents_to_price
 from common.mongo import parse_object_id
 from common.outbox import PENDING, Outbox, find_by_id
+from tickets.browse import SORT_KEYS, Browse
 from tickets.schemas import TicketIn, TicketOut
 
 TICKETS = "tickets"
 CANCELLED_ORDERS = "cancelled_orders"  # {_id: order id, at}
 INDEXES = {
-    TICKETS: [IndexModel([("orderId", 1), ("_id", DESCENDING)], name="for_sale_newest")],
+    TICKETS: [
+        IndexModel([("orderId", 1), ("_id", DESCENDING)], name="for_sale_newest"),
+        # browsing by price, both ways, and price ranges (tickets.browse)
+        IndexModel([("orderId", 1), ("priceCents", 1), ("_id", 1)], name="for_sale_by_price"),
+    ],
     # a late order.created comes within minutes, not weeks
     CANCELLED_ORDERS: [IndexModel("at", name="forget_after_a_week", expireAfterSeconds=604_800)],
 }
@@ -79,15 +84,14 @@ async def get(db: AsyncDatabase[Any], ticket_id: ObjectId) -> Doc | None:
     return await find_by_id(db[TICKETS], ticket_id)
 
 
-async def list_for_sale(
-    db: AsyncDatabase[Any], *, limit: int, before: ObjectId | None = None
-) -> list[Doc]:
-    """Unreserved tickets, newest first; `before`: continue after that ticket id."""
-    query: Doc = {"orderId": None}
-    if before is not None:
-        query["_id"] = {"$lt": before}
-    cursor = db[TICKETS].find(query, {PENDING: 0}).sort("_id", DESCENDING).limit(limit)
-    return await cursor.to_list()
+async def list_for_sale(db: AsyncDatabase[Any], browse: Browse, *, limit: int) -> list[Doc]:
+    """A page of tickets for sale, as `browse` filters and orders them."""
+    found = db[TICKETS].find(browse.query(), {PENDING: 0}).sort(SORT_KEYS[browse.sort])
+    return await found.limit(limit).to_list()
+
+
+async def count_for_sale(db: AsyncDatabase[Any], browse: Browse) -> int:
+    return await db[TICKETS].count_documents(browse.count_query())
 
 
 async def update(outbox: Outbox, doc: Doc, changes: dict[str, Any]) -> Doc:

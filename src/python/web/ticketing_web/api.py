@@ -39,6 +39,8 @@ class ApiResult:
     field_errors: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # messages without a field
     unavailable: bool = False
+    next_cursor: str = ""  # a list's X-Next-Cursor: more follow
+    total: int | None = None  # a list's X-Total-Count
 
     @property
     def ok(self) -> bool:
@@ -144,7 +146,11 @@ async def call(
         body = response.json()
     except ValueError:
         body = None
-    return ApiResult.from_response(response.status_code, body)
+    result = ApiResult.from_response(response.status_code, body)
+    result.next_cursor = response.headers.get("x-next-cursor", "")
+    total = response.headers.get("x-total-count", "")
+    result.total = int(total) if total.isdigit() else None
+    return result
 
 
 def _route(url: str) -> str:
@@ -202,8 +208,12 @@ class Services:
             "GET", f"{self.settings.auth_url}/api/users/currentuser", session=session
         )
 
-    async def list_tickets(self) -> ApiResult:
-        return await self._call("GET", f"{self.settings.tickets_url}/api/tickets")
+    async def list_tickets(self, search: dict[str, str] | None = None) -> ApiResult:
+        """A page of tickets for sale; `search`: the API's q, minPrice, maxPrice, sort,
+        cursor (empty values left out)."""
+        query = {k: v for k, v in (search or {}).items() if v}
+        url = httpx.URL(f"{self.settings.tickets_url}/api/tickets", params=query)
+        return await self._call("GET", str(url))
 
     async def get_ticket(self, ticket_id: str) -> ApiResult:
         if not is_id(ticket_id):

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from common.testing.auth import TEST_JWT_KEY
+from common.testing.auth import TEST_JWT_KEY, session_cookie
 from common.testing.waiting import eventually
 from harness.gateway import CaddyGateway
 from harness.servers import ServerProcess, ServiceProcess, free_port
@@ -397,3 +398,46 @@ async def test_a_service_that_is_down_gives_a_friendly_banner(stack: Stack, brow
         await page.context.close()
     finally:
         stack.tickets.restart()
+
+
+async def test_a_buyer_searches_filters_sorts_and_pages_through_every_match(
+    stack: Stack, browser
+) -> None:
+    """55 tickets with a word of their own: the URL holds the search (shareable, back
+    works), the count says 55, "Load more" reaches the last, the order is the price's."""
+    seller = session_cookie(TEST_JWT_KEY, user_id="bulk-seller")
+    async with httpx.AsyncClient(base_url=stack.tickets.url, cookies=seller) as api:
+        for n in range(55):
+            body = {"title": f"Zebra concert {n}", "price": 5 + (n * 7) % 40}
+            assert (await api.post("/api/tickets", json=body)).status_code == 201
+    page = await new_user_page(browser)
+    await page.goto(stack.web_url + "/?q=zebra")
+    rows = page.locator(".ticket-row")
+    await expect(page.locator("#ticket-count")).to_have_text("55 tickets")
+    await page.click("#sort-price_asc")
+    await page.wait_for_url(re.compile(r"/\?q=zebra&sort=price_asc$"))
+    await expect(page.locator("#sort-price_asc")).to_have_css("font-weight", "700")
+    await expect(rows).to_have_count(50)
+    await page.click("#load-more")
+    await expect(rows).to_have_count(55)
+    await expect(page.locator("#load-more")).to_have_count(0)
+    prices = [float(p.strip("$")) for p in await page.locator(".ticket-price").all_inner_texts()]
+    assert prices == sorted(prices) and len(prices) == 55
+    await snap(page, "10-search-all-pages")
+
+    # a narrower search from the form: into the URL, and back again
+    await page.fill("#max", "10")
+    await page.click("#find")
+    await page.wait_for_url(re.compile(r"/\?q=zebra&max=10&sort=price_asc$"))
+    cheap = sum(1 for n in range(55) if 5 + (n * 7) % 40 <= 10)
+    await expect(page.locator("#ticket-count")).to_have_text(f"{cheap} tickets")
+    narrowed = [float(p.strip("$")) for p in await page.locator(".ticket-price").all_inner_texts()]
+    assert narrowed and max(narrowed) <= 10
+    await page.go_back()
+    await page.wait_for_url(re.compile(r"/\?q=zebra&sort=price_asc$"))
+    await expect(page.locator("#ticket-count")).to_have_text("55 tickets")
+
+    # a bad value in a shared link: the API's message, no crash
+    await page.goto(stack.web_url + "/?q=zebra&min=1.234")
+    await expect(page.locator("#search-error")).to_contain_text("MinPrice")
+    await page.context.close()

@@ -14,6 +14,7 @@ import time
 import uuid
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import reflex as rx
 
@@ -205,17 +206,79 @@ class AuthFormState(FormState):
         return None
 
 
+# The landing page's search, in its URL (/?q=jazz&min=10&max=50&sort=price_asc): a
+# search can be shared, and back/forward go through the searches made.
+SEARCH_PARAMS = {"q": "q", "min": "minPrice", "max": "maxPrice", "sort": "sort"}
+SORTS = {
+    "newest": "Newest first",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+}
+
+
 class TicketListState(SessionState):
     tickets: list[dict[str, str]] = []
     loaded: bool = False
+    total: int = 0
+    next_cursor: str = ""
+    search: dict[str, str] = {}  # the URL's q, min, max, sort
+    search_error: str = ""
+
+    @rx.var
+    def sort_links(self) -> list[dict[str, str]]:
+        """The three orders, each a link to this search in that order."""
+        current = self.search.get("sort", "newest")
+        return [
+            {"value": value, "label": label, "href": search_url({**self.search, "sort": value}),
+             "current": "true" if value == current else ""}
+            for value, label in SORTS.items()
+        ]  # fmt: skip
+
+    def _api_search(self) -> dict[str, str]:
+        return {api: self.search.get(ours, "") for ours, api in SEARCH_PARAMS.items()}
 
     @rx.event
     async def load(self) -> None:
+        """on_load of /: the first page of the search the URL holds."""
         await self.load_user()
-        result = await SERVICES.list_tickets()
+        params = self.router.url.query_parameters
+        self.search = {k: str(params[k]).strip() for k in SEARCH_PARAMS if params.get(k)}
+        result = await SERVICES.list_tickets({**self._api_search(), "count": "true"})
         self._note(result)
+        self.search_error = "" if result.ok or result.unavailable else _first_error(result)
         self.tickets = [ticket_view(t) for t in result.data] if result.ok else []
+        self.total = (result.total or 0) if result.ok else 0
+        self.next_cursor = result.next_cursor if result.ok else ""
         self.loaded = True
+
+    @rx.event
+    async def load_more(self) -> None:
+        """The next page, added below the ones shown."""
+        result = await SERVICES.list_tickets({**self._api_search(), "cursor": self.next_cursor})
+        self._note(result)
+        if result.ok:
+            self.tickets = self.tickets + [ticket_view(t) for t in result.data]
+            self.next_cursor = result.next_cursor
+
+    @rx.event
+    def find(self, form: dict[str, Any]) -> Any:
+        """The search form: its words and prices, in the order shown, become the URL (a
+        new history entry)."""
+        values = {k: str(form.get(k, "")).strip() for k in ("q", "min", "max")}
+        return rx.redirect(search_url({**values, "sort": self.search.get("sort", "")}))
+
+
+def search_url(search: dict[str, str]) -> str:
+    """/ with the search's parameters in their usual order (newest: the default, left out)."""
+    query = urlencode(
+        {k: search[k] for k in SEARCH_PARAMS if search.get(k) not in (None, "", "newest")}
+    )
+    return "/?" + query if query else "/"
+
+
+def _first_error(result: ApiResult) -> str:
+    messages = list(result.field_errors.values()) + result.errors
+    return messages[0] if messages else ""
 
 
 class NewTicketState(FormState):

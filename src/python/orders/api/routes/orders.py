@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 
 from common.auth import CurrentUser, RequiredUser
-from common.limits import LimitedWriter
 from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.events import OrderStatus
+from common.limits import LimitedWriter
 from common.mongo import VersionConflict, parse_object_id
 from common.responses import ModelResponse
 from orders import repository

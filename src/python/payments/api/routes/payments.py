@@ -9,8 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from common.app import find_worker
-from common.auth import RequiredUser
-from common.limits import LimitedWriter
 from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import (
     BadGatewayError,
@@ -21,6 +19,7 @@ from common.errors import (
     error_responses,
 )
 from common.events import OrderStatus
+from common.limits import LimitedWriter
 from common.mongo import VersionConflict
 from common.responses import ModelResponse
 from payments import repository

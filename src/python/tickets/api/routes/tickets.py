@@ -6,18 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from common.auth import RequiredUser
-from common.limits import LimitedWriter
 from common.deps import DbDep, OutboxDep
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
+from common.limits import LimitedWriter
 from common.mongo import parse_object_id
 from common.responses import ModelResponse
+from tickets import browse as browse_rules
 from tickets import repository
+from tickets.browse import Browse, Sort
 from tickets.schemas import TicketIn, TicketOut
 
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
 
 NEXT_CURSOR_HEADER = "X-Next-Cursor"
+TOTAL_COUNT_HEADER = "X-Total-Count"
 
 
 class TicketNotFound(NotFoundError):
@@ -51,7 +53,8 @@ async def create_ticket(body: TicketIn, user: LimitedWriter, outbox: OutboxDep) 
     "",
     response_model=list[TicketOut],
     response_model_exclude_none=True,
-    summary="Tickets for sale, newest first",
+    summary="Tickets for sale: search, filter by price, sort, page",
+    responses=error_responses(400),
 )
 async def list_tickets(
     db: DbDep,
@@ -60,16 +63,30 @@ async def list_tickets(
     cursor: Annotated[
         str | None, Query(description=f"The `{NEXT_CURSOR_HEADER}` of the previous page")
     ] = None,
+    q: Annotated[str | None, Query(description="Words that must all be in the title")] = None,
+    min_price: Annotated[float | None, Query(alias="minPrice", ge=0, le=1_000_000)] = None,
+    max_price: Annotated[float | None, Query(alias="maxPrice", ge=0, le=1_000_000)] = None,
+    sort: Annotated[Sort, Query(description="newest, price_asc or price_desc")] = Sort.NEWEST,
+    count: Annotated[bool, Query(description="Also say how many match (X-Total-Count)")] = False,
 ) -> list[TicketOut]:
-    """A plain list, as the original returns. When more tickets follow, the response
-    has an `X-Next-Cursor` header: pass it as `?cursor=` for the next page."""
-    before = parse_object_id(cursor) if cursor else None
-    if cursor and before is None:
-        raise BadRequestError("Invalid cursor", field="cursor")
-    docs = await repository.list_for_sale(db, limit=limit + 1, before=before)
+    """A plain list, as the original returns (without parameters: the newest 50 for
+    sale). `q`: every word in the title, any case; `minPrice`/`maxPrice`: a range,
+    inclusive; `sort`; `count=true`: `X-Total-Count`, how many match. When more follow, the
+    `X-Next-Cursor` header: pass it as `?cursor=` (with the same filter and sort) for
+    the next page. A bad value is a 400 naming its parameter."""
+    browse = Browse(
+        words=browse_rules.words_of(q),
+        min_cents=browse_rules.cents_of(min_price, "minPrice"),
+        max_cents=browse_rules.cents_of(max_price, "maxPrice"),
+        sort=sort,
+        after=browse_rules.parse_cursor(cursor, sort),
+    )
+    docs = await repository.list_for_sale(db, browse, limit=limit + 1)
     if len(docs) > limit:
         docs = docs[:limit]
-        response.headers[NEXT_CURSOR_HEADER] = str(docs[-1]["_id"])
+        response.headers[NEXT_CURSOR_HEADER] = browse.cursor_of(docs[-1])
+    if count:  # asked for only: counting costs as much as the page (BENCHMARKS.md)
+        response.headers[TOTAL_COUNT_HEADER] = str(await repository.count_for_sale(db, browse))
     return [repository.to_out(doc) for doc in docs]
 
 

@@ -17,10 +17,82 @@ def ticket_row(ticket: rx.Var) -> rx.Component:
     )
 
 
+def search_form() -> rx.Component:
+    """Words, a price range and an order; submitted into the URL (`TicketListState.find`)."""
+
+    def labelled(label: str, control: rx.Component, name: str) -> rx.Component:
+        return rx.vstack(
+            rx.text(label, as_="label", size="1", weight="medium", html_for=name),
+            control,
+            spacing="1",
+        )
+
+    search = TicketListState.search
+    return rx.form(
+        rx.flex(
+            labelled(
+                "Search",
+                rx.input(name="q", id="q", placeholder="e.g. jazz", default_value=search.get("q", "")),
+                "q",
+            ),
+            labelled(
+                "Min price",
+                rx.input(name="min", id="min", type="number", min=0, step="0.01", width="7em",
+                         default_value=search.get("min", "")),
+                "min",
+            ),
+            labelled(
+                "Max price",
+                rx.input(name="max", id="max", type="number", min=0, step="0.01", width="7em",
+                         default_value=search.get("max", "")),
+                "max",
+            ),
+            rx.button("Find", type="submit", id="find"),
+            gap="3",
+            wrap="wrap",
+            align="end",
+        ),
+        on_submit=TicketListState.find,
+        id="search-form",
+        key=TicketListState.router.url.to(str),  # a new URL: the fields show its search
+    )  # fmt: skip
+
+
+def sort_links() -> rx.Component:
+    def link(choice: rx.Var) -> rx.Component:
+        return rx.cond(
+            choice["current"] == "true",
+            rx.text(choice["label"], weight="bold", size="2", id="sort-" + choice["value"]),
+            rx.link(choice["label"], href=choice["href"], size="2", id="sort-" + choice["value"]),
+        )
+
+    return rx.hstack(
+        rx.text("Sort:", size="2"), rx.foreach(TicketListState.sort_links, link), spacing="3"
+    )
+
+
 def index() -> rx.Component:
     table = data_table(
         ["Title", "Price", "Link"], TicketListState.tickets, ticket_row, table_id="tickets"
     )
+    results = rx.vstack(
+        rx.hstack(
+            rx.text(TicketListState.total, " tickets", id="ticket-count", size="2"),
+            rx.spacer(),
+            sort_links(),
+            width="100%",
+            wrap="wrap",
+        ),
+        table,
+        rx.cond(
+            TicketListState.next_cursor != "",
+            rx.button("Load more", on_click=TicketListState.load_more, id="load-more", variant="soft"),
+        ),
+        spacing="3",
+        width="100%",
+        align="stretch",
+    )  # fmt: skip
+    nothing_found = rx.card(rx.text("No tickets match this search.", size="3"), id="no-match")
     empty = rx.card(
         rx.vstack(
             rx.text("No tickets for sale yet.", size="4", weight="medium"),
@@ -29,14 +101,23 @@ def index() -> rx.Component:
         ),
         id="no-tickets",
     )
+    searching = TicketListState.search.length() > 0
     return page(
+        search_form(),
+        rx.cond(
+            TicketListState.search_error != "",
+            rx.callout(TicketListState.search_error, color_scheme="red", id="search-error"),
+        ),
         rx.cond(
             TicketListState.loaded,
             # With a service down the banner says so; "no tickets" would be untrue.
             rx.cond(
                 TicketListState.tickets.length() > 0,
-                table,
-                rx.cond(TicketListState.banner == "", empty),
+                results,
+                rx.cond(
+                    TicketListState.banner == "",
+                    rx.cond(searching, nothing_found, empty),
+                ),
             ),
             rx.center(rx.spinner(size="3"), padding="2em"),
         ),
