@@ -110,12 +110,21 @@ def form_card(*children: rx.Component, on_submit, form_id: str) -> rx.Component:
     )
 
 
-def data_table(headers: list[str], rows: rx.Var, row, *, table_id: str) -> rx.Component:
-    """A table: one header cell per title, one row per item (`row(item)` builds it)."""
+def data_table(headers: dict[str, str], rows: rx.Var, row, *, table_id: str) -> rx.Component:
+    """A table: one header cell per title (with its column's width), one row per item
+    (`row(item)` builds it). Fixed layout: a long title wraps in its column instead of
+    pushing the others out of sight."""
     return rx.table.root(
-        rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in headers))),
+        rx.table.header(
+            rx.table.row(*(rx.table.column_header_cell(h, width=w) for h, w in headers.items()))
+        ),
         rx.table.body(rx.foreach(rows, row)),
         variant="surface",
         width="100%",
+        table_layout="fixed",
         id=table_id,
     )
+
+
+# Text a user wrote (a title) breaks anywhere rather than overflow its box.
+WRAP_ANYWHERE = {"overflow_wrap": "anywhere", "word_break": "break-word"}

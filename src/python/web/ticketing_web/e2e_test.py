@@ -219,6 +219,9 @@ async def test_a_seller_signs_up_lists_edits_and_signs_out(stack: Stack, browser
     await page.click("#nav-sell")
     await page.wait_for_url("**/tickets/new")
     await page.fill("#title", "Front row, Friday")
+    await page.fill("#price", "abc")
+    await page.click("#submit")
+    await expect(page.locator("#price-error")).to_have_text("Price must be a number")
     await page.fill("#price", "-1")
     await page.click("#submit")
     await expect(page.locator("#price-error")).to_have_text("Price must be greater than 0")
@@ -243,6 +246,7 @@ async def test_a_seller_signs_up_lists_edits_and_signs_out(stack: Stack, browser
     await page.click("#submit")
     await expect(page.locator("#saved")).to_be_visible()
     await expect(page.locator("#ticket-price")).to_contain_text("$30.50")
+    await expect(page.locator("#price")).to_have_value("30.50")  # as shown, with its cents
     await snap(page, "05-ticket-edited")
 
     # sign out → signed-out header, the cookie is gone; selling needs a sign-in again
@@ -441,3 +445,52 @@ async def test_a_buyer_searches_filters_sorts_and_pages_through_every_match(
     await page.goto(stack.web_url + "/?q=zebra&min=1.234")
     await expect(page.locator("#search-error")).to_contain_text("MinPrice")
     await page.context.close()
+
+
+async def test_a_long_title_someone_elses_order_and_the_orders_countdown(
+    stack: Stack, browser
+) -> None:
+    """Defects a new user hit: a 200-character title pushed Price and View out of sight
+    (desktop and phone); another user's order spun forever (403); "My orders" froze
+    its countdown."""
+    long_title = "Festival" + "X" * 192  # one word: the worst case for wrapping
+    seller = session_cookie(TEST_JWT_KEY, user_id="long-seller")
+    async with httpx.AsyncClient(base_url=stack.tickets.url, cookies=seller) as api:
+        created = await api.post("/api/tickets", json={"title": long_title, "price": 12})
+        assert created.status_code == 201
+    for width, height, name in ((1280, 800, "desktop"), (390, 844, "phone")):
+        page = await new_user_page(browser)
+        await page.set_viewport_size({"width": width, "height": height})
+        await page.goto(stack.web_url + "/?q=festival")
+        row = page.locator(".ticket-row", has_text="Festival")
+        await expect(row).to_have_count(1)
+        for cell in (row.locator(".ticket-price"), row.get_by_role("link", name="View")):
+            box = await cell.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width, (name, box)
+        await snap(page, f"11-long-title-{name}")
+        await page.context.close()
+
+    # a buyer orders it; another user opens that order's page
+    buyer = await new_user_page(browser)
+    await sign_up(buyer, stack, "countdown@test.com")
+    await buyer.goto(stack.web_url + "/?q=festival")
+    await expect(buyer.locator("#ticket-count")).to_have_text("1 tickets")  # not the last list
+    await buyer.locator(".ticket-row").get_by_role("link", name="View").click()
+    await expect(buyer.locator("#ticket-title")).to_have_text(long_title)
+    await buyer.click("#purchase")
+    await buyer.wait_for_url(re.compile(r"/orders/[0-9a-f]{24}/?$"))
+    order_url = buyer.url
+    other = await new_user_page(browser)
+    await sign_up(other, stack, "nosy@test.com")
+    await other.goto(order_url)
+    await expect(other.locator("#not-yours")).to_be_visible()
+    await snap(other, "12-not-your-order")
+    await other.context.close()
+
+    # My orders: the unpaid order's time left moves without a reload
+    await buyer.goto(stack.web_url + "/orders")
+    status = buyer.locator(".order-row", has_text="Festival").locator(".order-status")
+    await expect(status).to_contain_text("left")
+    before = await status.inner_text()
+    await expect(status).not_to_have_text(before, timeout=5_000)
+    await buyer.context.close()

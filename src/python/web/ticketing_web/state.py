@@ -19,7 +19,14 @@ from urllib.parse import urlencode
 import reflex as rx
 
 from ticketing_web import browser
-from ticketing_web.api import ApiResult, Services, format_money, session_from_cookie_header
+from ticketing_web.api import (
+    ApiResult,
+    Services,
+    format_money,
+    price_for_form,
+    price_problem,
+    session_from_cookie_header,
+)
 from ticketing_web.settings import WebSettings
 
 SETTINGS = WebSettings.from_env()
@@ -72,6 +79,7 @@ def order_view(order: dict[str, Any]) -> dict[str, str]:
         "ticketId": str(ticket.get("id", "")),
         "reason": str(order.get("reason") or ""),  # why the service cancelled it
         "payment": str(order.get("payment") or ""),  # authorized, captured, voided, refunded
+        "expires_at": str(expires_at(order)),  # for the list's countdown
     }
 
 
@@ -285,6 +293,9 @@ class NewTicketState(FormState):
     @rx.event
     async def create(self, form: dict[str, Any]) -> Any:
         self._reset_form()
+        if problem := price_problem(str(form.get("price", ""))):
+            self.field_errors = {"price": problem}
+            return
         self.submitting = True
         yield
         result = await SERVICES.create_ticket(
@@ -332,12 +343,15 @@ class TicketDetailState(FormState):
     def _show_ticket(self, ticket: dict[str, Any]) -> None:
         self.ticket = ticket_view(ticket) if ticket else {}
         self.edit_title = str(ticket.get("title", "")) if ticket else ""
-        self.edit_price = str(ticket.get("price", "")) if ticket else ""
+        self.edit_price = price_for_form(ticket.get("price", "")) if ticket else ""
 
     @rx.event
     async def save(self, form: dict[str, Any]) -> Any:
         self._reset_form()
         self.saved = False
+        if problem := price_problem(self.edit_price):
+            self.field_errors = {"price": problem}
+            return
         self.submitting = True
         yield
         result = await SERVICES.update_ticket(
@@ -368,6 +382,7 @@ class TicketDetailState(FormState):
 class OrderListState(SessionState):
     orders: list[dict[str, str]] = []
     loaded: bool = False
+    _raw: list[dict[str, Any]] = []  # the orders as the service gave them
 
     @rx.event
     async def load(self) -> Any:
@@ -378,9 +393,26 @@ class OrderListState(SessionState):
         result = await SERVICES.list_orders(self._session())
         self._note(result)
         orders = result.data if result.ok and isinstance(result.data, list) else []
-        self.orders = [order_view(o) for o in reversed(orders)]  # newest first
+        self._raw = list(reversed(orders))  # newest first
+        self.orders = [order_view(o) for o in self._raw]
         self.loaded = True
-        return None
+        return OrderListState.tick if any(o["status"] == "created" for o in self.orders) else None
+
+    @rx.event(background=True)
+    async def tick(self) -> None:
+        """Each unpaid order's "m:ss left" counts down every second, until none is
+        left waiting or this tab loads another page."""
+        async with self:
+            view = self._countdown = uuid.uuid4().hex
+        while True:
+            await asyncio.sleep(1)
+            async with self:
+                if self._countdown != view:
+                    return
+                self.orders = [order_view(o) for o in self._raw]
+                if not any(o["status_text"].startswith("awaiting") for o in self.orders):
+                    self._countdown = ""
+                    return
 
 
 class OrderState(FormState):
@@ -388,6 +420,7 @@ class OrderState(FormState):
 
     order: dict[str, str] = {}
     not_found: bool = False
+    not_yours: bool = False  # another user's order (403)
     seconds_left: int = 0
     processing: bool = False  # paid (card authorized): orders is deciding
     _expires_at: float = 0.0
@@ -428,13 +461,14 @@ class OrderState(FormState):
     async def load(self) -> Any:
         self._reset_form()
         self.submitting = False
-        self.order, self.not_found, self.processing = {}, False, False
+        self.order, self.not_found, self.not_yours, self.processing = {}, False, False, False
         redirect = await self.require_user()
         if redirect is not None:
             return redirect
         result = await SERVICES.get_order(self._session(), self.orderId)  # type: ignore[attr-defined]
         self._note(result)
         self.not_found = result.status in (400, 404)
+        self.not_yours = result.status == 403
         if not (result.ok and isinstance(result.data, dict)):
             return None
         self._show_order(result.data)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import data_table, page
+from ticketing_web.components import WRAP_ANYWHERE, data_table, page
 from ticketing_web.state import TicketListState
 
 
 def ticket_row(ticket: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(ticket["title"]),
+        rx.table.cell(ticket["title"], style=WRAP_ANYWHERE),
         rx.table.cell(ticket["price"], class_name="ticket-price"),
         rx.table.cell(rx.link("View", href="/tickets/" + ticket["id"].to(str))),
         class_name="ticket-row",
@@ -73,7 +73,10 @@ def sort_links() -> rx.Component:
 
 def index() -> rx.Component:
     table = data_table(
-        ["Title", "Price", "Link"], TicketListState.tickets, ticket_row, table_id="tickets"
+        {"Title": "60%", "Price": "22%", "Link": "18%"},
+        TicketListState.tickets,
+        ticket_row,
+        table_id="tickets",
     )
     results = rx.vstack(
         rx.hstack(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import data_table, form_errors, page
+from ticketing_web.components import WRAP_ANYWHERE, data_table, form_errors, page
 from ticketing_web.state import (
     DECLINED_CARD,
     SETTINGS,
@@ -33,7 +33,7 @@ def _status_badge(order: rx.Var) -> rx.Component:
 
 def order_row(order: rx.Var) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(order["title"]),
+        rx.table.cell(order["title"], style=WRAP_ANYWHERE),
         rx.table.cell(order["price"]),
         rx.table.cell(_status_badge(order), class_name="order-status"),
         rx.table.cell(rx.link("View", href="/orders/" + order["id"].to(str))),
@@ -43,7 +43,10 @@ def order_row(order: rx.Var) -> rx.Component:
 
 def order_list() -> rx.Component:
     table = data_table(
-        ["Ticket", "Price", "Status", "Link"], OrderListState.orders, order_row, table_id="orders"
+        {"Ticket": "36%", "Price": "18%", "Status": "30%", "Link": "16%"},
+        OrderListState.orders,
+        order_row,
+        table_id="orders",
     )
     empty = rx.card(
         rx.text("You have no orders yet. ", rx.link("Find a ticket", href="/"), "."),
@@ -163,7 +166,7 @@ def _cancelled_note() -> rx.Component:
 def _details() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading(OrderState.order["title"], size="6", id="order-title"),
+            rx.heading(OrderState.order["title"], size="6", id="order-title", style=WRAP_ANYWHERE),
             rx.text(
                 "Price: ", rx.text.strong(OrderState.order["price"]), size="4", id="order-price"
             ),
@@ -212,9 +215,19 @@ def order_detail() -> rx.Component:
             OrderState.not_found,
             rx.callout("This order does not exist.", icon="circle_alert", id="not-found"),
             rx.cond(
-                OrderState.order.contains("id"),
-                body,
-                rx.cond(OrderState.banner == "", rx.center(rx.spinner(size="3"), padding="2em")),
+                OrderState.not_yours,
+                rx.callout(
+                    "This order is another user's: you can only see your own orders.",
+                    icon="circle_alert",
+                    id="not-yours",
+                ),
+                rx.cond(
+                    OrderState.order.contains("id"),
+                    body,
+                    rx.cond(
+                        OrderState.banner == "", rx.center(rx.spinner(size="3"), padding="2em")
+                    ),
+                ),
             ),
         ),
         title="Order",

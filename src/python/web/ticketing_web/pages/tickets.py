@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import field, form_card, form_errors, page, submit
+from ticketing_web.components import WRAP_ANYWHERE, field, form_card, form_errors, page, submit
 from ticketing_web.state import NewTicketState, TicketDetailState
 
 
@@ -24,7 +24,9 @@ def new_ticket() -> rx.Component:
 def _details() -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.heading(TicketDetailState.ticket["title"], size="6", id="ticket-title"),
+            rx.heading(
+                TicketDetailState.ticket["title"], size="6", id="ticket-title", style=WRAP_ANYWHERE
+            ),
             rx.text(
                 "Price: ",
                 rx.text.strong(TicketDetailState.ticket["price"]),
