@@ -64,10 +64,11 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
             )
             return
         else:
-            ticket = await repository.update(outbox, ticket, {"orderId": data.id})
+            held = {"orderId": data.id, "reservedUntil": data.expiresAt}
+            ticket = await repository.update(outbox, ticket, held)
             log.info("ticket %s reserved for order %s", data.ticket.id, data.id)
         if await repository.was_cancelled(db, data.id):  # cancelled while we reserved
-            await repository.update(outbox, ticket, {"orderId": None})
+            await repository.update(outbox, ticket, repository.RELEASED)
 
 
 class OrderCancelledListener(Listener[OrderCancelledEvent]):
@@ -80,7 +81,7 @@ class OrderCancelledListener(Listener[OrderCancelledEvent]):
         await repository.record_cancellation(db, data.id)
         ticket = await _ticket(self.context, data.ticket.id)
         if ticket.get("orderId") == data.id:
-            await repository.update(outbox, ticket, {"orderId": None})
+            await repository.update(outbox, ticket, repository.RELEASED)
         # else: not reserved by this order (already released, or its creation comes
         # later and will see the cancellation)
 

@@ -203,3 +203,38 @@ async def test_two_replicas_share_the_order_consumers(make_settings, clean_db, n
 async def _has(client, ticket: dict, **expected) -> bool:
     current = await shown(client, ticket)
     return all(current.get(key) == value for key, value in expected.items())
+
+
+async def test_my_tickets_shows_each_state_and_until_when_a_buyer_holds_one(client, nats_manager):
+    """`GET /api/tickets/mine`: listed, reserved (until the order expires), sold — and
+    released again when the order is cancelled; nobody else's tickets."""
+    js = nats_manager.jetstream
+    seller = session_cookie(TEST_JWT_KEY, user_id="the-seller")
+    mine = []
+    for title in ("Listed", "Held", "Gone"):
+        created_ = await client.post(URL, json={"title": title, "price": 10}, cookies=seller)
+        mine.append(created_.json())
+    await sell(client)  # someone else's
+    listed, held, gone = mine
+    order = created(held, "o-held")
+    await publish(js, order)
+    await publish(js, created(gone, "o-gone"))
+    await eventually(lambda: _has(client, gone, orderId="o-gone"))
+    await publish(js, OrderCompletedEvent(id="o-gone", version=1, ticket={"id": gone["id"]}))
+    await eventually(lambda: _has(client, gone, status="sold"))
+    await eventually(lambda: _has(client, held, orderId="o-held"))
+
+    shown_ = (await client.get(f"{URL}/mine", cookies=seller)).json()
+    assert [(t["title"], t["status"]) for t in shown_] == [
+        ("Gone", "sold"), ("Held", "reserved"), ("Listed", "available")
+    ]  # fmt: skip
+    until = datetime.fromisoformat(shown_[1]["reservedUntil"].replace("Z", "+00:00"))
+    assert abs((until - order.expiresAt).total_seconds()) < 0.01
+    assert "reservedUntil" not in shown_[2]
+    assert "reservedUntil" not in await shown(client, held)  # the seller's view only
+
+    await publish(js, cancelled(held, "o-held"))
+    await eventually(lambda: _has(client, held, orderId=None))
+    again = (await client.get(f"{URL}/mine", cookies=seller)).json()
+    assert again[1]["status"] == "available" and "reservedUntil" not in again[1]
+    assert (await client.get(f"{URL}/mine")).status_code == 401

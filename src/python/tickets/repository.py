@@ -1,5 +1,5 @@
 """The tickets collection. Documents: {_id, title, priceCents, userId, version, orderId,
-sold?, createdAt}; `version` starts at 0 and every update bumps it (optimistic
+reservedUntil?, sold?, createdAt}; `version` starts at 0 and every update bumps it (optimistic
 concurrency). A ticket is `available` (no orderId), `reserved` (held by an order) or
 `sold` (its order completed: it keeps the orderId for good).
 Every change is written with its event through the outbox (`common.outbox`)."""
@@ -18,7 +18,7 @@ from common.money import cents_to_price
 from common.mongo import parse_object_id
 from common.outbox import PENDING, Outbox, find_by_id
 from tickets.browse import SORT_KEYS, Browse
-from tickets.schemas import TicketIn, TicketOut
+from tickets.schemas import MyTicketOut, TicketIn, TicketOut
 
 TICKETS = "tickets"
 CANCELLED_ORDERS = "cancelled_orders"  # {_id: order id, at}
@@ -27,6 +27,8 @@ INDEXES = {
         IndexModel([("orderId", 1), ("_id", DESCENDING)], name="for_sale_newest"),
         # browsing by price, both ways, and price ranges (tickets.browse)
         IndexModel([("orderId", 1), ("priceCents", 1), ("_id", 1)], name="for_sale_by_price"),
+        # a seller's own tickets, newest first (My tickets)
+        IndexModel([("userId", 1), ("_id", DESCENDING)], name="by_seller_newest"),
     ],
     # a late order.created comes within minutes, not weeks
     CANCELLED_ORDERS: [IndexModel("at", name="forget_after_a_week", expireAfterSeconds=604_800)],
@@ -51,6 +53,14 @@ def status(doc: Doc) -> str:
     if doc.get("sold"):
         return "sold"
     return "reserved" if doc.get("orderId") else "available"
+
+
+RELEASED: Doc = {"orderId": None, "reservedUntil": None}  # an order's hold is over
+
+
+def to_mine(doc: Doc) -> MyTicketOut:
+    """A ticket as its seller sees it: also until when a buyer holds it."""
+    return MyTicketOut(**to_out(doc).model_dump(), reservedUntil=doc.get("reservedUntil"))
 
 
 def created_event(doc: Doc) -> TicketCreatedEvent:
@@ -88,6 +98,15 @@ async def list_for_sale(db: AsyncDatabase[Any], browse: Browse, *, limit: int) -
     """A page of tickets for sale, as `browse` filters and orders them."""
     found = db[TICKETS].find(browse.query(), {PENDING: 0}).sort(SORT_KEYS[browse.sort])
     return await found.limit(limit).to_list()
+
+
+async def list_of_seller(
+    db: AsyncDatabase[Any], user_id: str, *, limit: int, before: ObjectId | None
+) -> list[Doc]:
+    """A seller's tickets in every state, newest first; `before`: after that ticket."""
+    query: Doc = {"userId": user_id} | ({"_id": {"$lt": before}} if before else {})
+    found = db[TICKETS].find(query, {PENDING: 0}).sort("_id", DESCENDING).limit(limit)
+    return await found.to_list()
 
 
 async def count_for_sale(db: AsyncDatabase[Any], browse: Browse) -> int:

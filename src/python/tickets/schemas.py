@@ -4,6 +4,7 @@ returned as a JSON number (20, 20.5, 19.99) as the original returns them."""
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -57,3 +58,9 @@ class TicketOut(BaseModel):
     version: int
     orderId: str | None = None
     status: str = "available"  # available | reserved | sold
+
+
+class MyTicketOut(TicketOut):
+    """`GET /api/tickets/mine`: the seller's view adds until when a buyer holds it."""
+
+    reservedUntil: datetime | None = None

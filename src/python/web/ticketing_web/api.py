@@ -261,6 +261,10 @@ class Services:
                 await asyncio.sleep(ORDER_404_DELAY)
         return result
 
+    async def my_tickets(self, session: str) -> ApiResult:
+        url = f"{self.settings.tickets_url}/api/tickets/mine?limit=200"
+        return await self._call("GET", url, session=session)
+
     async def list_orders(self, session: str) -> ApiResult:
         return await self._call("GET", f"{self.settings.orders_url}/api/orders", session=session)
 

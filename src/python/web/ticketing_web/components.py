@@ -13,6 +13,7 @@ COLUMN = {"width": "100%", "max_width": "960px", "margin_x": "auto"}
 def header() -> rx.Component:
     signed_in_links = rx.hstack(
         rx.link("Sell tickets", href="/tickets/new", id="nav-sell"),
+        rx.link("My tickets", href="/my-tickets", id="nav-my-tickets"),
         rx.link("My orders", href="/orders", id="nav-orders"),
         rx.link("Sign out", href="/auth/signout", id="nav-signout"),
         # every session of this user, in every browser (a lost laptop)

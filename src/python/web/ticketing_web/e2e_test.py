@@ -293,6 +293,14 @@ async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, br
     await expect(other.locator("#purchase")).to_have_count(0)
     await snap(other, "09-ticket-already-reserved")
 
+    # the seller tracks it: reserved (for how long), and not editable meanwhile
+    await seller.goto(stack.web_url + "/my-tickets")
+    mine = seller.locator(".my-ticket-row", has_text="Opera, box seat")
+    await expect(mine.locator(".my-ticket-state")).to_contain_text("Reserved for 15 more minutes")
+    await expect(mine.get_by_role("link", name="Edit")).to_have_count(0)
+    await expect(mine.locator(".my-ticket-action")).to_contain_text("A buyer holds it")
+    await snap(seller, "09b-my-tickets-reserved")
+
     # a declined card: the provider's words; the order stays payable
     await buyer.click("#pay-declined-card")
     await expect(buyer.locator(".form-error")).to_have_text("Your card was declined.")
@@ -311,13 +319,16 @@ async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, br
     await expect(row.locator(".order-status")).to_contain_text("complete")
     await snap(buyer, "12-my-orders")
     await listed(buyer, stack, "Opera, box seat", expected=False)
-    # the ticket reads Sold, to anyone, with no Purchase
-    await other.goto(ticket_url)
+    # the ticket reads Sold, to anyone, with no Purchase — on the page the other user
+    # kept open, without a reload (live state)
     await expect(other.locator("#ticket-sold")).to_have_text("Sold")
     await expect(other.locator("#purchase")).to_have_count(0)
     await snap(other, "13-ticket-sold")
     await other.context.close()
     await buyer.context.close()
+    await seller.goto(stack.web_url + "/my-tickets")
+    await expect(mine.locator(".my-ticket-state")).to_have_text("Sold for $80.00")
+    await snap(seller, "13b-my-tickets-sold")
     await seller.context.close()
 
 
@@ -474,7 +485,7 @@ async def test_a_long_title_someone_elses_order_and_the_orders_countdown(
     buyer = await new_user_page(browser)
     await sign_up(buyer, stack, "countdown@test.com")
     await buyer.goto(stack.web_url + "/?q=festival")
-    await expect(buyer.locator("#ticket-count")).to_have_text("1 tickets")  # not the last list
+    await expect(buyer.locator("#ticket-count")).to_have_text("1 ticket")  # not the last list
     await buyer.locator(".ticket-row").get_by_role("link", name="View").click()
     await expect(buyer.locator("#ticket-title")).to_have_text(long_title)
     await buyer.click("#purchase")

@@ -33,6 +33,7 @@ SETTINGS = WebSettings.from_env()
 SERVICES = Services(SETTINGS)
 TEST_CARD, DECLINED_CARD = "tok_visa", "tok_chargeDeclined"  # the payments test provider's
 POLL_EVERY_SECONDS = 3  # an order page re-reads the order's status this often
+WATCH_EVERY_SECONDS = 1  # a ticket page re-reads the ticket this often (live state)
 POLL_AFTER_EXPIRY_SECONDS = 60  # ... and keeps at it this long past zero, to show the cancel
 
 
@@ -233,6 +234,10 @@ class TicketListState(SessionState):
     search_error: str = ""
 
     @rx.var
+    def count_text(self) -> str:
+        return "1 ticket" if self.total == 1 else f"{self.total:,} tickets"
+
+    @rx.var
     def sort_links(self) -> list[dict[str, str]]:
         """The three orders, each a link to this search in that order."""
         current = self.search.get("sort", "newest")
@@ -330,7 +335,7 @@ class TicketDetailState(FormState):
         self.edit_price = value
 
     @rx.event
-    async def load(self) -> None:
+    async def load(self) -> Any:
         self._reset_form()
         self.saved = False
         self.submitting = False
@@ -339,6 +344,24 @@ class TicketDetailState(FormState):
         self._note(result)
         self.not_found = result.status == 404
         self._show_ticket(result.data if result.ok else {})
+        return TicketDetailState.watch if result.ok else None
+
+    @rx.event(background=True)
+    async def watch(self) -> None:
+        """Live state: re-read the ticket every second while this tab shows it, so a
+        reservation, a release or a sale shows within a second, without a reload (a
+        short poll: BENCHMARKS.md has its cost). The edit form keeps what is typed."""
+        async with self:
+            view = self._countdown = uuid.uuid4().hex
+            ticket_id = self.ticket.get("id", "")
+        while True:
+            await asyncio.sleep(WATCH_EVERY_SECONDS)
+            fresh = await SERVICES.get_ticket(ticket_id)
+            async with self:
+                if self._countdown != view:
+                    return
+                if fresh.ok and isinstance(fresh.data, dict):
+                    self.ticket = ticket_view(fresh.data)
 
     def _show_ticket(self, ticket: dict[str, Any]) -> None:
         self.ticket = ticket_view(ticket) if ticket else {}
@@ -377,6 +400,46 @@ class TicketDetailState(FormState):
             yield rx.redirect(self._signin_link())
         else:
             self._show_errors(result)
+
+
+def my_ticket_view(ticket: dict[str, Any], now: float | None = None) -> dict[str, str]:
+    """A seller's ticket: its state in words, and whether (or why not) it can be edited."""
+    view = ticket_view(ticket)
+    left = seconds_left(expires_at({"expiresAt": ticket.get("reservedUntil") or ""}), now)
+    minutes = max(1, math.ceil(left / 60))
+    state, why_not = {
+        "available": ("Listed", ""),
+        "reserved": (
+            (
+                f"Reserved for {minutes} more minute{'s' if minutes > 1 else ''}"
+                if left
+                else "Reserved"
+            ),
+            "A buyer holds it: it can be edited again if their order ends unpaid.",
+        ),
+        "sold": (f"Sold for {view['price']}", "Sold: it cannot be edited."),
+    }.get(view["status"], (view["status"], ""))
+    return {**view, "state": state, "why_not": why_not}
+
+
+class MyTicketsState(SessionState):
+    """/my-tickets: what a seller listed, and what became of each."""
+
+    tickets: list[dict[str, str]] = []
+    loaded: bool = False
+
+    @rx.event
+    async def load(self) -> Any:
+        self.loaded = False
+        redirect = await self.require_user()
+        if redirect is not None:
+            return redirect
+        result = await SERVICES.my_tickets(self._session())
+        self._note(result)
+        found = result.data if result.ok and isinstance(result.data, list) else []
+        self.tickets = [my_ticket_view(t) for t in found]
+        self.loaded = True
+        return None
 
 
 class OrderListState(SessionState):

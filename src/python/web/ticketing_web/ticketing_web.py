@@ -11,6 +11,7 @@ from common.tracing import configure_tracing
 from ticketing_web.pages import auth, home, orders, tickets
 from ticketing_web.state import (
     FormState,
+    MyTicketsState,
     OrderListState,
     OrderState,
     SessionState,
@@ -57,6 +58,12 @@ app.add_page(
 )
 app.add_page(
     orders.order_list, route="/orders", title="GitTix | My orders", on_load=OrderListState.load
+)
+app.add_page(
+    tickets.my_tickets,
+    route="/my-tickets",
+    title="GitTix | My tickets",
+    on_load=MyTicketsState.load,
 )
 app.add_page(
     orders.order_detail,

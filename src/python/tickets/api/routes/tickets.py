@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from common.auth import RequiredUser
 from common.deps import DbDep, OutboxDep
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.limits import LimitedWriter
@@ -14,7 +15,7 @@ from common.responses import ModelResponse
 from tickets import browse as browse_rules
 from tickets import repository
 from tickets.browse import Browse, Sort
-from tickets.schemas import TicketIn, TicketOut
+from tickets.schemas import MyTicketOut, TicketIn, TicketOut
 
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
 
@@ -88,6 +89,35 @@ async def list_tickets(
     if count:  # asked for only: counting costs as much as the page (BENCHMARKS.md)
         response.headers[TOTAL_COUNT_HEADER] = str(await repository.count_for_sale(db, browse))
     return [repository.to_out(doc) for doc in docs]
+
+
+@router.get(
+    "/mine",
+    response_model=list[MyTicketOut],
+    response_model_exclude_none=True,
+    summary="Your tickets, in every state, newest first",
+    responses=error_responses(400, 401),
+)
+async def my_tickets(
+    user: RequiredUser,
+    db: DbDep,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    cursor: Annotated[
+        str | None, Query(description=f"The `{NEXT_CURSOR_HEADER}` of the previous page")
+    ] = None,
+) -> list[MyTicketOut]:
+    """What a seller tracks: each of their tickets with its `status` (available,
+    reserved — with `reservedUntil`, when the buyer's order expires — or sold, at its
+    `price`). Paged like the list."""
+    before = parse_object_id(cursor) if cursor else None
+    if cursor and before is None:
+        raise BadRequestError("Invalid cursor", field="cursor")
+    docs = await repository.list_of_seller(db, user.id, limit=limit + 1, before=before)
+    if len(docs) > limit:
+        docs = docs[:limit]
+        response.headers[NEXT_CURSOR_HEADER] = str(docs[-1]["_id"])
+    return [repository.to_mine(doc) for doc in docs]
 
 
 @router.get(

@@ -80,7 +80,7 @@ def index() -> rx.Component:
     )
     results = rx.vstack(
         rx.hstack(
-            rx.text(TicketListState.total, " tickets", id="ticket-count", size="2"),
+            rx.text(TicketListState.count_text, id="ticket-count", size="2"),
             rx.spacer(),
             sort_links(),
             width="100%",

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import WRAP_ANYWHERE, field, form_card, form_errors, page, submit
-from ticketing_web.state import NewTicketState, TicketDetailState
+from ticketing_web.components import (
+    WRAP_ANYWHERE,
+    data_table,
+    field,
+    form_card,
+    form_errors,
+    page,
+    submit,
+)
+from ticketing_web.state import MyTicketsState, NewTicketState, TicketDetailState
 
 
 def new_ticket() -> rx.Component:
@@ -130,4 +138,44 @@ def ticket_detail() -> rx.Component:
             ),
         ),
         title="Ticket",
+    )
+
+
+def _my_ticket_row(ticket: rx.Var) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(ticket["title"], style=WRAP_ANYWHERE),
+        rx.table.cell(ticket["price"]),
+        rx.table.cell(ticket["state"], class_name="my-ticket-state"),
+        rx.table.cell(
+            rx.cond(
+                ticket["why_not"] == "",
+                rx.link("Edit", href="/tickets/" + ticket["id"].to(str)),
+                rx.text(ticket["why_not"], size="1", color_scheme="gray"),
+            ),
+            class_name="my-ticket-action",
+        ),
+        class_name="my-ticket-row",
+    )
+
+
+def my_tickets() -> rx.Component:
+    table = data_table(
+        {"Ticket": "34%", "Price": "16%", "State": "25%", "": "25%"},
+        MyTicketsState.tickets,
+        _my_ticket_row,
+        table_id="my-tickets",
+    )
+    empty = rx.card(
+        rx.text(
+            "You have not listed a ticket yet. ", rx.link("Sell one", href="/tickets/new"), "."
+        ),
+        id="no-my-tickets",
+    )
+    return page(
+        rx.cond(
+            MyTicketsState.loaded,
+            rx.cond(MyTicketsState.tickets.length() > 0, table, empty),
+            rx.cond(MyTicketsState.banner == "", rx.center(rx.spinner(size="3"), padding="2em")),
+        ),
+        title="My tickets",
     )
