@@ -41,11 +41,9 @@ async def run(tabs: int, seconds: float) -> None:
             with ServiceProcess("tickets", "tickets.main", env, Path(tmp, "tickets")) as tickets:
                 token = sign_jwt("bench-seller", "s@bench", JWT_KEY)
                 cookies = {SESSION_COOKIE: encode_session(token)}
-                created = httpx.post(
-                    f"{tickets.url}/api/tickets",
-                    json={"title": "Live", "price": 10},
-                    cookies=cookies,
-                ).json()
+                async with httpx.AsyncClient(cookies=cookies) as seller:
+                    body = {"title": "Live", "price": 10}
+                    created = (await seller.post(f"{tickets.url}/api/tickets", json=body)).json()
                 pids = {"tickets": tickets.process.pid, "mongo": mongo.process.pid}  # type: ignore[union-attr]
 
                 def cpu() -> dict[str, float]:
