@@ -269,8 +269,11 @@ async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, br
     await open_ticket(buyer, stack, "Opera, box seat")
     ticket_url = buyer.url
     await expect(buyer.locator("#edit-ticket-form")).to_have_count(0)
+    await expect(seller.locator(".ticket-row", has_text="Opera, box seat")).to_have_count(1)
     await buyer.click("#purchase")
     await buyer.wait_for_url("**/orders/*")
+    # the seller's list, left open on "/", drops the reserved ticket by itself (live)
+    await expect(seller.locator(".ticket-row", has_text="Opera, box seat")).to_have_count(0)
     await expect(buyer.locator("#order-title")).to_have_text("Opera, box seat")
     await expect(buyer.locator("#order-price")).to_contain_text("$80.00")
     await expect(buyer.locator("#test-mode")).to_contain_text("no real money")
@@ -391,6 +394,8 @@ async def test_an_unpaid_order_expires_on_the_page_and_the_ticket_returns(
         await expect(buyer.locator("#countdown")).to_be_visible()
         # no reload: the page turns to "expired" by itself, and offers the way back
         await expect(buyer.locator("#order-expired")).to_be_visible(timeout=30_000)
+        # one state at a time: never "created" beside "expired" (it was, for ~6 s)
+        await expect(buyer.locator("#order-status")).not_to_contain_text("created")
         await expect(buyer.locator("#pay-form")).to_have_count(0)
         await expect(buyer.locator("#order-status")).to_contain_text("cancelled", timeout=30_000)
         await snap(buyer, "12-order-expired")
@@ -451,6 +456,11 @@ async def test_a_buyer_searches_filters_sorts_and_pages_through_every_match(
     await page.go_back()
     await page.wait_for_url(re.compile(r"/\?q=zebra&sort=price_asc$"))
     await expect(page.locator("#ticket-count")).to_have_text("55 tickets")
+
+    # an unknown address: the site's own page, with its header
+    await page.goto(stack.web_url + "/no/such/page")
+    await expect(page.locator("#page-not-found")).to_be_visible()
+    await expect(page.locator("#nav-signin")).to_be_visible()
 
     # a bad value in a shared link: the API's message, no crash
     await page.goto(stack.web_url + "/?q=zebra&min=1.234")

@@ -251,7 +251,7 @@ class TicketListState(SessionState):
         return {api: self.search.get(ours, "") for ours, api in SEARCH_PARAMS.items()}
 
     @rx.event
-    async def load(self) -> None:
+    async def load(self) -> Any:
         """on_load of /: the first page of the search the URL holds."""
         await self.load_user()
         params = self.router.url.query_parameters
@@ -263,6 +263,28 @@ class TicketListState(SessionState):
         self.total = (result.total or 0) if result.ok else 0
         self.next_cursor = result.next_cursor if result.ok else ""
         self.loaded = True
+        return TicketListState.watch if result.ok else None
+
+    @rx.event(background=True)
+    async def watch(self) -> None:
+        """Live state: every second, the tickets shown are read again (the same search,
+        as many as are shown, up to 200), so one reserved or sold elsewhere leaves the
+        list, and one released comes back, without a reload."""
+        async with self:
+            view = self._countdown = uuid.uuid4().hex
+        while True:
+            await asyncio.sleep(WATCH_EVERY_SECONDS)
+            async with self:
+                if self._countdown != view:
+                    return
+                search = {**self._api_search(), "limit": str(min(200, max(1, len(self.tickets))))}
+            fresh = await SERVICES.list_tickets(search)
+            async with self:
+                if self._countdown != view:
+                    return
+                if fresh.ok and isinstance(fresh.data, list):
+                    self.tickets = [ticket_view(t) for t in fresh.data]
+                    self.next_cursor = fresh.next_cursor  # "Load more" goes on from here
 
     @rx.event
     async def load_more(self) -> None:
@@ -494,6 +516,13 @@ class OrderState(FormState):
         if self.processing:  # orders is deciding
             return False
         return status == "cancelled" or (status == "created" and self.seconds_left <= 0)
+
+    @rx.var
+    def status_text(self) -> str:
+        """The order's status, one state at a time: past its expiry an unpaid order
+        reads "expired" at once (orders' own cancel follows within seconds)."""
+        status = self.order.get("status", "")
+        return "expired" if status == "created" and self.expired else status
 
     @rx.var
     def payable(self) -> bool:

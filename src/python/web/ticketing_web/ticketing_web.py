@@ -30,6 +30,9 @@ configure_tracing(
 app = rx.App()  # theme: rxconfig.py
 app.add_page(home.index, route="/", title="GitTix | Tickets", on_load=TicketListState.load)
 app.add_page(
+    home.not_found, route="404", title="GitTix | Page not found", on_load=SessionState.load_user
+)
+app.add_page(
     auth.signup, route="/auth/signup", title="GitTix | Sign up", on_load=FormState.open_form
 )
 app.add_page(

@@ -126,3 +126,18 @@ def index() -> rx.Component:
         ),
         title="Tickets",
     )
+
+
+def not_found() -> rx.Component:
+    """Any unknown path: the site's frame (header and all), and the way back."""
+    return page(
+        rx.card(
+            rx.vstack(
+                rx.text("There is no page at this address.", size="4", weight="medium"),
+                rx.link("See the tickets for sale", href="/"),
+                spacing="2",
+            ),
+            id="page-not-found",
+        ),
+        title="Page not found",
+    )

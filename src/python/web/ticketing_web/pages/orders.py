@@ -170,7 +170,7 @@ def _details() -> rx.Component:
             rx.text(
                 "Price: ", rx.text.strong(OrderState.order["price"]), size="4", id="order-price"
             ),
-            rx.text("Status: ", rx.text.strong(OrderState.order["status"]), id="order-status"),
+            rx.text("Status: ", rx.text.strong(OrderState.status_text), id="order-status"),
             spacing="3",
         ),
         width="100%",
