@@ -10,26 +10,44 @@ from ticketing_web.state import FormState, SessionState
 COLUMN = {"width": "100%", "max_width": "960px", "margin_x": "auto"}
 
 
+# (label, href, id) of the header's links; on a phone they are one "Menu" instead
+SIGNED_IN_LINKS = [
+    ("Sell tickets", "/tickets/new", "sell"),
+    ("My tickets", "/my-tickets", "my-tickets"),
+    ("My orders", "/orders", "orders"),
+    ("Sign out", "/auth/signout", "signout"),
+    # every session of this user, in every browser (a lost laptop)
+    ("Sign out everywhere", "/auth/signout-everywhere", "signout-all"),
+]
+SIGNED_OUT_LINKS = [("Sign up", "/auth/signup", "signup"), ("Sign in", "/auth/signin", "signin")]
+WIDE, NARROW = ["none", "none", "flex"], ["flex", "flex", "none"]  # from 768 px / below
+
+
+def _links(links: list[tuple[str, str, str]]) -> rx.Component:
+    """The links in a row on a wide screen, in a menu on a narrow one (one line)."""
+    row = rx.hstack(
+        *(rx.link(label, href=href, id=f"nav-{key}") for label, href, key in links),
+        spacing="5",
+        display=WIDE,
+    )
+    menu = rx.menu.root(
+        rx.menu.trigger(rx.button("Menu", variant="soft", id="nav-menu")),
+        rx.menu.content(
+            *(
+                rx.menu.item(label, on_click=rx.redirect(href), id=f"menu-{key}")
+                for label, href, key in links
+            )
+        ),
+    )
+    return rx.fragment(row, rx.box(menu, display=NARROW))
+
+
 def header() -> rx.Component:
-    signed_in_links = rx.hstack(
-        rx.link("Sell tickets", href="/tickets/new", id="nav-sell"),
-        rx.link("My tickets", href="/my-tickets", id="nav-my-tickets"),
-        rx.link("My orders", href="/orders", id="nav-orders"),
-        rx.link("Sign out", href="/auth/signout", id="nav-signout"),
-        # every session of this user, in every browser (a lost laptop)
-        rx.link("Sign out everywhere", href="/auth/signout-everywhere", id="nav-signout-all"),
-        spacing="5",
-    )
-    signed_out_links = rx.hstack(
-        rx.link("Sign up", href="/auth/signup", id="nav-signup"),
-        rx.link("Sign in", href="/auth/signin", id="nav-signin"),
-        spacing="5",
-    )
     return rx.box(
         rx.hstack(
             rx.link(rx.heading("GitTix", size="6", weight="bold"), href="/", underline="none"),
             rx.spacer(),
-            rx.cond(SessionState.signed_in, signed_in_links, signed_out_links),
+            rx.cond(SessionState.signed_in, _links(SIGNED_IN_LINKS), _links(SIGNED_OUT_LINKS)),
             align="center",
             padding_x="1.25em",
             padding_y="0.9em",
@@ -38,6 +56,7 @@ def header() -> rx.Component:
         border_bottom=f"1px solid {rx.color('gray', 5)}",
         background=rx.color("gray", 1),
         width="100%",
+        id="site-header",
     )
 
 

@@ -515,3 +515,25 @@ async def test_a_long_title_someone_elses_order_and_the_orders_countdown(
     before = await status.inner_text()
     await expect(status).not_to_have_text(before, timeout=5_000)
     await buyer.context.close()
+
+
+async def test_on_a_phone_the_header_is_one_line_and_its_menu_leads_everywhere(
+    stack: Stack, browser
+) -> None:
+    page = await new_user_page(browser)
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.goto(stack.web_url + "/auth/signup")
+    await page.fill("#email", "phone@test.com")
+    await page.fill("#password", "secret1")
+    await page.click("#submit")
+    await page.wait_for_url(stack.web_url + "/")
+    await expect(page.locator("#nav-signout")).to_have_count(1)  # signed in (in the menu)
+    header = await page.locator("#site-header").bounding_box()
+    assert header is not None and header["height"] < 80  # one line (it wrapped onto two)
+    await expect(page.locator("#nav-orders")).to_be_hidden()
+    await page.click("#nav-menu")
+    await page.click("#menu-my-tickets")
+    await page.wait_for_url(re.compile(r"/my-tickets/?$"))
+    await expect(page.locator("#no-my-tickets")).to_be_visible()
+    await snap(page, "14-phone-menu")
+    await page.context.close()
