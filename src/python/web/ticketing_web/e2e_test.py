@@ -7,8 +7,11 @@ Screenshots of each main page go to $E2E_ARTIFACTS_DIR (default: a temp folder).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
+import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -537,3 +540,70 @@ async def test_on_a_phone_the_header_is_one_line_and_its_menu_leads_everywhere(
     await expect(page.locator("#no-my-tickets")).to_be_visible()
     await snap(page, "14-phone-menu")
     await page.context.close()
+
+
+AXE_PACKAGE = Path("src/python/web/testing/axe")  # pinned axe-core (package-lock.json)
+SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+  .filter((v) => ["serious", "critical"].includes(v.impact))
+  .map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" "))}))"""
+
+
+@pytest.fixture(scope="session")
+def axe_script(tmp_path_factory) -> Path:
+    """axe-core from the npm registry, at the version the lockfile pins (once a run)."""
+    target = tmp_path_factory.mktemp("axe")
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(AXE_PACKAGE / name, target / name)
+    npm = shutil.which("npm")
+    assert npm, "npm not found (Node.js is a prerequisite)"
+    done = subprocess.run(
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"npm ci (axe-core) failed:\n{done.stdout}\n{done.stderr}"
+    return target / "node_modules" / "axe-core" / "axe.min.js"
+
+
+async def serious_violations(page: Page, axe: Path) -> list[dict]:
+    await page.wait_for_load_state("networkidle")
+    await page.add_script_tag(path=str(axe))
+    return await page.evaluate(SERIOUS)
+
+
+async def test_every_page_has_no_serious_accessibility_violation(
+    stack: Stack, browser, axe_script
+) -> None:
+    """axe-core on each page, as a visitor and as a signed-in buyer: 0 serious or
+    critical violations (labels, contrast, names of buttons and links, ...)."""
+    page = await new_user_page(browser)
+    found: dict[str, list[dict]] = {}
+    for path in ("/", "/auth/signup", "/auth/signin", "/no/such/page"):
+        await page.goto(stack.web_url + path)
+        found[path] = await serious_violations(page, axe_script)
+    await sign_up(page, stack, "a11y@test.com")
+    await sell(page, stack, "Accessible gig", "12")
+    await page.goto(stack.web_url + "/tickets/new")
+    found["/tickets/new"] = await serious_violations(page, axe_script)
+    await page.goto(stack.web_url + "/my-tickets")
+    found["/my-tickets"] = await serious_violations(page, axe_script)
+    buyer = await new_user_page(browser)
+    await sign_up(buyer, stack, "a11y-buyer@test.com")
+    await buyer.goto(stack.web_url + "/?q=accessible")
+    await expect(buyer.locator("#ticket-count")).to_have_text("1 ticket")
+    found["/ (signed in, a search)"] = await serious_violations(buyer, axe_script)
+    await buyer.locator(".ticket-row").get_by_role("link", name="View").click()
+    await buyer.wait_for_url("**/tickets/*")
+    found["/tickets/<id>"] = await serious_violations(buyer, axe_script)
+    await buyer.click("#purchase")
+    await buyer.wait_for_url("**/orders/*")
+    found["/orders/<id>"] = await serious_violations(buyer, axe_script)
+    await buyer.goto(stack.web_url + "/orders")
+    found["/orders"] = await serious_violations(buyer, axe_script)
+    await page.context.close()
+    await buyer.context.close()
+    failing = {path: v for path, v in found.items() if v}
+    assert not failing, json.dumps(failing, indent=1)

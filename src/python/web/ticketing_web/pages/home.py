@@ -32,18 +32,18 @@ def search_form() -> rx.Component:
         rx.flex(
             labelled(
                 "Search",
-                rx.input(name="q", id="q", placeholder="e.g. jazz", default_value=search.get("q", "")),
+                rx.input(name="q", id="q", aria_label="Search", placeholder="e.g. jazz", default_value=search.get("q", "")),
                 "q",
             ),
             labelled(
                 "Min price",
-                rx.input(name="min", id="min", type="number", min=0, step="0.01", width="7em",
+                rx.input(name="min", id="min", aria_label="Min price", type="number", min=0, step="0.01", width="7em",
                          default_value=search.get("min", "")),
                 "min",
             ),
             labelled(
                 "Max price",
-                rx.input(name="max", id="max", type="number", min=0, step="0.01", width="7em",
+                rx.input(name="max", id="max", aria_label="Max price", type="number", min=0, step="0.01", width="7em",
                          default_value=search.get("max", "")),
                 "max",
             ),
@@ -99,7 +99,11 @@ def index() -> rx.Component:
     empty = rx.card(
         rx.vstack(
             rx.text("No tickets for sale yet.", size="4", weight="medium"),
-            rx.text("Got one you can't use? ", rx.link("Sell it here", href="/tickets/new"), "."),
+            rx.text(
+                "Got one you can't use? ",
+                rx.link("Sell it here", href="/tickets/new", underline="always"),
+                ".",
+            ),
             spacing="2",
         ),
         id="no-tickets",

@@ -24,10 +24,10 @@ def _status_badge(order: rx.Var) -> rx.Component:
     return rx.match(
         order["status"],
         *[
-            (status, rx.badge(order["status_text"], color_scheme=c))
+            (status, rx.badge(order["status_text"], color_scheme=c, high_contrast=True))
             for status, c in STATUS_COLOURS.items()
         ],
-        rx.badge(order["status_text"]),
+        rx.badge(order["status_text"], high_contrast=True),
     )
 
 
@@ -49,7 +49,9 @@ def order_list() -> rx.Component:
         table_id="orders",
     )
     empty = rx.card(
-        rx.text("You have no orders yet. ", rx.link("Find a ticket", href="/"), "."),
+        rx.text(
+            "You have no orders yet. ", rx.link("Find a ticket", href="/", underline="always"), "."
+        ),
         id="no-orders",
     )
     return page(

@@ -43,16 +43,26 @@ def _details() -> rx.Component:
             ),
             rx.match(
                 TicketDetailState.ticket["status"],
-                ("sold", rx.badge("Sold", color_scheme="gray", size="3", id="ticket-sold")),
+                (
+                    "sold",
+                    rx.badge(
+                        "Sold", color_scheme="gray", size="3", high_contrast=True, id="ticket-sold"
+                    ),
+                ),
                 (
                     "reserved",
                     rx.badge(
-                        "Reserved — may come back", color_scheme="amber", id="ticket-reserved"
+                        "Reserved — may come back",
+                        color_scheme="amber",
+                        high_contrast=True,
+                        id="ticket-reserved",
                     ),
                 ),
                 rx.cond(
                     TicketDetailState.is_owner,
-                    rx.badge("You are selling this ticket", color_scheme="green"),
+                    rx.badge(
+                        "You are selling this ticket", color_scheme="green", high_contrast=True
+                    ),
                 ),
             ),
             spacing="3",
@@ -167,7 +177,9 @@ def my_tickets() -> rx.Component:
     )
     empty = rx.card(
         rx.text(
-            "You have not listed a ticket yet. ", rx.link("Sell one", href="/tickets/new"), "."
+            "You have not listed a ticket yet. ",
+            rx.link("Sell one", href="/tickets/new", underline="always"),
+            ".",
         ),
         id="no-my-tickets",
     )
