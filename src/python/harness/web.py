@@ -12,8 +12,14 @@ import ticketing_web
 from harness.servers import LOOPBACK, ServerProcess, free_port, python_path
 
 # What the container image puts in its app root (src/python/web/Dockerfile): the
-# package itself comes from the pex there.
-IMAGE_APP_FILES = ("rxconfig.py", "reflex.lock", "tools/package.json", "tools/package-lock.json")
+# package itself comes from its wheel, installed there.
+IMAGE_APP_FILES = (
+    "rxconfig.py",
+    "reflex.lock",
+    "tools/package.json",
+    "tools/package-lock.json",
+    "assets",
+)
 APP_FILES = ("ticketing_web", *IMAGE_APP_FILES)
 
 

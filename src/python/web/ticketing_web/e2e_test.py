@@ -446,7 +446,7 @@ async def test_a_buyer_searches_filters_sorts_and_pages_through_every_match(
     await expect(page.locator("#load-more")).to_have_count(0)
     prices = [float(p.strip("$")) for p in await page.locator(".ticket-price").all_inner_texts()]
     assert prices == sorted(prices) and len(prices) == 55
-    await snap(page, "10-search-all-pages")
+    await snap(page, "15-search-all-pages")
 
     # a narrower search from the form: into the URL, and back again
     await page.fill("#max", "10")
@@ -491,7 +491,7 @@ async def test_a_long_title_someone_elses_order_and_the_orders_countdown(
         for cell in (row.locator(".ticket-price"), row.get_by_role("link", name="View")):
             box = await cell.bounding_box()
             assert box is not None and box["x"] + box["width"] <= width, (name, box)
-        await snap(page, f"11-long-title-{name}")
+        await snap(page, f"16-long-title-{name}")
         await page.context.close()
 
     # a buyer orders it; another user opens that order's page
@@ -508,7 +508,7 @@ async def test_a_long_title_someone_elses_order_and_the_orders_countdown(
     await sign_up(other, stack, "nosy@test.com")
     await other.goto(order_url)
     await expect(other.locator("#not-yours")).to_be_visible()
-    await snap(other, "12-not-your-order")
+    await snap(other, "17-not-your-order")
     await other.context.close()
 
     # My orders: the unpaid order's time left moves without a reload
@@ -580,6 +580,14 @@ async def test_every_page_has_no_serious_accessibility_violation(
     """axe-core on each page, as a visitor and as a signed-in buyer: 0 serious or
     critical violations (labels, contrast, names of buttons and links, ...)."""
     page = await new_user_page(browser)
+    errors: list[str] = []
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
+    await page.goto(stack.web_url + "/")
+    await page.wait_for_load_state("networkidle")
+    assert not [e for e in errors if "favicon" in e or "404" in e], errors  # it had none
     found: dict[str, list[dict]] = {}
     for path in ("/", "/auth/signup", "/auth/signin", "/no/such/page"):
         await page.goto(stack.web_url + path)
