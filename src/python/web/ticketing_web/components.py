@@ -89,6 +89,21 @@ def page(*children: rx.Component, title: str) -> rx.Component:
     )
 
 
+def list_page(
+    *, title: str, loaded: rx.Var, items: rx.Var, table: rx.Component, empty: rx.Component
+) -> rx.Component:
+    """A page listing the signed-in user's things: a spinner, then the table or what to
+    do when there is nothing (with a service down, the banner instead of either)."""
+    return page(
+        rx.cond(
+            loaded,
+            rx.cond(items.length() > 0, table, empty),
+            rx.cond(SessionState.banner == "", rx.center(rx.spinner(size="3"), padding="2em")),
+        ),
+        title=title,
+    )
+
+
 def form_errors() -> rx.Component:
     return rx.foreach(
         FormState.form_errors,

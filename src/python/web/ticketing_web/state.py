@@ -12,6 +12,7 @@ import asyncio
 import math
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -144,6 +145,18 @@ class SessionState(rx.State):
         if not self.user_id and not self.banner:
             return rx.redirect(self._signin_link())
         return None
+
+    async def _signed_in_list(
+        self, fetch: Callable[[str], Awaitable[ApiResult]]
+    ) -> tuple[Any, list[dict[str, Any]]]:
+        """A list page of the signed-in user's: (the way to sign in, or None; the items
+        the service gave, none if it failed — the banner says why)."""
+        redirect = await self.require_user()
+        if redirect is not None:
+            return redirect, []
+        result = await fetch(self._session())
+        self._note(result)
+        return None, result.data if result.ok and isinstance(result.data, list) else []
 
 
 class FormState(SessionState):
@@ -453,15 +466,10 @@ class MyTicketsState(SessionState):
     @rx.event
     async def load(self) -> Any:
         self.loaded = False
-        redirect = await self.require_user()
-        if redirect is not None:
-            return redirect
-        result = await SERVICES.my_tickets(self._session())
-        self._note(result)
-        found = result.data if result.ok and isinstance(result.data, list) else []
+        redirect, found = await self._signed_in_list(SERVICES.my_tickets)
         self.tickets = [my_ticket_view(t) for t in found]
         self.loaded = True
-        return None
+        return redirect
 
 
 class OrderListState(SessionState):
@@ -472,12 +480,9 @@ class OrderListState(SessionState):
     @rx.event
     async def load(self) -> Any:
         self.loaded = False
-        redirect = await self.require_user()
+        redirect, orders = await self._signed_in_list(SERVICES.list_orders)
         if redirect is not None:
             return redirect
-        result = await SERVICES.list_orders(self._session())
-        self._note(result)
-        orders = result.data if result.ok and isinstance(result.data, list) else []
         self._raw = list(reversed(orders))  # newest first
         self.orders = [order_view(o) for o in self._raw]
         self.loaded = True

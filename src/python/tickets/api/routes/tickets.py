@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
@@ -15,6 +16,7 @@ from common.responses import ModelResponse
 from tickets import browse as browse_rules
 from tickets import repository
 from tickets.browse import Browse, Sort
+from tickets.repository import Doc
 from tickets.schemas import MyTicketOut, TicketIn, TicketOut
 
 router = APIRouter(prefix="/api/tickets", tags=["tickets"])
@@ -50,6 +52,23 @@ async def create_ticket(body: TicketIn, user: LimitedWriter, outbox: OutboxDep) 
     return ModelResponse(repository.to_out(doc), status.HTTP_201_CREATED)
 
 
+PageSize = Annotated[int, Query(ge=1, le=200, description="Page size")]
+Cursor = Annotated[
+    str | None, Query(description=f"The `{NEXT_CURSOR_HEADER}` of the previous page")
+]
+
+
+def _one_page(
+    docs: list[Doc], limit: int, response: Response, cursor_of: Callable[[Doc], str]
+) -> list[Doc]:
+    """The first `limit` of `limit + 1` read; if there were more, `X-Next-Cursor` says
+    where the next page starts."""
+    if len(docs) > limit:
+        docs = docs[:limit]
+        response.headers[NEXT_CURSOR_HEADER] = cursor_of(docs[-1])
+    return docs
+
+
 @router.get(
     "",
     response_model=list[TicketOut],
@@ -60,10 +79,8 @@ async def create_ticket(body: TicketIn, user: LimitedWriter, outbox: OutboxDep) 
 async def list_tickets(
     db: DbDep,
     response: Response,
-    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-    cursor: Annotated[
-        str | None, Query(description=f"The `{NEXT_CURSOR_HEADER}` of the previous page")
-    ] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
     q: Annotated[str | None, Query(description="Words that must all be in the title")] = None,
     min_price: Annotated[float | None, Query(alias="minPrice", ge=0, le=1_000_000)] = None,
     max_price: Annotated[float | None, Query(alias="maxPrice", ge=0, le=1_000_000)] = None,
@@ -83,9 +100,7 @@ async def list_tickets(
         after=browse_rules.parse_cursor(cursor, sort),
     )
     docs = await repository.list_for_sale(db, browse, limit=limit + 1)
-    if len(docs) > limit:
-        docs = docs[:limit]
-        response.headers[NEXT_CURSOR_HEADER] = browse.cursor_of(docs[-1])
+    docs = _one_page(docs, limit, response, browse.cursor_of)
     if count:  # asked for only: counting costs as much as the page (BENCHMARKS.md)
         response.headers[TOTAL_COUNT_HEADER] = str(await repository.count_for_sale(db, browse))
     return [repository.to_out(doc) for doc in docs]
@@ -102,21 +117,15 @@ async def my_tickets(
     user: RequiredUser,
     db: DbDep,
     response: Response,
-    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-    cursor: Annotated[
-        str | None, Query(description=f"The `{NEXT_CURSOR_HEADER}` of the previous page")
-    ] = None,
+    limit: PageSize = 50,
+    cursor: Cursor = None,
 ) -> list[MyTicketOut]:
     """What a seller tracks: each of their tickets with its `status` (available,
     reserved — with `reservedUntil`, when the buyer's order expires — or sold, at its
     `price`). Paged like the list."""
-    before = parse_object_id(cursor) if cursor else None
-    if cursor and before is None:
-        raise BadRequestError("Invalid cursor", field="cursor")
+    before = browse_rules.parse_cursor(cursor, Sort.NEWEST)
     docs = await repository.list_of_seller(db, user.id, limit=limit + 1, before=before)
-    if len(docs) > limit:
-        docs = docs[:limit]
-        response.headers[NEXT_CURSOR_HEADER] = str(docs[-1]["_id"])
+    docs = _one_page(docs, limit, response, lambda doc: str(doc["_id"]))
     return [repository.to_mine(doc) for doc in docs]
 
 

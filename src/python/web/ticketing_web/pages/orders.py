@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import WRAP_ANYWHERE, data_table, form_errors, page
+from ticketing_web.components import WRAP_ANYWHERE, data_table, form_errors, list_page, page
 from ticketing_web.state import (
     DECLINED_CARD,
     SETTINGS,
@@ -54,13 +54,12 @@ def order_list() -> rx.Component:
         ),
         id="no-orders",
     )
-    return page(
-        rx.cond(
-            OrderListState.loaded,
-            rx.cond(OrderListState.orders.length() > 0, table, empty),
-            rx.cond(OrderListState.banner == "", rx.center(rx.spinner(size="3"), padding="2em")),
-        ),
+    return list_page(
         title="My orders",
+        loaded=OrderListState.loaded,
+        items=OrderListState.orders,
+        table=table,
+        empty=empty,
     )
 
 

@@ -10,6 +10,7 @@ from ticketing_web.components import (
     field,
     form_card,
     form_errors,
+    list_page,
     page,
     submit,
 )
@@ -183,11 +184,10 @@ def my_tickets() -> rx.Component:
         ),
         id="no-my-tickets",
     )
-    return page(
-        rx.cond(
-            MyTicketsState.loaded,
-            rx.cond(MyTicketsState.tickets.length() > 0, table, empty),
-            rx.cond(MyTicketsState.banner == "", rx.center(rx.spinner(size="3"), padding="2em")),
-        ),
+    return list_page(
         title="My tickets",
+        loaded=MyTicketsState.loaded,
+        items=MyTicketsState.tickets,
+        table=table,
+        empty=empty,
     )
