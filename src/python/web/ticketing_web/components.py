@@ -145,11 +145,18 @@ def form_card(*children: rx.Component, on_submit, form_id: str) -> rx.Component:
     )
 
 
-def data_table(headers: dict[str, str], rows: rx.Var, row, *, table_id: str) -> rx.Component:
+# Text a user wrote (a title) breaks anywhere rather than overflow its box.
+WRAP_ANYWHERE = {"overflow_wrap": "anywhere", "word_break": "break-word"}
+
+
+def data_table(
+    headers: dict[str, str], rows: rx.Var, row, *, table_id: str, card=None
+) -> rx.Component:
     """A table: one header cell per title (with its column's width), one row per item
     (`row(item)` builds it). Fixed layout: a long title wraps in its column instead of
-    pushing the others out of sight."""
-    return rx.table.root(
+    pushing the others out of sight. With `card(item)`: under 520 px a stack of cards
+    instead (the table from there up)."""
+    table = rx.table.root(
         rx.table.header(
             rx.table.row(*(rx.table.column_header_cell(h, width=w) for h, w in headers.items()))
         ),
@@ -159,7 +166,25 @@ def data_table(headers: dict[str, str], rows: rx.Var, row, *, table_id: str) -> 
         table_layout="fixed",
         id=table_id,
     )
+    if card is None:
+        return table
+    cards = rx.vstack(
+        rx.foreach(rows, card), spacing="2", width="100%", id=f"{table_id}-cards", display=PHONE
+    )
+    return rx.fragment(rx.box(table, width="100%", display=NOT_PHONE), cards)
 
 
-# Text a user wrote (a title) breaks anywhere rather than overflow its box.
-WRAP_ANYWHERE = {"overflow_wrap": "anywhere", "word_break": "break-word"}
+PHONE, NOT_PHONE = ["flex", "none"], ["none", "block"]  # below 520 px / from there up
+
+
+def item_card(title: rx.Var, *lines: rx.Component, class_name: str) -> rx.Component:
+    """One item of a list, as a card: its title (wrapping), then its other fields."""
+    return rx.card(
+        rx.vstack(
+            rx.text(title, weight="medium", style=WRAP_ANYWHERE),
+            *lines,
+            spacing="1",
+        ),
+        width="100%",
+        class_name=class_name,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import WRAP_ANYWHERE, data_table, page
+from ticketing_web.components import WRAP_ANYWHERE, data_table, item_card, page
 from ticketing_web.state import TicketListState
 
 
@@ -71,12 +71,26 @@ def sort_links() -> rx.Component:
     )
 
 
+def ticket_card(ticket: rx.Var) -> rx.Component:
+    return item_card(
+        ticket["title"],
+        rx.hstack(
+            rx.text(ticket["price"], class_name="ticket-card-price"),
+            rx.link("View", href="/tickets/" + ticket["id"].to(str)),
+            justify="between",
+            width="100%",
+        ),
+        class_name="ticket-card",
+    )
+
+
 def index() -> rx.Component:
     table = data_table(
         {"Title": "60%", "Price": "22%", "Link": "18%"},
         TicketListState.tickets,
         ticket_row,
         table_id="tickets",
+        card=ticket_card,
     )
     results = rx.vstack(
         rx.hstack(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import reflex as rx
 
-from ticketing_web.components import WRAP_ANYWHERE, data_table, form_errors, list_page, page
+from ticketing_web.components import (
+    WRAP_ANYWHERE,
+    data_table,
+    form_errors,
+    item_card,
+    list_page,
+    page,
+)
 from ticketing_web.state import (
     DECLINED_CARD,
     SETTINGS,
@@ -41,12 +48,27 @@ def order_row(order: rx.Var) -> rx.Component:
     )
 
 
+def order_card(order: rx.Var) -> rx.Component:
+    return item_card(
+        order["title"],
+        rx.hstack(
+            rx.text(order["price"]),
+            _status_badge(order),
+            spacing="3",
+            class_name="order-card-status",
+        ),
+        rx.link("View", href="/orders/" + order["id"].to(str)),
+        class_name="order-card",
+    )
+
+
 def order_list() -> rx.Component:
     table = data_table(
         {"Ticket": "36%", "Price": "18%", "Status": "30%", "Link": "16%"},
         OrderListState.orders,
         order_row,
         table_id="orders",
+        card=order_card,
     )
     empty = rx.card(
         rx.text(

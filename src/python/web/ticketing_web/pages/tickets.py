@@ -10,6 +10,7 @@ from ticketing_web.components import (
     field,
     form_card,
     form_errors,
+    item_card,
     list_page,
     page,
     submit,
@@ -169,12 +170,26 @@ def _my_ticket_row(ticket: rx.Var) -> rx.Component:
     )
 
 
+def _my_ticket_card(ticket: rx.Var) -> rx.Component:
+    return item_card(
+        ticket["title"],
+        rx.text(ticket["price"], " · ", ticket["state"], class_name="my-ticket-card-state"),
+        rx.cond(
+            ticket["why_not"] == "",
+            rx.link("Edit", href="/tickets/" + ticket["id"].to(str)),
+            rx.text(ticket["why_not"], size="1", color_scheme="gray"),
+        ),
+        class_name="my-ticket-card",
+    )
+
+
 def my_tickets() -> rx.Component:
     table = data_table(
         {"Ticket": "34%", "Price": "16%", "State": "25%", "": "25%"},
         MyTicketsState.tickets,
         _my_ticket_row,
         table_id="my-tickets",
+        card=_my_ticket_card,
     )
     empty = rx.card(
         rx.text(
