@@ -79,6 +79,12 @@ class Pod:
         [found] = [c for c in spec["containers"] if c["name"] == (container or service)]
         return cls(name=f"{service}-depl-test", container=found, spec=spec)
 
+    @property
+    def container_port(self) -> int:
+        """The one port the container listens on (the manifests name one each)."""
+        [port] = [p["containerPort"] for p in self.container["ports"]]
+        return port
+
     def env(self, cluster: Cluster) -> dict[str, str]:
         """The container's variables in order, each `$(VAR)` replaced by an earlier one."""
         values: dict[str, str] = {}
@@ -131,17 +137,15 @@ class Pod:
             args += ["--memory", _bytes(limits["memory"])]
         if "cpu" in limits:
             args += ["--cpus", _cpus(limits["cpu"])]
-        [port] = [p["containerPort"] for p in self.container["ports"]]
-        args += ["--publish", f"127.0.0.1::{port}"]
+        args += ["--publish", f"127.0.0.1::{self.container_port}"]
         for name, value in self.env(cluster).items():
             args += ["--env", f"{name}={value}"]
         return [*args, image]
 
     def start(self, image: str, cluster: Cluster, aliases: tuple[str, ...] = ()) -> Pod:
         self.container_id = docker("run", "--detach", *self.run_args(image, cluster, aliases))
-        [port] = [p["containerPort"] for p in self.container["ports"]]
         published = json.loads(docker("inspect", self.container_id))[0]["NetworkSettings"]
-        self.port = int(published["Ports"][f"{port}/tcp"][0]["HostPort"])
+        self.port = int(published["Ports"][f"{self.container_port}/tcp"][0]["HostPort"])
         return self
 
     def url(self, path: str = "") -> str:
@@ -150,8 +154,7 @@ class Pod:
     def probe_ok(self, probe: str) -> bool:
         """The manifest's httpGet probe (`livenessProbe`, `readinessProbe`) answers 200."""
         get = self.container[probe]["httpGet"]
-        [port] = [p["containerPort"] for p in self.container["ports"]]
-        assert get["port"] == port, "probes are on the port the pod publishes"
+        assert get["port"] == self.container_port, "probes are on the port the pod publishes"
         try:
             return httpx.get(self.url(get["path"]), timeout=3).status_code == 200
         except httpx.HTTPError:

@@ -64,10 +64,10 @@ async def clear(collection: AsyncCollection[Any], key: str) -> None:
 async def limited_writer(request: Request, user: RequiredUser) -> CurrentUser:
     settings = request.app.state.settings
     budgets = {"minute": settings.user_writes_per_minute, "day": settings.user_writes_per_day}
+    collection = request.app.state.db[USER_WRITES]
     for name, limit in budgets.items():  # the minute first: a refusal there spends no day
         if limit == 0:
             continue  # no limit
-        collection = request.app.state.db[USER_WRITES]
         wait = await reserve(collection, f"{name}:{user.id}", limit=limit, window=WINDOWS[name])
         if wait is not None:
             raise TooManyWrites(retry_after=wait)

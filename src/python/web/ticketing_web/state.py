@@ -81,7 +81,6 @@ def order_view(order: dict[str, Any]) -> dict[str, str]:
         "ticketId": str(ticket.get("id", "")),
         "reason": str(order.get("reason") or ""),  # why the service cancelled it
         "payment": str(order.get("payment") or ""),  # authorized, captured, voided, refunded
-        "expires_at": str(expires_at(order)),  # for the list's countdown
     }
 
 
