@@ -301,6 +301,7 @@ async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, br
 
     # the seller tracks it: reserved (for how long), and not editable meanwhile
     await seller.goto(stack.web_url + "/my-tickets")
+    assert seller.url == stack.web_url + "/my-tickets"  # loaded directly: no slash added
     mine = seller.locator(".my-ticket-row", has_text="Opera, box seat")
     await expect(mine.locator(".my-ticket-state")).to_contain_text("Reserved for 15 more minutes")
     await expect(mine.get_by_role("link", name="Edit")).to_have_count(0)

@@ -9,6 +9,7 @@ import reflex as rx
 
 from common.tracing import configure_tracing
 from ticketing_web.pages import auth, home, orders, tickets
+from ticketing_web.paths import pages_without_trailing_slash
 from ticketing_web.state import (
     FormState,
     MyTicketsState,
@@ -27,7 +28,7 @@ configure_tracing(
     otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 )
 
-app = rx.App()  # theme: rxconfig.py
+app = rx.App(api_transformer=pages_without_trailing_slash)  # theme: rxconfig.py
 app.add_page(home.index, route="/", title="GitTix | Tickets", on_load=TicketListState.load)
 app.add_page(
     home.not_found, route="404", title="GitTix | Page not found", on_load=SessionState.load_user
