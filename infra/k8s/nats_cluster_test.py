@@ -24,11 +24,11 @@ from nats.errors import Error as NatsError
 from common.events import STREAM_NAME, TicketCreatedEvent, TicketUpdatedEvent
 from common.events.contracts import ticketing_stream
 from common.nats_client import NatsClientManager
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.streams import CountingListener, outbox_drained, stream_payloads
-from common.testing.waiting import eventually
 from harness.servers import LOOPBACK, MongoServer, NatsCluster, ServiceProcess
 from orders.repository import ORDERS
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.streams import CountingListener, outbox_drained, stream_payloads
+from testkit.waiting import eventually
 from tickets.repository import TICKETS
 
 CREATES = 1000

@@ -23,9 +23,6 @@ from auth.main import create_auth_app
 from common.events import STREAM_NAME, TICKETING_STREAM
 from common.events.contracts import ticketing_stream
 from common.nats_client import NatsClientManager
-from common.testing.http import app_client
-from common.testing.settings import settings_for
-from common.testing.waiting import eventually
 from expiration.core.config import ExpirationSettings
 from expiration.main import create_expiration_app
 from harness.servers import LOOPBACK, free_port
@@ -33,6 +30,9 @@ from orders.core.config import OrdersSettings
 from orders.main import create_orders_app
 from payments.core.config import PaymentsSettings
 from payments.main import create_payments_app
+from testkit.http import app_client
+from testkit.settings import settings_for
+from testkit.waiting import eventually
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 from pymongo import AsyncMongoClient
 
-from common.testing.auth import TEST_JWT_KEY
 from harness.servers import ServiceProcess
+from testkit.auth import TEST_JWT_KEY
 
 SIGNUPS = 40
 BUDGET_MIB = 256  # the default ARGON2_MEMORY_BUDGET_MIB: 4 hashes of 64 MiB at once

@@ -5,9 +5,9 @@ import pytest
 
 from auth.core.config import AuthSettings
 from auth.main import create_auth_app
-from common.testing.fixtures import *  # noqa: F403
-from common.testing.http import app_client
-from common.testing.settings import settings_for
+from testkit.fixtures import *  # noqa: F403
+from testkit.http import app_client
+from testkit.settings import settings_for
 
 # Cheap argon2 parameters: tests exercise the logic, not the cost.
 FAST_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_kib": 1024}

@@ -1,7 +1,7 @@
 """Fuzz the auth service (a real process, real Mongo-wire server) through its OpenAPI."""
 
-from common.testing.auth import TEST_JWT_KEY
-from common.testing.fuzz import fuzz_service
+from testkit.auth import TEST_JWT_KEY
+from testkit.fuzz import fuzz_service
 
 
 def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(

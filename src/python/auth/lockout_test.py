@@ -13,7 +13,7 @@ import httpx
 
 from auth.devices import DEVICE_COOKIE
 from auth.main import create_auth_app
-from common.testing.http import app_client
+from testkit.http import app_client
 
 SIGNUP, SIGNIN = "/api/users/signup", "/api/users/signin"
 VICTIM = {"email": "victim@test.com", "password": "secret1"}

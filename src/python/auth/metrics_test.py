@@ -3,9 +3,9 @@
 import asyncio
 
 from auth.main import create_auth_app
-from common.metrics_test import scrape, value
-from common.testing.http import app_client
-from common.testing.waiting import eventually
+from testkit.http import app_client
+from testkit.metrics import scrape, value
+from testkit.waiting import eventually
 
 
 async def test_the_argon2_queue_length_is_on_metrics(make_settings, clean_db, nats_manager):

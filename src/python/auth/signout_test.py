@@ -11,10 +11,10 @@ from auth.core.config import AuthSettings
 from auth.main import create_auth_app
 from common.auth import SESSION_COOKIE, decode_session
 from common.events import STREAM_NAME
-from common.testing.auth import TEST_JWT_KEY
-from common.testing.http import app_client
-from common.testing.settings import settings_for
-from common.testing.waiting import eventually
+from testkit.auth import TEST_JWT_KEY
+from testkit.http import app_client
+from testkit.settings import settings_for
+from testkit.waiting import eventually
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 

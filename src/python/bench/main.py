@@ -222,7 +222,7 @@ def bench_uri(uri: str) -> str:
     an insert's server CPU goes from 1.3 ms (500 writes made) to 7 ms (10,000) and 25 ms
     (12,000), against 0.7-1.0 ms throughout without them. MongoDB keeps one record per
     session. Left on, a run measures how many writes came before, not the path
-    (BENCHMARKS.md, session 7). The services' own default stays on."""
+    (BENCHMARKS.md). The services' own default stays on."""
     return f"{uri}&retryWrites=false"
 
 

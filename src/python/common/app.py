@@ -5,7 +5,7 @@ ensure the stream (for services with `EventingSettings`), then the outbox relay 
 every listener. Serve `/healthz` and `/readyz`. Stop (SIGINT/SIGTERM, via uvicorn):
 stop accepting, finish in-flight requests, stop the listeners, the relay's last flush,
 drain NATS, close Mongo, exit 0. If NATS closes for good while running, the process
-exits 1 so the orchestrator restarts it (the seed's `process.exit()`).
+exits 1 so the orchestrator restarts it (the original's `process.exit()`).
 """
 
 from __future__ import annotations
@@ -37,16 +37,16 @@ from common.errors import (
 )
 from common.events.listener import Listener
 from common.limits import LIMIT_INDEXES
-from common.logs import configure_logging
-from common.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from common.metrics import HttpMetricsMiddleware, Metrics
 from common.middleware import RequestContextMiddleware
 from common.mongo import create_mongo_client, ensure_indexes, ping
 from common.nats_client import NatsClientManager
+from common.observability.logs import configure_logging
+from common.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from common.observability.metrics import HttpMetricsMiddleware, Metrics
+from common.observability.tracing import ServerSpans, configure_tracing, shutdown_tracing
 from common.outbox import Outbox, outbox_indexes
 from common.revocations import RevokedSessions
 from common.settings import NatsSettings, ProcessSettings, ServiceSettings
-from common.tracing import ServerSpans, configure_tracing, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 """Probes and scrapes: many a minute, nothing to follow."""
 
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
-"""FastAPI's own OpenTelemetry is off: HTTP spans are `common.tracing.ServerSpans`'
-(cheaper), HTTP metrics `common.metrics`' (Prometheus), errors logged by ours."""
+"""FastAPI's own OpenTelemetry is off: HTTP spans are `common.observability.tracing.ServerSpans`'
+(cheaper), HTTP metrics `common.observability.metrics`' (Prometheus), errors logged by ours."""
 
 
 class Worker(Protocol):

@@ -15,11 +15,11 @@ from common.app import create_app, run_service
 from common.deps import DbDep
 from common.nats_client import NatsConnectError
 from common.settings import EventingSettings, ServiceSettings, load_settings
-from common.testing.auth import TEST_JWT_KEY
-from common.testing.fakes import RecordingNats
-from common.testing.http import app_client
-from common.testing.waiting import eventually
 from harness.servers import python_path
+from testkit.auth import TEST_JWT_KEY
+from testkit.fakes import RecordingNats
+from testkit.http import app_client
+from testkit.waiting import eventually
 
 router = APIRouter()
 

@@ -69,7 +69,7 @@ VERIFIED_TOKENS_KEPT = 4096
 _verified: dict[tuple[str, str], CurrentUser] = {}
 """(token, key) -> its user: tokens whose signature and claims were checked. A client
 sends the same token with every request; checking it again cost ~7 % of a create's
-CPU (BENCHMARKS.md, session 7). Only expiry can change, so a hit re-checks that."""
+CPU. Only expiry can change, so a hit re-checks that."""
 
 
 def verify_jwt(token: str, key: str) -> CurrentUser | None:

@@ -19,7 +19,7 @@ from common.auth import (
     verify_jwt,
 )
 from common.errors import install_error_handlers
-from common.testing.auth import session_cookie
+from testkit.auth import session_cookie
 
 KEY = "unit-test-key-of-at-least-32-bytes"
 

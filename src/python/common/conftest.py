@@ -1,1 +1,1 @@
-from common.testing.fixtures import *  # noqa: F403
+from testkit.fixtures import *  # noqa: F403

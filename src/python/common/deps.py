@@ -1,7 +1,7 @@
 """FastAPI dependencies for what the app factory puts on `app.state`.
 
 Routes ask for these instead of importing globals, so tests can override them
-(`app.dependency_overrides[get_outbox] = lambda: fake`), like the seed's `__mocks__`.
+(`app.dependency_overrides[get_outbox] = lambda: fake`), like the original's `__mocks__`.
 They are `async def` on purpose: FastAPI runs a plain `def` dependency in a thread
 pool, a hop per dependency per request (measured: ~5% of the tickets service's time).
 """

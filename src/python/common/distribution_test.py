@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 from common.events import STREAM_NAME
-from common.testing.streams import stream_messages
+from testkit.streams import stream_messages
 
 OUTSIDER = """
 import asyncio, sys

@@ -8,8 +8,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common import logs
 from common.errors import CustomError, PayloadTooLargeError, UnsupportedMediaTypeError
+from common.observability import logs
 
 REQUEST_ID_HEADER = "x-request-id"
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})

@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
 from common.errors import ConflictError
-from common.tracing import exporting, tracer
+from common.observability.tracing import exporting, tracer
 
 Document = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""The NATS client manager: the seed's `NatsWrapper`, done the asyncio way.
+"""The NATS client manager: the original's `NatsWrapper`, done the asyncio way.
 
 One per process (services keep it on `app.state`, routes get it by dependency, so tests
 can swap in a fake). `connect()` awaits the connection and raises if it cannot be made;
@@ -105,7 +105,7 @@ class NatsClientManager:
         server, the learnt ones too (nats-py would send them only to the URL's own).
 
         `on_unexpected_close` runs if the connection closes for good while not shutting
-        down — services use it to exit non-zero, as the seed's `process.exit()` does.
+        down — services use it to exit non-zero, as the original's `process.exit()` does.
         """
         self._on_unexpected_close = on_unexpected_close
         self._closing = False

@@ -16,8 +16,8 @@ from common.nats_client import (
     redacted,
     server_urls,
 )
-from common.testing.waiting import eventually
 from harness.servers import NatsServer
+from testkit.waiting import eventually
 
 
 def test_client_and_jetstream_raise_before_connecting():

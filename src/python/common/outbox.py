@@ -5,7 +5,7 @@ for ONE database write per change.
 Here the event is stored IN the document it describes, by the same single-document
 write that makes the change (MongoDB applies one document's write atomically: no
 multi-document transaction, one round trip), then published at once, awaiting
-JetStream's ack (bounded by the publish timeout: the seed's "awaiting publication"):
+JetStream's ack (bounded by the publish timeout: the original's "awaiting publication"):
 
     doc = await outbox.insert("tickets", doc, TicketCreatedEvent(...))
     doc = await outbox.update("tickets", doc, {"title": t}, lambda new: TicketUpdatedEvent(...))
@@ -56,15 +56,15 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 from common.events.contracts import DUPLICATE_WINDOW_SECONDS, Event
 from common.events.publisher import DEFAULT_PUBLISH_TIMEOUT, PublishError, publish_raw
 from common.mongo import Document, VersionConflict
+from common.observability.tracing import current_carrier
 from common.tasks import Loop
-from common.tracing import current_carrier
 
 log = logging.getLogger(__name__)
 
 PENDING = "_outbox"
 """The field of a document that holds its recent events: [{id, subject, data, at, w, n,
 trace?}] (`w`, `n`: the writer and its number for the event; `trace`: the trace
-context it was recorded in, `common.tracing`)."""
+context it was recorded in, `common.observability.tracing`)."""
 
 WRITERS = "outbox_writers"
 """One row per live writer (process): {_id, mark, beat, at, host, stopped?}."""
@@ -128,14 +128,13 @@ async def find_by_id(collection: Any, doc_id: Any) -> Document | None:
     """The document with this `_id`, read whole: its `_outbox` is what lets an update of
     it drop the sent entries in the same write (responses are built field by field and
     never show it). No projection: it costs the MongoDB-wire stand-in ~100 µs of CPU
-    per read, a fifth of the read (BENCHMARKS.md, session 7)."""
+    per read, a fifth of the read."""
     return await collection.find_one({"_id": doc_id})
 
 
 def outbox_indexes(collections: Iterable[str]) -> dict[str, list[Any]]:
     """None: the outbox's queries by writer run only after a crash or an overflow, and
-    an index on the array would cost every insert about half again (BENCHMARKS.md,
-    session 9)."""
+    an index on the array would cost every insert about half again."""
     return {}
 
 

@@ -21,9 +21,9 @@ from common.events import (
 from common.mongo import VersionConflict
 from common.outbox import PENDING, WRITERS, Outbox, unsent_count
 from common.settings import NatsSettings
-from common.testing.fakes import RecordingNats
-from common.testing.streams import outbox_drained, stream_messages
-from common.testing.waiting import eventually
+from testkit.fakes import RecordingNats
+from testkit.streams import outbox_drained, stream_messages
+from testkit.waiting import eventually
 
 ITEMS = "items"
 

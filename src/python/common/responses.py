@@ -10,8 +10,8 @@ class ModelResponse(Response):
     """`model` as JSON (pydantic's own serializer; `None` fields left out, as the
     original leaves them out). Routes return this rather than the model: FastAPI would
     dump the model, validate the dump against the route's `response_model` and dump it
-    again — measured, ~70 µs of a read's ~650 µs of CPU in-process (BENCHMARKS.md,
-    session 7). The route's `response_model` still documents the body."""
+    again — measured, ~70 µs of a read's ~650 µs of CPU in-process. The route's `response_model` still documents the body.
+    """
 
     media_type = "application/json"
 

@@ -5,7 +5,7 @@ import time
 
 from common.events import SessionRevokedEvent, publish
 from common.revocations import RevokedSessions
-from common.testing.waiting import eventually
+from testkit.waiting import eventually
 
 
 def revocation(jti: str, *, expires_in: int = 3600) -> SessionRevokedEvent:

@@ -14,10 +14,10 @@ from common.deps import OutboxDep
 from common.events import Listener, TicketCreatedEvent
 from common.replica import apply_in_order
 from common.settings import EventingSettings
-from common.testing.auth import TEST_JWT_KEY
-from common.testing.http import app_client
-from common.testing.streams import outbox_drained, stream_messages
-from common.testing.waiting import eventually
+from testkit.auth import TEST_JWT_KEY
+from testkit.http import app_client
+from testkit.streams import outbox_drained, stream_messages
+from testkit.waiting import eventually
 
 ITEMS = "items"
 router = APIRouter()

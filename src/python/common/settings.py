@@ -1,6 +1,6 @@
 """Settings from the environment (pydantic-settings), checked once at start.
 
-A missing or invalid variable stops the process with one line naming it — the seed's
+A missing or invalid variable stops the process with one line naming it — the original's
 `NATS_URL must be defined` — instead of a failure on the first request.
 """
 
@@ -71,7 +71,7 @@ class ServiceSettings(ProcessSettings):
 class NatsSettings(ProcessSettings):
     """A process that publishes or listens to events.
 
-    The seed's NATS_CLUSTER_ID has no JetStream meaning and is not read: the stream
+    The original's NATS_CLUSTER_ID has no JetStream meaning and is not read: the stream
     name is fixed (`TICKETING`) by the events contract.
     """
 

@@ -9,9 +9,9 @@ from nats.errors import Error as NatsError
 from common.events import STREAM_NAME, TICKETING_STREAM
 from common.events.contracts import ticketing_stream
 from common.service_template_test import ItemCopier, template_app
-from common.testing.http import app_client
-from common.testing.streams import stream_messages
-from common.testing.waiting import eventually
+from testkit.http import app_client
+from testkit.streams import stream_messages
+from testkit.waiting import eventually
 
 DAY = 86_400.0
 

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.streams import stream_messages
-from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.streams import stream_messages
+from testkit.waiting import eventually
 
 
 class Services:

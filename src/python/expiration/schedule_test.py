@@ -4,9 +4,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from common.events import STREAM_NAME
-from common.testing.streams import stream_messages
-from common.testing.waiting import eventually
 from expiration.schedule import at_second, cancel_expiration, schedule_expiration
+from testkit.streams import stream_messages
+from testkit.waiting import eventually
 
 
 def test_the_schedule_is_to_the_second_rounded_up_never_early():

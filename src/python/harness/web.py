@@ -1,44 +1,15 @@
-"""The web client as a managed subprocess (for the local stack and the browser tests)."""
+"""The web client as a managed subprocess (for the local stack and the browser tests).
+
+It runs `python -m ticketing_web.launcher`; the harness imports no app package."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
-import ticketing_web
 from harness.servers import LOOPBACK, ServerProcess, free_port, python_path
-
-# What the container image puts in its app root (src/python/web/Dockerfile): the
-# package itself comes from its wheel, installed there.
-IMAGE_APP_FILES = (
-    "rxconfig.py",
-    "reflex.lock",
-    "tools/package.json",
-    "tools/package-lock.json",
-    "assets",
-)
-APP_FILES = ("ticketing_web", *IMAGE_APP_FILES)
-
-
-def copy_app(destination: Path, files: tuple[str, ...] = APP_FILES) -> Path:
-    """A private copy of the app root (Reflex writes .web/ and its lock there)."""
-    source = Path(ticketing_web.__file__).resolve().parent.parent
-    for name in files:
-        target = destination / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if (source / name).is_dir():
-            shutil.copytree(
-                source / name,
-                target,
-                dirs_exist_ok=True,
-                ignore=shutil.ignore_patterns("__pycache__", "*_test.py", "conftest.py"),
-            )
-        else:
-            shutil.copy2(source / name, target)
-    return destination
 
 
 class WebProcess(ServerProcess):

@@ -3,11 +3,11 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from common.testing.fixtures import *  # noqa: F403
-from common.testing.http import app_client
-from common.testing.settings import settings_for
 from orders.core.config import OrdersSettings
 from orders.main import create_orders_app
+from testkit.fixtures import *  # noqa: F403
+from testkit.http import app_client
+from testkit.settings import settings_for
 
 
 @pytest.fixture

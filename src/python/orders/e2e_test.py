@@ -7,9 +7,9 @@ import asyncio
 import httpx
 import pytest
 
-from common.testing.auth import TEST_JWT_KEY
-from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
+from testkit.auth import TEST_JWT_KEY
+from testkit.waiting import eventually
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from bson import ObjectId
 
-from common.testing.auth import session_cookie
-from common.testing.http import app_client
 from orders.main import create_orders_app
+from testkit.auth import session_cookie
+from testkit.http import app_client
 
 
 async def test_orders_past_the_budget_are_refused(make_settings, clean_db, recording_nats):

@@ -17,11 +17,11 @@ from common.events import (
     TicketUpdatedEvent,
     publish,
 )
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import app_client
-from common.testing.streams import stream_payloads
-from common.testing.waiting import eventually
 from orders.main import create_orders_app
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import app_client
+from testkit.streams import stream_payloads
+from testkit.waiting import eventually
 
 
 @pytest.fixture

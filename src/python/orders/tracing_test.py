@@ -12,11 +12,11 @@ import httpx
 
 import orders.main  # noqa: F401  (the processes below run these)
 import tickets.main  # noqa: F401
-from common.testing.auth import session_cookie
-from common.testing.settings import process_env
-from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
 from stack.traces import by_trace, read_spans, tree
+from testkit.auth import session_cookie
+from testkit.settings import process_env
+from testkit.waiting import eventually
 
 CALLER_TRACE, CALLER_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 TRACEPARENT = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"

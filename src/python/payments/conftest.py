@@ -11,15 +11,15 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from common.audit import audit
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.fixtures import *  # noqa: F403
-from common.testing.http import app_client
-from common.testing.settings import process_env, settings_for
-from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
 from payments.core.config import PaymentsSettings
 from payments.main import create_payments_app
 from payments.providers import TEST_CARDS, TestProvider
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.fixtures import *  # noqa: F403
+from testkit.http import app_client
+from testkit.settings import process_env, settings_for
+from testkit.waiting import eventually
 
 TEST_CARD = TEST_CARDS[0]  # Stripe's test Visa: authorizes
 

@@ -7,10 +7,10 @@ import httpx
 import pytest
 from bson import ObjectId
 
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.settings import process_env
-from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.settings import process_env
+from testkit.waiting import eventually
 
 EXPIRES_IN = 10  # seconds: payments closes 5 s before, so pay within the first 5
 

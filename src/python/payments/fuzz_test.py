@@ -1,7 +1,7 @@
 """Fuzz the payments service (a real process, real Mongo-wire server and NATS) through its
 OpenAPI, signed in."""
 
-from common.testing.fuzz import fuzz_eventing_service
+from testkit.fuzz import fuzz_eventing_service
 
 
 def test_fuzzing_the_openapi_gives_no_5xx_and_only_standard_errors(

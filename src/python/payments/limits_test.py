@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bson import ObjectId
 
-from common.testing.auth import session_cookie
-from common.testing.http import app_client
 from payments.main import create_payments_app
+from testkit.auth import session_cookie
+from testkit.http import app_client
 
 
 async def test_payments_past_the_budget_are_refused(

@@ -8,11 +8,11 @@ import pytest
 from bson import ObjectId
 
 from common.events import OrderCancelledEvent, OrderCreatedEvent, publish
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import app_client
-from common.testing.streams import stream_messages
-from common.testing.waiting import eventually
 from payments.main import create_payments_app
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import app_client
+from testkit.streams import stream_messages
+from testkit.waiting import eventually
 
 ORDER_ID = str(ObjectId())
 

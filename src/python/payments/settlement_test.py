@@ -13,12 +13,12 @@ from common.events import (
     OrderCreatedEvent,
     publish,
 )
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import app_client
-from common.testing.streams import stream_payloads
-from common.testing.waiting import eventually
 from payments.main import create_payments_app
 from payments.providers import ProviderUnavailable, TestProvider
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import app_client
+from testkit.streams import stream_payloads
+from testkit.waiting import eventually
 
 TICKET = {"id": "t1"}
 

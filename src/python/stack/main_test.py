@@ -16,10 +16,10 @@ import httpx
 import nats
 
 from common.events import STREAM_NAME
-from common.testing.streams import stream_messages
-from common.testing.waiting import eventually
 from harness.servers import free_port, python_path
-from harness.web import copy_app
+from testkit.streams import stream_messages
+from testkit.waiting import eventually
+from ticketing_web.launcher import copy_app
 
 UP = "Ticketing is up at"
 

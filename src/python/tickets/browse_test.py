@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.testing.auth import session_cookie
+from testkit.auth import session_cookie
 
 URL = "/api/tickets"
 TITLES = ["Jazz night", "jazz brunch", "Rock gig", "Late JAZZ jam", "Opera", "Folk night"]

@@ -3,9 +3,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from common.testing.fixtures import *  # noqa: F403
-from common.testing.http import app_client
-from common.testing.settings import settings_for
+from testkit.fixtures import *  # noqa: F403
+from testkit.http import app_client
+from testkit.settings import settings_for
 from tickets.core.config import TicketsSettings
 from tickets.main import create_tickets_app
 
@@ -21,7 +21,7 @@ def make_settings(mongo_server, nats_server) -> Callable[..., TicketsSettings]:
 @pytest.fixture
 async def client(make_settings, clean_db, recording_nats) -> AsyncIterator[httpx.AsyncClient]:
     """The tickets app on the real MongoDB-wire server, events recorded by the fake
-    (the seed's mocked nats-wrapper)."""
+    (the original's mocked nats-wrapper)."""
     app = create_tickets_app(make_settings(), database=clean_db.name, nats=recording_nats)
     async with app_client(app) as c:
         yield c

@@ -13,12 +13,12 @@ import httpx
 from bson import ObjectId
 
 from common.events import TicketCreatedEvent
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import app_client
-from common.testing.settings import process_env
-from common.testing.streams import CountingListener, outbox_drained, stream_messages
-from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import app_client
+from testkit.settings import process_env
+from testkit.streams import CountingListener, outbox_drained, stream_messages
+from testkit.waiting import eventually
 from tickets.main import create_tickets_app
 from tickets.repository import TICKETS
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from common.testing.auth import session_cookie
-from common.testing.http import app_client
+from testkit.auth import session_cookie
+from testkit.http import app_client
 from tickets.main import create_tickets_app
 
 BODY = {"title": "Gig", "price": 10}

@@ -15,10 +15,10 @@ from common.events import (
     OrderCreatedEvent,
     publish,
 )
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import app_client
-from common.testing.streams import stream_payloads
-from common.testing.waiting import eventually
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import app_client
+from testkit.streams import stream_payloads
+from testkit.waiting import eventually
 from tickets.main import create_tickets_app
 
 URL = "/api/tickets"

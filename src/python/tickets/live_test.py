@@ -6,10 +6,10 @@ import asyncio
 from bson import ObjectId
 
 from common.outbox import unsent_count
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import app_client
-from common.testing.streams import outbox_drained, stream_messages, stream_payloads
-from common.testing.waiting import eventually
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import app_client
+from testkit.streams import outbox_drained, stream_messages, stream_payloads
+from testkit.waiting import eventually
 from tickets.main import create_tickets_app
 from tickets.repository import TICKETS
 

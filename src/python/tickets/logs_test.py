@@ -7,9 +7,9 @@ import json
 
 import tickets.main  # noqa: F401  (the process below runs it)
 from common.events import STREAM_NAME
-from common.testing.settings import process_env
-from common.testing.waiting import eventually
 from harness.servers import ServiceProcess
+from testkit.settings import process_env
+from testkit.waiting import eventually
 
 
 async def test_a_service_process_logs_json_lines_naming_the_event_it_handled(

@@ -16,10 +16,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 import tickets.main  # noqa: F401  (the process below runs it)
-from common.testing.auth import session_cookie
-from common.testing.settings import process_env
-from common.testing.waiting import eventually
 from harness.servers import LOOPBACK, ServiceProcess
+from testkit.auth import session_cookie
+from testkit.settings import process_env
+from testkit.waiting import eventually
 
 
 class Collector(ThreadingHTTPServer):

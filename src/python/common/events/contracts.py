@@ -1,6 +1,6 @@
 """The events contract, defined once: subjects, payload models, stream, dedupe ids.
 
-The Python twin of the seed's `Subjects` enum and `TicketCreatedEvent`-style interfaces.
+The Python twin of the original's `Subjects` enum and `TicketCreatedEvent`-style interfaces.
 Payloads are validated when published and when received.
 """
 

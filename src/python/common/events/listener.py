@@ -21,8 +21,8 @@ redelivery without running the handler again; a redelivery that reaches another
 replica is handled again, so handlers stay idempotent (versions, unique ids). An ack, nak
 or term that fails is logged and the loop goes on (the message is then redelivered).
 Replicas of a service share the durable consumer, so each message is handled by one of
-them (what the seed's queue group did). Each delivery is handled in a `process <subject>`
-span continuing the publisher's trace (`common.tracing.consumer_span`), its outcome on it.
+them (what the original's queue group did). Each delivery is handled in a `process <subject>`
+span continuing the publisher's trace (`common.observability.tracing.consumer_span`), its outcome on it.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
-from common import logs, tracing
 from common.events.contracts import STREAM_NAME, Event, Subject
+from common.observability import logs, tracing
 from common.tasks import Loop
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def durable_name(service: str, subject: Subject) -> str:
 
 
 class Listener(ABC, Generic[E]):
-    """Subclass per subject, like the seed, and implement `on_message`:
+    """Subclass per subject, like the original's, and implement `on_message`:
 
     class TicketCreatedListener(Listener[TicketCreatedEvent]):
         event = TicketCreatedEvent

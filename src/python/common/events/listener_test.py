@@ -18,7 +18,7 @@ from common.events import (
     publish_raw,
 )
 from common.replica import apply_in_order
-from common.testing.waiting import eventually
+from testkit.waiting import eventually
 
 
 def new_service() -> str:

@@ -12,8 +12,8 @@ from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 
-from common import tracing
 from common.events.contracts import Event
+from common.observability import tracing
 
 DEFAULT_PUBLISH_TIMEOUT = 5.0
 """Seconds to wait for JetStream's ack; the `PUBLISH_TIMEOUT` setting's default."""

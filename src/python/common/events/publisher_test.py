@@ -13,7 +13,7 @@ from common.events import (
     publish,
 )
 from common.nats_client import NatsClientManager
-from common.testing.streams import stream_messages
+from testkit.streams import stream_messages
 
 TICKET = {"id": "t1", "version": 0, "title": "Concert", "price": 20.5, "userId": "u1"}
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from opentelemetry.trace import SpanKind, StatusCode
 
-from common.tracing import current_carrier, tracer
+from common.observability.tracing import current_carrier, tracer
 from ticketing_web.settings import WebSettings
 
 SESSION_COOKIE = "session"

@@ -21,12 +21,13 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.waiting import eventually
 from harness.gateway import CaddyGateway
 from harness.servers import ServerProcess, ServiceProcess, free_port
-from harness.web import WebProcess, copy_app
+from harness.web import WebProcess
 from stack.traces import by_trace, read_spans
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.waiting import eventually
+from ticketing_web.launcher import copy_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [

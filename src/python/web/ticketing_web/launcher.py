@@ -21,6 +21,16 @@ import sys
 from pathlib import Path
 
 ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
+# What an app root holds (the web image's Dockerfile copies the same, the package from its
+# wheel).
+APP_FILES = (
+    "ticketing_web",
+    "rxconfig.py",
+    "reflex.lock",
+    "tools/package.json",
+    "tools/package-lock.json",
+    "assets",
+)
 
 
 def find_app_root() -> Path:
@@ -35,6 +45,25 @@ def find_app_root() -> Path:
     raise SystemExit(
         "web: cannot find the app root (rxconfig.py); run from the repo or set WEB_APP_DIR"
     )
+
+
+def copy_app(destination: Path) -> Path:
+    """A private copy of the app root (Reflex writes .web/ and its lock there): each test
+    and each stack builds in its own."""
+    source = find_app_root()
+    for name in APP_FILES:
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (source / name).is_dir():
+            shutil.copytree(
+                source / name,
+                target,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("__pycache__", "*_test.py", "conftest.py"),
+            )
+        else:
+            shutil.copy2(source / name, target)
+    return destination
 
 
 def ensure_bun(app_root: Path) -> Path:

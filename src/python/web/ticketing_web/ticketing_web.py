@@ -7,7 +7,7 @@ from pathlib import Path
 
 import reflex as rx
 
-from common.tracing import configure_tracing
+from common.observability.tracing import configure_tracing
 from ticketing_web.pages import auth, home, orders, tickets
 from ticketing_web.paths import pages_without_trailing_slash
 from ticketing_web.state import (

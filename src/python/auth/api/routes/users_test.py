@@ -10,8 +10,8 @@ import pytest
 
 from auth.main import create_auth_app
 from common.auth import SESSION_COOKIE, sign_jwt
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import (
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import (
     NOT_TEXT,
     app_client,
     non_json_state_changes,

@@ -8,15 +8,15 @@ import pytest
 from bson import ObjectId
 from pydantic import ValidationError
 
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import (
+from orders.core.config import OrdersSettings
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import (
     ANY_VALID_BODY,
     NOT_TEXT,
     non_json_state_changes,
     not_refused_as_non_json,
     send_raw_json,
 )
-from orders.core.config import OrdersSettings
 
 URL = "/api/orders"
 

@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from bson import ObjectId
 
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import (
+from payments import repository
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import (
     NOT_TEXT,
     non_json_state_changes,
     not_refused_as_non_json,
     send_raw_json,
     stored_documents,
 )
-from payments import repository
 
 URL = "/api/payments"
 

@@ -7,8 +7,8 @@ import pytest
 from bson import ObjectId
 
 from common.outbox import PENDING
-from common.testing.auth import TEST_JWT_KEY, session_cookie
-from common.testing.http import (
+from testkit.auth import TEST_JWT_KEY, session_cookie
+from testkit.http import (
     NOT_TEXT,
     non_json_state_changes,
     not_refused_as_non_json,

@@ -3,7 +3,7 @@ collector parses), or readable text (LOG_FORMAT=text: `./run`).
 
 Each line says which service wrote it and, when it was written while serving a request
 or handling an event, that request's id or that event's subject and Nats-Msg-Id, and
-the trace and span it belongs to (`common.tracing`) — so "where did my order go?" is a
+the trace and span it belongs to (`common.observability.tracing`) — so "where did my order go?" is a
 search for one trace id across the services' logs (and its trace shows the path).
 """
 
@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from common.tracing import current_ids
+from common.observability.tracing import current_ids
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 """The id of the request being served (set by `common.middleware`)."""

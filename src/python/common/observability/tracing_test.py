@@ -18,15 +18,15 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from common.app import create_app
 from common.events import Listener, TicketCreatedEvent, TicketUpdatedEvent
-from common.logs import JsonFormatter, TextFormatter
 from common.mongo import create_mongo_client
+from common.observability.logs import JsonFormatter, TextFormatter
+from common.observability.tracing import JsonLinesExporter, configure_tracing, span_record, tracer
 from common.outbox import PENDING, Outbox, pending_event
 from common.settings import ProcessSettings
-from common.testing.http import app_client
-from common.testing.logs import json_log_lines
-from common.testing.streams import stream_messages
-from common.testing.waiting import eventually
-from common.tracing import JsonLinesExporter, configure_tracing, span_record, tracer
+from testkit.http import app_client
+from testkit.logs import json_log_lines
+from testkit.streams import stream_messages
+from testkit.waiting import eventually
 
 ITEMS = "items"
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from common.logs import JsonFormatter
+from common.observability.logs import JsonFormatter
 
 
 @contextmanager
@@ -17,7 +17,7 @@ def json_log_lines(
     service: str, logger: str = "", level: int | None = None
 ) -> Iterator[list[dict[str, Any]]]:
     """The lines `logger` (default: the root) writes inside the block, formatted by
-    `common.logs.JsonFormatter(service)` and parsed into the yielded list when the block
+    `common.observability.logs.JsonFormatter(service)` and parsed into the yielded list when the block
     ends. `level`: the logger's level meanwhile."""
     out = io.StringIO()
     handler = logging.StreamHandler(out)

@@ -9,8 +9,8 @@ from fastapi import APIRouter
 
 from common.app import create_app
 from common.settings import ProcessSettings
-from common.testing.http import app_client
-from common.testing.logs import json_log_lines
+from testkit.http import app_client
+from testkit.logs import json_log_lines
 
 router = APIRouter()
 

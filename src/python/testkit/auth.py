@@ -1,4 +1,4 @@
-"""Sign-in for tests without the auth service — the seed's `global.signin()`."""
+"""Sign-in for tests without the auth service — the original's `global.signin()`."""
 
 from __future__ import annotations
 

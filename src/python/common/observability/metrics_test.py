@@ -6,33 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from common.app import create_app
 from common.events import Listener, TicketCreatedEvent, publish
 from common.service_template_test import ItemCopier, template_app
 from common.settings import EventingSettings
-from common.testing.auth import TEST_JWT_KEY
-from common.testing.http import app_client
-from common.testing.waiting import eventually
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def scrape(client: httpx.AsyncClient) -> Samples:
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
+from testkit.auth import TEST_JWT_KEY
+from testkit.http import app_client
+from testkit.metrics import scrape, value
+from testkit.waiting import eventually
 
 
 async def test_requests_events_and_consumers_are_counted(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from common.settings import ProcessSettings
-from common.testing.auth import TEST_JWT_KEY
+from testkit.auth import TEST_JWT_KEY
 
 S = TypeVar("S", bound=ProcessSettings)
 

@@ -13,11 +13,17 @@ from opentelemetry import trace
 from common.app import create_app
 from common.events import TicketCreatedEvent
 from common.mongo import create_mongo_client
+from common.observability.tracing import (
+    configure_tracing,
+    context_from,
+    current_carrier,
+    exporting,
+    tracer,
+)
 from common.outbox import pending_event
 from common.settings import ProcessSettings
-from common.testing.http import app_client
-from common.testing.logs import json_log_lines
-from common.tracing import configure_tracing, context_from, current_carrier, exporting, tracer
+from testkit.http import app_client
+from testkit.logs import json_log_lines
 
 CALLER_TRACE, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 

@@ -1,4 +1,4 @@
-"""A recording stand-in for the NATS client manager — the seed's `__mocks__/nats-wrapper`.
+"""A recording stand-in for the NATS client manager — the original's `__mocks__/nats-wrapper`.
 
 Publishing runs for real against it (validation, dedupe id; a message id seen before is
 dropped, as JetStream does); it records instead of sending, so unit tests can read back what would have been published. Listeners start

@@ -19,8 +19,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from common.events.contracts import STREAM_NAME
 from common.nats_client import NatsClientManager
-from common.testing.fakes import RecordingNats
 from harness.servers import MongoServer, NatsServer
+from testkit.fakes import RecordingNats
 
 __all__ = [
     "clean_db",

@@ -164,7 +164,7 @@ class ServerSpans:
     `untraced`: paths not worth a span (probes, scrapes).
 
     Ours rather than FastAPI's own telemetry or the contrib instrumentation: the same
-    span for a third of their cost per request (BENCHMARKS.md, session 7)."""
+    span for a third of their cost per request."""
 
     def __init__(self, app: ASGIApp, untraced: frozenset[str] = frozenset()) -> None:
         self.app = app

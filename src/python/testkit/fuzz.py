@@ -21,9 +21,9 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from common.auth import SESSION_COOKIE
-from common.testing.auth import CRAFTED_SESSION_COOKIES, TEST_JWT_KEY, session_cookie
-from common.testing.settings import process_env
 from harness.servers import ServiceProcess
+from testkit.auth import CRAFTED_SESSION_COOKIES, TEST_JWT_KEY, session_cookie
+from testkit.settings import process_env
 
 NOT_TEXT = "\ud800"  # a lone surrogate: json.dumps writes it as the escape \\ud800
 

@@ -2,5 +2,5 @@
 
 Use the fixtures from a test package's conftest.py:
 
-    from common.testing.fixtures import *  # noqa: F403
+    from testkit.fixtures import *  # noqa: F403
 """

@@ -1,0 +1,1 @@
+"""Checks on the repository itself: the documentation matches the code."""
