@@ -44,7 +44,7 @@ from common.observability.logs import configure_logging
 from common.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from common.observability.metrics import HttpMetricsMiddleware, Metrics
 from common.observability.tracing import ServerSpans, configure_tracing, shutdown_tracing
-from common.outbox import Outbox, outbox_indexes
+from common.outbox import Outbox
 from common.revocations import RevokedSessions
 from common.settings import NatsSettings, ProcessSettings, ServiceSettings
 
@@ -132,9 +132,7 @@ def create_app(
                 app.state.mongo = create_mongo_client(settings.mongo_uri, name)
                 app.state.db = app.state.mongo[database]
                 await _check_mongo(app.state.mongo)
-                await ensure_indexes(
-                    app.state.db, _merged(indexes or {}, outbox_indexes(outbox), LIMIT_INDEXES)
-                )
+                await ensure_indexes(app.state.db, _merged(indexes or {}, LIMIT_INDEXES))
             if isinstance(settings, NatsSettings):
                 await app.state.nats.connect(
                     settings.nats_url,

@@ -54,7 +54,11 @@ def the_wheel() -> Path:
 def test_the_wheel_holds_the_runtime_modules_only_and_is_typed():
     names = zipfile.ZipFile(the_wheel()).namelist()
     assert "common/py.typed" in names
-    assert "common/outbox.py" in names and "common/events/contracts.py" in names
+    assert (
+        "common/outbox/__init__.py" in names
+        and "common/outbox/relay.py" in names
+        and "common/events/contracts.py" in names
+    )
     assert not [n for n in names if n.endswith("_test.py") or "/testing/" in n or "conftest" in n]
     metadata = next(n for n in names if n.endswith("METADATA"))
     requires = zipfile.ZipFile(the_wheel()).read(metadata).decode()

@@ -11,7 +11,6 @@ from collections import Counter
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from common import outbox as outbox_module
 from common.events import (
     DUPLICATE_WINDOW_SECONDS,
     STREAM_NAME,
@@ -20,6 +19,7 @@ from common.events import (
 )
 from common.mongo import VersionConflict
 from common.outbox import PENDING, WRITERS, Outbox, unsent_count
+from common.outbox import ledger as ledger_module
 from common.settings import NatsSettings
 from testkit.fakes import RecordingNats
 from testkit.streams import outbox_drained, stream_messages
@@ -196,12 +196,12 @@ async def test_nats_down_the_write_succeeds_and_the_relay_sends_it_when_back(
 async def test_past_what_it_remembers_the_relay_rescans_for_its_events(
     outbox, clean_db, nats_manager, nats_server, monkeypatch
 ):
-    monkeypatch.setattr(outbox_module, "MAX_REMEMBERED", 3)
+    monkeypatch.setattr(ledger_module, "MAX_REMEMBERED", 3)
     nats_server.stop()
     await eventually(lambda: not nats_manager.is_connected)
     for n in range(10):
         await add(outbox, f"i{n}")
-    assert len(outbox._failed) == 3 and outbox._rescan is not None
+    assert len(outbox.ledger.failed) == 3 and outbox.ledger.rescan is not None
     nats_server.restart()
     await eventually(lambda: outbox.unsent() == 0)
     assert sorted(msg_ids(await stream_messages(nats_manager.jetstream))) == [
@@ -216,15 +216,15 @@ async def test_a_dead_writers_events_are_sent_by_a_live_one_each_once(clean_db, 
     all 300 again, and the stream keeps each once (deduplicated by id)."""
     dead = Outbox(clean_db, RecordingNats(), [ITEMS])
     await dead.start()  # registered; its heartbeat stops with it
-    await dead._heart.stop()
-    await dead._relay.stop()
+    await dead.relay._heart.stop()
+    await dead.relay._loop.stop()
     for n in range(50):
         await add(dead, f"sent{n:03}")
-    for message in dead.nats.jetstream.published:  # those 50 reached the real stream
+    for message in dead.relay.nats.jetstream.published:  # those 50 reached the real stream
         await nats_manager.jetstream.publish(
             message.subject, json.dumps(message.data).encode(), headers=message.headers
         )
-    dead.nats.is_connected = False
+    dead.relay.nats.is_connected = False
     for n in range(250):  # more than one page of the scan
         await add(dead, f"unsent{n:03}")
     assert (await clean_db[WRITERS].find_one({"_id": dead.writer}))["mark"] == 0
@@ -291,7 +291,9 @@ async def test_a_stopped_process_with_unsent_events_is_adopted_at_once(clean_db,
 async def test_a_stalled_writer_beats_before_it_records_and_carries_on_if_adopted(outbox, clean_db):
     await add(outbox, "i1")
     first = outbox.writer
-    outbox._beat_at -= outbox.fence + 1  # a stall: the heartbeat is too old to record on
+    outbox.writers.beat_at -= (
+        outbox.writers.fence + 1
+    )  # a stall: the heartbeat is too old to record on
     await clean_db[WRITERS].delete_one({"_id": first})  # and another process adopted it
     await add(outbox, "i2")
     assert outbox.writer != first
@@ -373,7 +375,7 @@ async def test_a_write_that_failed_is_looked_for_and_sent_only_if_it_landed(
 async def test_an_event_published_twice_is_stored_once(outbox, clean_db, nats_manager):
     await add(outbox)
     stored = await clean_db[ITEMS].find_one({"_id": "i1"})
-    assert await outbox.deliver(ITEMS, stored)  # e.g. an adopter re-sending it
+    assert await outbox.relay.deliver(ITEMS, "i1", stored[PENDING])  # e.g. an adopter re-sending it
     assert len(await stream_messages(nats_manager.jetstream)) == 1
 
 

@@ -95,5 +95,5 @@ async def test_shutdown_stops_listeners_then_the_relay_then_nats(
         outbox = app.state.outbox
         assert listener.running
     assert not listener.running
-    assert not outbox._relay.running
+    assert not outbox.relay.running
     assert not app.state.nats.is_connected

@@ -44,7 +44,7 @@ from common.events import (
 )
 from common.money import cents_to_price, price_to_cents
 from common.mongo import VersionConflict, parse_object_id
-from common.outbox import PENDING, Outbox, find_by_id
+from common.outbox import Outbox, find_documents, get_by_id
 from common.replica import apply_in_order
 from orders.schemas import OrderOut, OrderTicketOut
 
@@ -190,12 +190,13 @@ async def holder(db: AsyncDatabase[Any], ticket_id: str) -> Doc | None:
     return await db[ORDERS].find_one({ACTIVE: ticket_id}, {"status": 1})
 
 
-async def get(db: AsyncDatabase[Any], order_id: ObjectId) -> Doc | None:
-    return await find_by_id(db[ORDERS], order_id)
+async def get(db: AsyncDatabase[Any], order_id: str | ObjectId) -> Doc | None:
+    """The order with this id (None for an id this service never issued)."""
+    return await get_by_id(db[ORDERS], order_id)
 
 
 async def list_for_user(db: AsyncDatabase[Any], user_id: str) -> list[Doc]:
-    cursor = db[ORDERS].find({"userId": user_id}, {PENDING: 0}).sort("_id", DESCENDING)
+    cursor = find_documents(db[ORDERS], {"userId": user_id}).sort("_id", DESCENDING)
     return await cursor.to_list()
 
 
@@ -212,8 +213,7 @@ async def expire(outbox: Outbox, db: AsyncDatabase[Any], order_id: str) -> str:
     """An order whose time is up: cancelled (and its ticket released) unless it was paid
     or is already cancelled. Returns what happened; VersionConflict if it changed
     meanwhile (the listener retries and decides again)."""
-    oid = parse_object_id(order_id)
-    doc = await get(db, oid) if oid else None
+    doc = await get(db, order_id)
     if doc is None:
         return "unknown order"
     if doc["status"] in (OrderStatus.COMPLETE, OrderStatus.CANCELLED):
@@ -231,8 +231,7 @@ async def decide_payment(
     tickets; otherwise cancel it (payments voids the authorization on
     `order.cancelled`). EventAhead while tickets has not answered the reservation yet;
     VersionConflict if the order changed meanwhile (the listener decides again)."""
-    oid = parse_object_id(event.orderId)
-    doc = await get(db, oid) if oid else None
+    doc = await get(db, event.orderId)
     if doc is None:
         return "unknown order"
     if doc["status"] != OrderStatus.CREATED:

@@ -35,7 +35,7 @@ from common.events import (
     PaymentAuthorizedEvent,
 )
 from common.money import price_to_cents
-from common.outbox import Outbox
+from common.outbox import Outbox, find_one
 from common.replica import apply_in_order
 from payments.providers import Charge
 
@@ -73,8 +73,8 @@ async def get_order(db: AsyncDatabase[Any], order_id: str) -> Doc | None:
 
 
 async def get_payment(db: AsyncDatabase[Any], order_id: str) -> Doc | None:
-    """As read, with its `_outbox`: the settler's update of it needs no second read."""
-    return await db[PAYMENTS].find_one({"orderId": order_id})
+    """Read whole: the settler's update of it needs no second read."""
+    return await find_one(db[PAYMENTS], {"orderId": order_id})
 
 
 async def start_attempt(db: AsyncDatabase[Any], order: Doc, token: str, currency: str) -> Doc:

@@ -37,7 +37,7 @@ class TicketUnknown(Exception):
 
 
 async def _ticket(context: Any, ticket_id: str) -> dict[str, Any]:
-    ticket = await repository.get_by_event_id(context.db, ticket_id)
+    ticket = await repository.get(context.db, ticket_id)
     if ticket is None:
         raise TicketUnknown(f"ticket {ticket_id} not found")
     return ticket

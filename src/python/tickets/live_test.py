@@ -84,10 +84,10 @@ async def test_crash_between_commit_and_publish_is_healed_by_the_relay(
     app = create_tickets_app(make_settings(), database=clean_db.name)
     async with app_client(app) as client:
 
-        async def crashed_before_publishing(collection: str, doc: dict) -> bool:
+        async def crashed_before_publishing(collection: str, doc_id: object, entries) -> bool:
             return False  # the handler "died" right after the write
 
-        monkeypatch.setattr(app.state.outbox, "deliver", crashed_before_publishing)
+        monkeypatch.setattr(app.state.outbox.relay, "deliver", crashed_before_publishing)
         created = (
             await client.post(URL, json={"title": "t", "price": 5}, cookies=signed_in("u1"))
         ).json()

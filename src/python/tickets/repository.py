@@ -15,8 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from common.events import TicketCreatedEvent, TicketUpdatedEvent
 from common.money import cents_to_price
-from common.mongo import parse_object_id
-from common.outbox import PENDING, Outbox, find_by_id
+from common.outbox import Outbox, find_documents, get_by_id
 from tickets.browse import SORT_KEYS, Browse
 from tickets.schemas import MyTicketOut, TicketIn, TicketOut
 
@@ -90,13 +89,14 @@ async def insert(outbox: Outbox, ticket: TicketIn, user_id: str) -> Doc:
     return await outbox.insert(TICKETS, doc, created_event(doc))
 
 
-async def get(db: AsyncDatabase[Any], ticket_id: ObjectId) -> Doc | None:
-    return await find_by_id(db[TICKETS], ticket_id)
+async def get(db: AsyncDatabase[Any], ticket_id: str | ObjectId) -> Doc | None:
+    """The ticket with this id (None for an id this service never issued)."""
+    return await get_by_id(db[TICKETS], ticket_id)
 
 
 async def list_for_sale(db: AsyncDatabase[Any], browse: Browse, *, limit: int) -> list[Doc]:
     """A page of tickets for sale, as `browse` filters and orders them."""
-    found = db[TICKETS].find(browse.query(), {PENDING: 0}).sort(SORT_KEYS[browse.sort])
+    found = find_documents(db[TICKETS], browse.query()).sort(SORT_KEYS[browse.sort])
     return await found.limit(limit).to_list()
 
 
@@ -105,7 +105,7 @@ async def list_of_seller(
 ) -> list[Doc]:
     """A seller's tickets in every state, newest first; `before`: after that ticket."""
     query: Doc = {"userId": user_id} | ({"_id": {"$lt": before}} if before else {})
-    found = db[TICKETS].find(query, {PENDING: 0}).sort("_id", DESCENDING).limit(limit)
+    found = find_documents(db[TICKETS], query).sort("_id", DESCENDING).limit(limit)
     return await found.to_list()
 
 
@@ -117,12 +117,6 @@ async def update(outbox: Outbox, doc: Doc, changes: dict[str, Any]) -> Doc:
     """Apply the change if nobody changed the ticket since `doc` was read (else 409),
     bump its version and publish `ticket.updated`."""
     return await outbox.update(TICKETS, doc, changes, updated_event)
-
-
-async def get_by_event_id(db: AsyncDatabase[Any], ticket_id: str) -> Doc | None:
-    """The ticket an event names (None for an id this service never issued)."""
-    oid = parse_object_id(ticket_id)
-    return await get(db, oid) if oid else None
 
 
 async def record_cancellation(db: AsyncDatabase[Any], order_id: str) -> None:

@@ -162,7 +162,7 @@ async def test_the_relay_publishes_an_event_in_the_trace_it_was_recorded_in(
         f"{request.get_span_context().span_id:016x}"
     )
     await db[ITEMS].insert_one({"_id": "i2", "version": 0, PENDING: [pending]})
-    relay = Outbox(db, nats_manager, [ITEMS], publish_timeout=2)
+    relay = Outbox(db, nats_manager, [ITEMS], publish_timeout=2).relay
     assert trace.get_current_span().get_span_context().is_valid is False  # no trace now
     assert await relay.flush() == 1
 

@@ -13,7 +13,7 @@ from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.events import OrderStatus
 from common.limits import LimitedWriter
-from common.mongo import VersionConflict, parse_object_id
+from common.mongo import VersionConflict
 from common.responses import ModelResponse
 from orders import repository
 from orders.core.config import OrdersSettings
@@ -38,8 +38,7 @@ SettingsDep = Annotated[OrdersSettings, Depends(get_settings)]
 
 
 async def _find_own(db: DbDep, order_id: str, user: CurrentUser) -> dict[str, Any]:
-    oid = parse_object_id(order_id)
-    doc = await repository.get(db, oid) if oid else None
+    doc = await repository.get(db, order_id)
     if doc is None:
         raise OrderNotFound()
     if doc["userId"] != user.id:

@@ -11,7 +11,6 @@ from common.auth import RequiredUser
 from common.deps import DbDep, OutboxDep
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.limits import LimitedWriter
-from common.mongo import parse_object_id
 from common.responses import ModelResponse
 from tickets import browse as browse_rules
 from tickets import repository
@@ -30,8 +29,7 @@ class TicketNotFound(NotFoundError):
 
 
 async def _find(db: DbDep, ticket_id: str) -> dict:
-    oid = parse_object_id(ticket_id)
-    doc = await repository.get(db, oid) if oid else None
+    doc = await repository.get(db, ticket_id)
     if doc is None:
         raise TicketNotFound()
     return doc
