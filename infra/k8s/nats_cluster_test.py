@@ -205,7 +205,7 @@ class LeaderKiller:
 async def test_killing_the_stream_leader_under_1000_creates_loses_and_duplicates_nothing(
     cluster, nats, start_service, mongo_client
 ):
-    listener = CountingListener(nats.jetstream, TicketCreatedEvent, "cluster-test-service")
+    listener = CountingListener(nats, TicketCreatedEvent, "cluster-test-service")
     await listener.start()  # its durable consumer is replicated too: it lives through
     tickets = await start_service("tickets")
     pid = tickets.process.pid
@@ -259,7 +259,7 @@ async def test_killing_the_stream_leader_while_orders_reserve_tickets_reserves_e
     cluster, nats, start_service, mongo_client
 ):
     reservations = CountingListener(
-        nats.jetstream, TicketUpdatedEvent, "cluster-test-service", key=lambda e: e.orderId
+        nats, TicketUpdatedEvent, "cluster-test-service", key=lambda e: e.orderId
     )
     await reservations.start()
     tickets = await start_service("tickets")

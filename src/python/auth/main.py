@@ -9,6 +9,7 @@ from auth.core.config import AuthSettings
 from auth.core.passwords import Passwords
 from auth.users import INDEXES, REVOKED_SESSIONS
 from common.app import create_app, run_service
+from common.context import context_of
 from common.nats_client import NatsClientManager
 from common.settings import load_settings
 
@@ -16,6 +17,7 @@ from common.settings import load_settings
 def create_auth_app(
     settings: AuthSettings, database: str = "auth", nats: NatsClientManager | None = None
 ) -> FastAPI:
+    passwords = Passwords.from_settings(settings)
     app = create_app(
         name="auth",
         settings=settings,
@@ -23,10 +25,12 @@ def create_auth_app(
         routers=[router],
         indexes=INDEXES,
         outbox=[REVOKED_SESSIONS],
+        provides={Passwords: passwords},
         nats=nats,
     )
-    passwords = app.state.passwords = Passwords.from_settings(settings)
-    app.state.metrics.gauges["argon2_queue_length"] = (
+    metrics = context_of(app).metrics
+    assert metrics is not None
+    metrics.gauges["argon2_queue_length"] = (
         "Password hashes waiting for a slot (the argon2 memory budget)",
         lambda: passwords.waiting,
     )

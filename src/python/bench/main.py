@@ -490,8 +490,8 @@ class TimingListener(Listener[TicketCreatedEvent]):
     event = TicketCreatedEvent
     poll_seconds = 5.0
 
-    def __init__(self, js, sent: dict[str, float]) -> None:
-        super().__init__(js, "bench-service")
+    def __init__(self, nats: NatsClientManager, sent: dict[str, float]) -> None:
+        super().__init__(nats, "bench-service")
         self.sent = sent
         self.latencies: list[float] = []
         self.done = asyncio.Event()
@@ -513,7 +513,7 @@ async def event_latency(manager: NatsClientManager, count: int) -> dict[str, flo
     # and a second add then fails ("already in use with a different configuration")
     await js.purge_stream(STREAM_NAME)
     sent: dict[str, float] = {}
-    listener = TimingListener(js, sent)
+    listener = TimingListener(manager, sent)
     listener.expected = count
     await listener.start()
     for n in range(count):

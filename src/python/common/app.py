@@ -18,18 +18,17 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from pymongo import AsyncMongoClient, IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from common.auth import JWT_LEEWAY_SECONDS
+from common.context import ServiceContext, Worker, context_of
 from common.errors import (
     ErrorResponse,
     error_item,
@@ -46,7 +45,7 @@ from common.observability.metrics import HttpMetricsMiddleware, Metrics
 from common.observability.tracing import ServerSpans, configure_tracing, shutdown_tracing
 from common.outbox import Outbox
 from common.revocations import RevokedSessions
-from common.settings import NatsSettings, ProcessSettings, ServiceSettings
+from common.settings import EventingSettings, NatsSettings, ProcessSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,42 +55,6 @@ UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's own OpenTelemetry is off: HTTP spans are `common.observability.tracing.ServerSpans`'
 (cheaper), HTTP metrics `common.observability.metrics`' (Prometheus), errors logged by ours."""
-
-
-class Worker(Protocol):
-    """A service's own background task (e.g. payments' settler), started after the
-    listeners with the service's context and stopped before them."""
-
-    async def start(self, context: ServiceContext) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
-W = TypeVar("W", bound=Worker)
-
-
-@dataclass
-class ServiceContext:
-    """What a service's listeners get (`self.context`): the same database, outbox, NATS
-    client and settings its routes use, and its workers."""
-
-    db: AsyncDatabase[dict[str, Any]] | None
-    outbox: Outbox | None
-    nats: NatsClientManager
-    settings: ProcessSettings
-    workers: Sequence[Worker] = ()
-
-    def worker(self, kind: type[W]) -> W:
-        """This service's worker of that class (a listener hands it work)."""
-        return find_worker(self.workers, kind)
-
-
-def find_worker(workers: Sequence[Worker], kind: type[W]) -> W:
-    """The worker of that class among a service's (routes: `app.state.workers`)."""
-    for worker in workers:
-        if isinstance(worker, kind):
-            return worker
-    raise LookupError(f"no {kind.__name__} in this service")
 
 
 def create_app(
@@ -104,112 +67,165 @@ def create_app(
     outbox: Sequence[str] = (),
     listeners: Sequence[type[Listener[Any]]] = (),
     workers: Sequence[Worker] = (),
+    provides: Mapping[type, object] | None = None,
     nats: NatsClientManager | None = None,
 ) -> FastAPI:
-    """Build a service app.
+    """Build a service app, in one of three shapes:
 
-    `database`: its Mongo database (with `ServiceSettings`); none for a service that
-    keeps nothing (expiration). `outbox`: the collections whose documents carry their
-    own pending events (routes record through the `OutboxDep` dependency; the relay runs
-    while the app does). `listeners`: Listener classes, each started as durable consumer
-    `<name>-<subject>`. Events need `NatsSettings` (`EventingSettings` is both).
-    `workers`: background tasks of the service's own (`Worker`), on `app.state.workers`.
-    `nats`: tests pass the recording fake.
+    - `EventingSettings` and a `database`: a service that keeps data and talks on the
+      stream (auth, tickets, orders, payments). `outbox`: the collections whose
+      documents carry their own pending events (routes record through `OutboxDep`);
+    - `NatsSettings`, no database: a service that only listens and publishes
+      (expiration);
+    - `ProcessSettings`, nothing else: the HTTP plumbing alone (tests of it).
+
+    `listeners`: Listener classes, each started as durable consumer `<name>-<subject>`.
+    `workers`: background tasks of the service's own (`Worker`). `provides`: objects of
+    the service's own its routes need, by type (`context.get(kind)`). `nats`: tests pass the
+    recording fake. Everything lands on one `ServiceContext` (`app.state.context`).
     """
-    uses_mongo = database is not None
-    uses_nats = isinstance(settings, NatsSettings)
-    if uses_mongo != isinstance(settings, ServiceSettings):
-        raise TypeError(f"{name}: a database goes with ServiceSettings (MONGO_URI)")
-    if (outbox and not (uses_mongo and uses_nats)) or ((listeners or workers) and not uses_nats):
-        raise TypeError(f"{name}: an outbox needs a database and NATS; listeners need NATS")
+    keeps_data = database is not None
+    if keeps_data != isinstance(settings, EventingSettings) or (
+        not keeps_data and isinstance(settings, ServiceSettings)
+    ):
+        raise TypeError(f"{name}: a database goes with EventingSettings (MONGO_URI, NATS_URL)")
+    if (outbox and not keeps_data) or (
+        (listeners or workers) and not isinstance(settings, NatsSettings)
+    ):
+        raise TypeError(f"{name}: an outbox needs a database; listeners and workers need NATS")
+    context = ServiceContext(
+        name, settings, nats or NatsClientManager(), workers, provided=dict(provides or {})
+    )
+    if isinstance(settings, ServiceSettings):
+        context.jwt_key = settings.jwt_key.get_secret_value()
+    if isinstance(settings, NatsSettings):
+        context.nats.stream = settings.stream_config()  # this environment's limits
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        started: list[Listener[Any]] = []
-        working: list[Worker] = []
         try:
-            if isinstance(settings, ServiceSettings) and database is not None:
-                app.state.mongo = create_mongo_client(settings.mongo_uri, name)
-                app.state.db = app.state.mongo[database]
-                await _check_mongo(app.state.mongo)
-                await ensure_indexes(app.state.db, _merged(indexes or {}, LIMIT_INDEXES))
+            if keeps_data:
+                await _connect_mongo(context, database, indexes or {})
             if isinstance(settings, NatsSettings):
-                await app.state.nats.connect(
-                    settings.nats_url,
-                    settings.nats_client_id,
-                    on_unexpected_close=lambda: _exit_after_shutdown(app),
-                )
-                await app.state.nats.ensure_stream()
-                if isinstance(settings, ServiceSettings):  # it checks tokens: sign-outs
-                    app.state.revoked_sessions = RevokedSessions(leeway=JWT_LEEWAY_SECONDS)
-                    await app.state.revoked_sessions.follow(app.state.nats.jetstream)
-                if outbox:
-                    app.state.outbox = Outbox(
-                        app.state.db,
-                        app.state.nats,
-                        outbox,
-                        publish_timeout=settings.publish_timeout,
-                        interval=settings.outbox_interval,
-                        dead_after=settings.outbox_dead_after,
-                    )
-                    await app.state.outbox.start()
-                context = ServiceContext(
-                    app.state.db, app.state.outbox, app.state.nats, settings, workers
-                )
-                for listener_class in listeners:
-                    listener = listener_class(app.state.nats.jetstream, name, context)
-                    await listener.start()
-                    started.append(listener)
-                for worker in workers:
-                    await worker.start(context)
-                    working.append(worker)
-            app.state.listeners = started
-            # What start-up made (modules, routes, models: most of the heap) lives as
-            # long as the process: frozen, the collector stops rescanning it, and its
-            # full passes stop pausing requests (p99 at c=16 57 -> 20 ms, BENCHMARKS.md)
-            gc.collect()
-            gc.freeze()
+                await _connect_nats(context, settings)
+                if isinstance(settings, EventingSettings):
+                    await _follow_signouts(context)
+                    if outbox:
+                        await _start_outbox(context, settings, outbox)
+                await _start_listeners(context, listeners)
+                await _start_workers(context)
+            _freeze_startup_heap()
             log.info("%s ready", name)
             yield
         finally:
-            for worker in reversed(working):
-                await worker.stop()
-            for listener in started:  # no new work first ...
-                await listener.stop()
-            if app.state.revoked_sessions is not None:
-                await app.state.revoked_sessions.stop()
-            if app.state.outbox is not None:  # ... then the relay's last flush ...
-                await app.state.outbox.stop()
-            await app.state.nats.drain()  # ... then in-flight publishes
-            if app.state.mongo is not None:
-                await app.state.mongo.close()
+            await _stop(context)
             log.info("%s stopped", name)
 
     app = FastAPI(
         title=f"Ticketing {name} service", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY
     )
-    app.state.settings = settings
-    app.state.name = name
-    if isinstance(settings, ServiceSettings):
-        app.state.jwt_key = settings.jwt_key.get_secret_value()
-    app.state.nats = nats or NatsClientManager()
-    if isinstance(settings, NatsSettings):
-        app.state.nats.stream = settings.stream_config()  # this environment's limits
-    app.state.mongo = app.state.db = app.state.outbox = app.state.revoked_sessions = None
-    app.state.listeners = []
-    app.state.workers = list(workers)
-    app.state.exit_code = 0
-    app.state.metrics = Metrics(app)
+    app.state.context = context
+    context.metrics = Metrics(context)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # outer: the refusals above (413, 415) are timed and traced too
-    app.add_middleware(HttpMetricsMiddleware, metrics=lambda: app.state.metrics)
+    app.add_middleware(HttpMetricsMiddleware, metrics=lambda: context.metrics)
     app.add_middleware(ServerSpans, untraced=UNTRACED_PATHS)
-    app.include_router(health_router(uses_mongo=uses_mongo, uses_nats=uses_nats))
+    app.include_router(
+        health_router(uses_mongo=keeps_data, uses_nats=isinstance(settings, NatsSettings))
+    )
     for router in routers:
         app.include_router(router)
     _document_400_not_422(app)
     return app
+
+
+# -- start-up and shutdown, step by step ----------------------------------------------
+
+
+async def _connect_mongo(
+    context: ServiceContext, database: str, indexes: Mapping[str, Sequence[IndexModel]]
+) -> None:
+    """Connect (failing fast if unreachable) and create the indexes."""
+    assert isinstance(context.settings, ServiceSettings)
+    context.mongo = create_mongo_client(context.settings.mongo_uri, context.name)
+    context.database = context.mongo[database]
+    await _check_mongo(context.mongo)
+    await ensure_indexes(context.database, _merged(indexes, LIMIT_INDEXES))
+
+
+async def _connect_nats(context: ServiceContext, settings: NatsSettings) -> None:
+    """Connect (failing fast) and make the stream per the contract. If the connection
+    closes for good later, the process exits 1 so the orchestrator restarts it."""
+    await context.nats.connect(
+        settings.nats_url,
+        settings.nats_client_id,
+        on_unexpected_close=lambda: _exit_after_shutdown(context),
+    )
+    await context.nats.ensure_stream()
+
+
+async def _follow_signouts(context: ServiceContext) -> None:
+    """A service that checks sessions reads the sign-outs already on the stream first."""
+    context.revoked_sessions = RevokedSessions(leeway=JWT_LEEWAY_SECONDS)
+    await context.revoked_sessions.follow(context.nats.jetstream)
+
+
+async def _start_outbox(
+    context: ServiceContext, settings: EventingSettings, collections: Sequence[str]
+) -> None:
+    context.event_outbox = Outbox(
+        context.db,
+        context.nats,
+        collections,
+        publish_timeout=settings.publish_timeout,
+        interval=settings.outbox_interval,
+        dead_after=settings.outbox_dead_after,
+    )
+    await context.event_outbox.start()
+
+
+async def _start_listeners(
+    context: ServiceContext, listeners: Sequence[type[Listener[Any]]]
+) -> None:
+    for listener_class in listeners:
+        listener = listener_class(context.nats, context.name, context)
+        await listener.start()
+        context.listeners.append(listener)
+
+
+async def _start_workers(context: ServiceContext) -> None:
+    started: list[Worker] = []
+    try:
+        for worker in context.workers:
+            await worker.start(context)
+            started.append(worker)
+    finally:
+        context.workers = started  # what `_stop` stops
+
+
+def _freeze_startup_heap() -> None:
+    """What start-up made (modules, routes, models: most of the heap) lives as long as
+    the process: frozen, the collector stops rescanning it, and its full passes stop
+    pausing requests (p99 at 16 concurrent requests: 57 -> 20 ms)."""
+    gc.collect()
+    gc.freeze()
+
+
+async def _stop(context: ServiceContext) -> None:
+    """In reverse: workers, then listeners (no new work), the sign-out follower, the
+    outbox's last flush, NATS's drain (in-flight publishes), Mongo."""
+    for worker in reversed(context.workers):
+        await worker.stop()
+    for listener in context.listeners:
+        await listener.stop()
+    if context.revoked_sessions is not None:
+        await context.revoked_sessions.stop()
+    if context.event_outbox is not None:
+        await context.event_outbox.stop()
+    await context.nats.drain()
+    if context.mongo is not None:
+        await context.mongo.close()
 
 
 def _merged(
@@ -272,11 +288,12 @@ def health_router(*, uses_mongo: bool, uses_nats: bool) -> APIRouter:
 
     @router.get("/readyz", summary="Mongo and NATS (those it uses) are reachable (readiness)")
     async def readyz(request: Request) -> JSONResponse:
+        context = context_of(request)
         checks = {}
         if uses_mongo:
-            checks["mongo"] = await ping(request.app.state.mongo)
+            checks["mongo"] = await ping(context.mongo)
         if uses_nats:
-            checks["nats"] = await request.app.state.nats.check()
+            checks["nats"] = await context.nats.check()
         down = [dependency for dependency, ok in checks.items() if not ok]
         if down:
             body = {
@@ -284,9 +301,9 @@ def health_router(*, uses_mongo: bool, uses_nats: bool) -> APIRouter:
                 "checks": checks,
             }
             return JSONResponse(status_code=503, content=body)
-        outbox = request.app.state.outbox
-        if outbox is not None:
-            bound = request.app.state.settings.outbox_stuck_seconds
+        outbox = context.event_outbox
+        if outbox is not None and isinstance(context.settings, EventingSettings):
+            bound = context.settings.outbox_stuck_seconds
             checks["outbox"] = not outbox.stuck(timedelta(seconds=bound))
             if not checks["outbox"]:
                 message = f"Not ready: events unsent for over {bound:g} s (is the stream full?)"
@@ -297,15 +314,17 @@ def health_router(*, uses_mongo: bool, uses_nats: bool) -> APIRouter:
     @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
         """Prometheus text format (README, "Metrics")."""
-        body = await request.app.state.metrics.exposition()
+        metrics = context_of(request).metrics
+        assert metrics is not None
+        body = await metrics.exposition()
         return Response(body, media_type=METRICS_CONTENT_TYPE)
 
     return router
 
 
-def _exit_after_shutdown(app: FastAPI) -> None:
+def _exit_after_shutdown(context: ServiceContext) -> None:
     """Ask uvicorn for a graceful shutdown, then `run_service` exits 1."""
-    app.state.exit_code = 1
+    context.exit_code = 1
     os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -326,9 +345,10 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    configure_logging(settings.log_level, settings.log_format, app.state.name)
+    context = context_of(app)
+    configure_logging(settings.log_level, settings.log_format, context.name)
     configure_tracing(
-        app.state.name,
+        context.name,
         traces_dir=settings.traces_dir,
         otlp_endpoint=settings.otel_exporter_otlp_endpoint,
     )
@@ -351,7 +371,7 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
         shutdown_tracing()  # the last spans are exported, not dropped
     if not server.started:
         sys.exit(3)  # start-up failed; the reason is logged above
-    sys.exit(app.state.exit_code)
+    sys.exit(context.exit_code)
 
 
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from common.app import create_app, run_service
 from common.deps import DbDep
 from common.nats_client import NatsConnectError
-from common.settings import EventingSettings, ServiceSettings, load_settings
+from common.settings import EventingSettings, ProcessSettings, ServiceSettings, load_settings
 from harness.servers import python_path
 from testkit.auth import TEST_JWT_KEY
 from testkit.fakes import RecordingNats
@@ -27,7 +27,7 @@ router = APIRouter()
 @router.post("/things")
 async def add_thing(db: DbDep, request: Request) -> dict:
     await db.things.insert_one({"n": 1})
-    nats = request.app.state.nats
+    nats = request.app.state.context.nats
     return {"count": await db.things.count_documents({}), "nats": type(nats).__name__}
 
 
@@ -40,14 +40,12 @@ async def slow() -> dict:
 
 @router.post("/close-nats")
 async def close_nats(request: Request) -> dict:
-    await request.app.state.nats.client.close()  # as if the connection were lost for good
+    await request.app.state.context.nats.client.close()  # as if the connection were lost for good
     return {}
 
 
-def settings(mongo_uri: str, nats_url: str | None = None) -> ServiceSettings:
+def settings(mongo_uri: str, nats_url: str = "nats://127.0.0.1:1") -> EventingSettings:
     common = {"mongo_uri": mongo_uri, "jwt_key": TEST_JWT_KEY, "cookie_secure": False}
-    if nats_url is None:
-        return ServiceSettings(**common)
     return EventingSettings(**common, nats_url=nats_url, nats_client_id="app-test")
 
 
@@ -77,7 +75,7 @@ async def test_readyz_reports_nats_down_then_recovers(mongo_server, nats_server)
     )
     async with app_client(app) as client:
         nats_server.stop()
-        await eventually(lambda: not app.state.nats.is_connected)
+        await eventually(lambda: not app.state.context.nats.is_connected)
         down = await client.get("/readyz")
         assert down.status_code == 503
         assert down.json() == {
@@ -85,14 +83,19 @@ async def test_readyz_reports_nats_down_then_recovers(mongo_server, nats_server)
             "checks": {"mongo": True, "nats": False},
         }
         nats_server.restart()
-        await eventually(lambda: app.state.nats.is_connected)
+        await eventually(lambda: app.state.context.nats.is_connected)
         assert (await client.get("/readyz")).status_code == 200
 
 
-async def test_service_without_events_checks_only_mongo(mongo_server):
-    app = create_app(name="demo", settings=settings(mongo_server.uri), database="d", routers=[])
-    async with app_client(app) as client:
-        assert (await client.get("/readyz")).json()["checks"] == {"mongo": True}
+def test_the_three_shapes_only():
+    """A database goes with events (EventingSettings); no service keeps data alone."""
+    only_mongo = ServiceSettings(mongo_uri="mongodb://x", jwt_key=TEST_JWT_KEY)
+    with pytest.raises(TypeError, match="a database goes with EventingSettings"):
+        create_app(name="demo", settings=only_mongo, database="d")
+    with pytest.raises(TypeError, match="a database goes with EventingSettings"):
+        create_app(name="demo", settings=only_mongo)
+    with pytest.raises(TypeError, match="listeners and workers need NATS"):
+        create_app(name="demo", settings=ProcessSettings(), workers=[object()])  # type: ignore[list-item]
 
 
 async def test_recording_fake_replaces_nats(mongo_server):

@@ -19,6 +19,7 @@ import jwt
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from common.context import context_of
 from common.errors import NotAuthorizedError
 
 SESSION_COOKIE = "session"
@@ -165,8 +166,11 @@ async def current_user(request: Request) -> CurrentUser | None:
     token = token_from_request(request)
     if token is None:
         return None
-    user = verify_jwt(token, request.app.state.jwt_key)
-    revoked = getattr(request.app.state, "revoked_sessions", None)  # apps without NATS: none
+    context = context_of(request)
+    if context.jwt_key is None:
+        return None  # a service that keeps no users' data checks no sessions
+    user = verify_jwt(token, context.jwt_key)
+    revoked = context.revoked_sessions  # (None until the service has started)
     if user is not None and revoked is not None and revoked.is_revoked(user.jti, user.id, user.iat):
         return None
     return user

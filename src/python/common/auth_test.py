@@ -18,8 +18,11 @@ from common.auth import (
     sign_jwt,
     verify_jwt,
 )
+from common.context import ServiceContext
 from common.errors import install_error_handlers
+from common.settings import ProcessSettings
 from testkit.auth import session_cookie
+from testkit.fakes import RecordingNats
 
 KEY = "unit-test-key-of-at-least-32-bytes"
 
@@ -170,7 +173,7 @@ def test_clock_skew_between_nodes_is_tolerated_within_the_leeway():
 
 def _auth_app() -> FastAPI:
     app = FastAPI()
-    app.state.jwt_key = KEY
+    app.state.context = ServiceContext("demo", ProcessSettings(), RecordingNats(), jwt_key=KEY)  # type: ignore[arg-type]
     install_error_handlers(app)
 
     @app.get("/whoami")

@@ -1,4 +1,4 @@
-"""FastAPI dependencies for what the app factory puts on `app.state`.
+"""FastAPI dependencies for what the app factory built (its `ServiceContext`).
 
 Routes ask for these instead of importing globals, so tests can override them
 (`app.dependency_overrides[get_outbox] = lambda: fake`), like the original's `__mocks__`.
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pymongo.asynchronous.database import AsyncDatabase
 
+from common.context import context_of
 from common.outbox import Outbox
 from common.settings import ProcessSettings
 
@@ -20,15 +21,15 @@ from common.settings import ProcessSettings
 async def get_settings(request: Request) -> ProcessSettings:
     """The service's own settings; a service types it as its class:
     `OrdersSettingsDep = Annotated[OrdersSettings, Depends(get_settings)]`."""
-    return request.app.state.settings
+    return context_of(request).settings
 
 
 async def get_db(request: Request) -> AsyncDatabase[dict[str, Any]]:
-    return request.app.state.db
+    return context_of(request).db
 
 
 async def get_outbox(request: Request) -> Outbox:
-    return request.app.state.outbox
+    return context_of(request).outbox
 
 
 DbDep = Annotated[AsyncDatabase[dict[str, Any]], Depends(get_db)]

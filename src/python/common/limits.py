@@ -20,7 +20,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from common.auth import CurrentUser, RequiredUser
+from common.context import context_of
 from common.errors import TooManyRequestsError
+from common.settings import ServiceSettings
 
 USER_WRITES = "user_writes"  # {_id: "minute:<user id>" | "day:<user id>", count, since}
 # old counters are deleted by Mongo's TTL monitor (the code does not rely on it)
@@ -62,9 +64,11 @@ async def clear(collection: AsyncCollection[Any], key: str) -> None:
 
 
 async def limited_writer(request: Request, user: RequiredUser) -> CurrentUser:
-    settings = request.app.state.settings
+    context = context_of(request)
+    settings = context.settings
+    assert isinstance(settings, ServiceSettings)
     budgets = {"minute": settings.user_writes_per_minute, "day": settings.user_writes_per_day}
-    collection = request.app.state.db[USER_WRITES]
+    collection = context.db[USER_WRITES]
     for name, limit in budgets.items():  # the minute first: a refusal there spends no day
         if limit == 0:
             continue  # no limit

@@ -9,7 +9,8 @@ from typing import ClassVar
 from bson import ObjectId
 from fastapi import APIRouter
 
-from common.app import ServiceContext, create_app
+from common.app import create_app
+from common.context import ServiceContext
 from common.deps import OutboxDep
 from common.events import Listener, TicketCreatedEvent
 from common.replica import apply_in_order
@@ -69,7 +70,7 @@ async def test_one_call_wires_outbox_and_listeners_and_replicas_share_the_work(
     first = template_app(mongo_server, nats_server, clean_db.name)
     second = template_app(mongo_server, nats_server, clean_db.name)
     async with app_client(first) as one, app_client(second) as two:
-        assert [type(listener) for listener in first.state.listeners] == [ItemCopier]
+        assert [type(listener) for listener in first.state.context.listeners] == [ItemCopier]
         responses = await asyncio.gather(*(client.post("/items") for client in [one, two] * 15))
         assert {r.status_code for r in responses} == {201}
         ids = {r.json()["id"] for r in responses}
@@ -91,9 +92,9 @@ async def test_shutdown_stops_listeners_then_the_relay_then_nats(
 ):
     app = template_app(mongo_server, nats_server, clean_db.name)
     async with app_client(app):
-        [listener] = app.state.listeners
-        outbox = app.state.outbox
+        [listener] = app.state.context.listeners
+        outbox = app.state.context.outbox
         assert listener.running
     assert not listener.running
     assert not outbox.relay.running
-    assert not app.state.nats.is_connected
+    assert not app.state.context.nats.is_connected

@@ -75,8 +75,8 @@ async def test_readyz_fails_while_an_event_is_stuck_in_the_outbox(
     app = template_app(mongo_server, nats_server, clean_db.name)
     async with app_client(app) as client:
         assert (await client.get("/readyz")).json()["checks"]["outbox"] is True
-        app.state.settings.outbox_stuck_seconds = 0.5  # (60 s by default)
-        js = app.state.nats.jetstream
+        app.state.context.settings.outbox_stuck_seconds = 0.5  # (60 s by default)
+        js = app.state.context.nats.jetstream
 
         async def refused(*args, **kwargs):  # as a full or misconfigured stream does
             raise NatsError("nats: maximum messages exceeded")

@@ -22,7 +22,7 @@ def create_payments_app(
     provider: PaymentProvider | None = None,  # tests pass their own
 ) -> FastAPI:
     provider = provider or provider_from(settings)
-    app = create_app(
+    return create_app(
         name="payments",
         settings=settings,
         database=database,
@@ -31,10 +31,9 @@ def create_payments_app(
         outbox=[PAYMENTS],
         listeners=LISTENERS,
         workers=[Settler(provider, interval=settings.settle_interval)],
+        provides={PaymentProvider: provider},
         nats=nats,
     )
-    app.state.provider = provider
-    return app
 
 
 def main() -> None:

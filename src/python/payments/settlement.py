@@ -27,7 +27,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common.app import ServiceContext
+from common.context import ServiceContext
 from common.events import (
     Event,
     OrderStatus,

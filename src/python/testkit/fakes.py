@@ -81,6 +81,11 @@ class RecordingNats:
     def published(self) -> list[PublishedMessage]:
         return self.jetstream.published
 
+    @property
+    def client(self) -> RecordingJetStream:
+        """The core client: its subscriptions never deliver (the stream's fake does it)."""
+        return self.jetstream
+
     def payloads(self, subject: str | None = None) -> list[dict[str, Any]]:
         return [m.data for m in self.published if subject is None or m.subject == subject]
 

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from common.events.contracts import STREAM_NAME, Event
 from common.events.listener import Listener
+from common.nats_client import NatsClientManager
 from common.outbox import unsent_count
 
 
@@ -51,13 +52,13 @@ class CountingListener(Listener[Event]):
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nats: NatsClientManager,
         event: type[Event],
         service: str,
         key: Callable[[Any], str | None] = lambda data: data.id,
     ) -> None:
         self.event = event  # type: ignore[misc]  # this instance's subject
-        super().__init__(js, service)
+        super().__init__(nats, service)
         self.key = key
         self.received: Counter[str] = Counter()
 

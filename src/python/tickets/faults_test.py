@@ -55,7 +55,7 @@ async def test_nats_restarts_under_load_lose_and_duplicate_nothing(
             for threshold in RESTART_AFTER:
                 await eventually(lambda threshold=threshold: answered >= threshold, within=300)
                 nats_server.kill()  # SIGKILL: a crash, connections drop mid-publish
-                await eventually(lambda: not app.state.nats.is_connected, within=60)
+                await eventually(lambda: not app.state.context.nats.is_connected, within=60)
                 down_at = answered
                 await eventually(lambda down_at=down_at: answered >= down_at + 50, within=300)
                 nats_server.restart()
@@ -63,11 +63,11 @@ async def test_nats_restarts_under_load_lose_and_duplicate_nothing(
 
         await asyncio.gather(chaos(), *(seller(w) for w in range(CLIENTS)))
         await eventually(
-            lambda: app.state.nats.is_connected and nats_manager.is_connected, within=60
+            lambda: app.state.context.nats.is_connected and nats_manager.is_connected, within=60
         )
         await eventually(lambda: outbox_drained(clean_db, TICKETS), within=120)
 
-    listener = CountingListener(nats_manager.jetstream, TicketCreatedEvent, "faults-test-service")
+    listener = CountingListener(nats_manager, TicketCreatedEvent, "faults-test-service")
     await listener.start()
     await eventually(lambda: sum(listener.received.values()) >= CREATES, within=120)
     await asyncio.sleep(1)  # a duplicate, if any, would arrive now

@@ -191,8 +191,8 @@ async def test_two_replicas_share_the_order_consumers(make_settings, clean_db, n
             await publish(js, created(ticket, f"o{n}"))
         for n, ticket in enumerate(tickets):
             await eventually(lambda t=ticket, n=n: _has(one, t, orderId=f"o{n}", version=1))
-        durable = first.state.listeners[0].durable
-        assert durable == second.state.listeners[0].durable == "tickets-order-created"
+        durable = first.state.context.listeners[0].durable
+        assert durable == second.state.context.listeners[0].durable == "tickets-order-created"
         info = await js.consumer_info(STREAM_NAME, durable)
     # each order.created was delivered once in all, to one replica or the other
     assert info.delivered.consumer_seq == 10 and info.num_redelivered == 0

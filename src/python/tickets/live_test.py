@@ -54,7 +54,7 @@ async def test_nats_down_creates_still_succeed_and_every_event_arrives_once(
     app = create_tickets_app(make_settings(), database=clean_db.name)
     async with app_client(app) as client:
         nats_server.stop()
-        await eventually(lambda: not app.state.nats.is_connected)
+        await eventually(lambda: not app.state.context.nats.is_connected)
         assert (await client.get("/readyz")).status_code == 503
         user = str(ObjectId())
         ids = []
@@ -67,7 +67,7 @@ async def test_nats_down_creates_still_succeed_and_every_event_arrives_once(
         assert await unsent_count(clean_db, [TICKETS]) == 5
 
         nats_server.restart()
-        await eventually(lambda: app.state.nats.is_connected and nats_manager.is_connected)
+        await eventually(lambda: app.state.context.nats.is_connected and nats_manager.is_connected)
         await eventually(lambda: outbox_drained(clean_db, TICKETS))
         assert (await client.get("/readyz")).status_code == 200
 
@@ -87,7 +87,7 @@ async def test_crash_between_commit_and_publish_is_healed_by_the_relay(
         async def crashed_before_publishing(collection: str, doc_id: object, entries) -> bool:
             return False  # the handler "died" right after the write
 
-        monkeypatch.setattr(app.state.outbox.relay, "deliver", crashed_before_publishing)
+        monkeypatch.setattr(app.state.context.outbox.relay, "deliver", crashed_before_publishing)
         created = (
             await client.post(URL, json={"title": "t", "price": 5}, cookies=signed_in("u1"))
         ).json()
@@ -103,7 +103,7 @@ async def test_pending_events_from_a_previous_process_are_sent_on_start(
     first = create_tickets_app(make_settings(), database=clean_db.name)
     async with app_client(first) as client:
         nats_server.stop()
-        await eventually(lambda: not first.state.nats.is_connected)
+        await eventually(lambda: not first.state.context.nats.is_connected)
         created = (
             await client.post(URL, json={"title": "t", "price": 5}, cookies=signed_in("u1"))
         ).json()

@@ -8,18 +8,30 @@ from fastapi import Depends, Request
 
 from auth.core.config import AuthSettings
 from auth.core.passwords import Passwords
+from common.context import context_of
 from common.deps import get_settings
+from common.revocations import RevokedSessions
 
 
 async def get_passwords(request: Request) -> Passwords:
-    return request.app.state.passwords
+    return context_of(request).get(Passwords)
+
+
+def revoked_sessions(request: Request) -> RevokedSessions:
+    """The sign-outs this process follows (set when the service has started)."""
+    revoked = context_of(request).revoked_sessions
+    if revoked is None:
+        raise RuntimeError("auth: the sign-outs are followed from start-up on")
+    return revoked
 
 
 async def get_client_address(request: Request) -> str:
     """Who is calling, for per-address limits: the entry `TRUSTED_PROXY_HOPS` from the
     right of X-Forwarded-For (the part our own proxies wrote; anything to its left the
     client could have forged), else the connection's peer."""
-    hops = request.app.state.settings.trusted_proxy_hops
+    settings = context_of(request).settings
+    assert isinstance(settings, AuthSettings)
+    hops = settings.trusted_proxy_hops
     forwarded = [
         hop.strip()
         for header in request.headers.getlist("x-forwarded-for")

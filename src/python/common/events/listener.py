@@ -33,7 +33,7 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter, OrderedDict
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -50,6 +50,10 @@ from pydantic import ValidationError
 from common.events.contracts import STREAM_NAME, Event, Subject
 from common.observability import logs, tracing
 from common.tasks import Loop
+
+if TYPE_CHECKING:
+    from common.context import ServiceContext
+    from common.nats_client import NatsClientManager
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +78,7 @@ class Listener(ABC, Generic[E]):
         async def on_message(self, data: TicketCreatedEvent, msg: Msg) -> None: ...
 
     `context` is what the app factory hands every listener of a service (its database,
-    outbox and settings: `common.app.ServiceContext`).
+    outbox and settings: `common.context.ServiceContext`).
     """
 
     event: ClassVar[type[Event]]
@@ -96,10 +100,13 @@ class Listener(ABC, Generic[E]):
     poll_seconds: ClassVar[float] = 1.0
     remember_handled: ClassVar[int] = 10_000  # messages handled (≈ 2 MB)
 
-    def __init__(self, js: JetStreamContext, service: str, context: Any = None) -> None:
-        self.js = js
+    def __init__(
+        self, nats: NatsClientManager, service: str, context: ServiceContext | None = None
+    ) -> None:
+        self.nats = nats
+        self.js: JetStreamContext = nats.jetstream
         self.service = service
-        self.context = context
+        self._context = context
         self.subject = self.event.subject
         self.durable = durable_name(service, self.subject)
         self._sub: JetStreamContext.PullSubscription | None = None
@@ -110,6 +117,13 @@ class Listener(ABC, Generic[E]):
         # redelivery_skipped), and how many were not the first: for /metrics
         self.outcomes: Counter[str] = Counter()
         self.redelivered = 0
+
+    @property
+    def context(self) -> ServiceContext:
+        """The service's context (its database, outbox, settings, workers)."""
+        if self._context is None:
+            raise RuntimeError(f"{self.durable} was started without a service context")
+        return self._context
 
     @abstractmethod
     async def on_message(self, data: E, msg: Msg) -> None:
@@ -128,14 +142,11 @@ class Listener(ABC, Generic[E]):
     async def start(self) -> None:
         """Create (or bind to) the durable consumer and start handling messages."""
         self._sub = await self._pull_subscribe()
-        # The JetStream context's own connection (nats-py keeps it as `_nc`).
-        client = getattr(self.js, "_nc", None)
-        if client is not None:
-            self._advisories = await client.subscribe(
-                f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM_NAME}.{self.durable}",
-                queue=self.durable,  # one replica logs it
-                cb=self._on_max_deliveries,
-            )
+        self._advisories = await self.nats.client.subscribe(
+            f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM_NAME}.{self.durable}",
+            queue=self.durable,  # one replica logs it
+            cb=self._on_max_deliveries,
+        )
         self._loop.start()
 
     async def _pull_subscribe(self) -> JetStreamContext.PullSubscription:
@@ -199,16 +210,14 @@ class Listener(ABC, Generic[E]):
 
     async def _recover_consumer(self) -> None:
         """The stream (and so this durable consumer) was deleted: make the stream again
-        per the contract (if the service can: `context.nats`) and the consumer."""
+        per the contract and the consumer."""
         with contextlib.suppress(NatsError, TimeoutError):
             await self.js.consumer_info(STREAM_NAME, self.durable)
             await asyncio.sleep(self.poll_seconds)  # it exists: a transient fault
             return
         log.error("%s: the consumer (or the stream) is gone; creating it again", self.durable)
         try:
-            nats = getattr(self.context, "nats", None)
-            if nats is not None:
-                await nats.ensure_stream()
+            await self.nats.ensure_stream()
             old, self._sub = self._sub, await self._pull_subscribe()
             self._handled.clear()  # a new stream numbers its messages from 1 again
         except (NatsError, TimeoutError) as exc:

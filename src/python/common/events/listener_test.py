@@ -33,8 +33,8 @@ class FlakyListener(Listener[TicketCreatedEvent]):
     retry_delay = 0.05
     poll_seconds = 0.2
 
-    def __init__(self, js, fail_times: int = 0, service: str | None = None) -> None:
-        super().__init__(js, service or new_service())
+    def __init__(self, nats, fail_times: int = 0, service: str | None = None) -> None:
+        super().__init__(nats, service or new_service())
         self.fail_times = fail_times
         self.deliveries: list[TicketCreatedEvent] = []
         self.handled: list[TicketCreatedEvent] = []
@@ -74,14 +74,14 @@ async def start(nats_manager):
 
 
 async def test_success_is_acked_once_with_the_typed_payload(nats_manager, start):
-    listener = await start(FlakyListener(nats_manager.jetstream))
+    listener = await start(FlakyListener(nats_manager))
     await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
     await eventually(lambda: consumer_settled(listener, 1))
     assert listener.handled == [TicketCreatedEvent(**TICKET)]
 
 
 async def test_consumer_is_durable_with_explicit_ack_and_limits(nats_manager, start):
-    listener = await start(FlakyListener(nats_manager.jetstream))
+    listener = await start(FlakyListener(nats_manager))
     info = await nats_manager.jetstream.consumer_info(STREAM_NAME, listener.durable)
     assert info.config.durable_name == listener.durable
     assert info.config.ack_policy == AckPolicy.EXPLICIT
@@ -91,7 +91,7 @@ async def test_consumer_is_durable_with_explicit_ack_and_limits(nats_manager, st
 
 
 async def test_handler_error_means_redelivery_until_success(nats_manager, start):
-    listener = await start(FlakyListener(nats_manager.jetstream, fail_times=2))
+    listener = await start(FlakyListener(nats_manager, fail_times=2))
     await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
     await eventually(lambda: consumer_settled(listener, 3))
     assert len(listener.deliveries) == 3
@@ -101,7 +101,7 @@ async def test_handler_error_means_redelivery_until_success(nats_manager, start)
 async def test_poison_message_is_terminated_after_max_deliver_and_logged(
     nats_manager, start, caplog
 ):
-    listener = await start(FlakyListener(nats_manager.jetstream, fail_times=99))
+    listener = await start(FlakyListener(nats_manager, fail_times=99))
     with caplog.at_level(logging.WARNING):
         await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
         await eventually(lambda: consumer_settled(listener, 3))
@@ -123,7 +123,7 @@ async def test_poison_message_is_terminated_after_max_deliver_and_logged(
 async def test_invalid_payload_is_terminated_at_once_and_logged(
     nats_manager, start, caplog, payload
 ):
-    listener = await start(FlakyListener(nats_manager.jetstream))
+    listener = await start(FlakyListener(nats_manager))
     with caplog.at_level(logging.ERROR):
         await nats_manager.jetstream.publish(
             "ticket.created", payload, headers={"Nats-Msg-Id": f"bad-{uuid.uuid4().hex}"}
@@ -135,8 +135,8 @@ async def test_invalid_payload_is_terminated_at_once_and_logged(
 
 async def test_replicas_sharing_a_durable_each_message_is_handled_once(nats_manager, start):
     service = new_service()  # two replicas of one service
-    first = await start(FlakyListener(nats_manager.jetstream, service=service))
-    second = await start(FlakyListener(nats_manager.jetstream, service=service))
+    first = await start(FlakyListener(nats_manager, service=service))
+    second = await start(FlakyListener(nats_manager, service=service))
     for n in range(20):
         await publish(nats_manager.jetstream, TicketCreatedEvent(**{**TICKET, "id": f"t{n}"}))
     await eventually(lambda: consumer_settled(first, 20))
@@ -149,8 +149,8 @@ class SlowListener(FlakyListener):
 
     ack_wait = 1.0
 
-    def __init__(self, js, service: str) -> None:
-        super().__init__(js, service=service)
+    def __init__(self, nats, service: str) -> None:
+        super().__init__(nats, service=service)
         self.started: list[str] = []
 
     async def on_message(self, data: TicketCreatedEvent, msg) -> None:
@@ -163,12 +163,12 @@ async def test_a_handler_slower_than_the_ack_wait_is_kept_alive_not_redelivered(
     nats_manager, start
 ):
     service = new_service()
-    slow = await start(SlowListener(nats_manager.jetstream, service))
+    slow = await start(SlowListener(nats_manager, service))
     await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
     await eventually(lambda: slow.started == ["t1"])
     # an idle replica, fetching all along: it would get the message once the ack wait
     # ran out, unless the slow replica keeps it alive
-    idle = await start(FlakyListener(nats_manager.jetstream, service=service))
+    idle = await start(FlakyListener(nats_manager, service=service))
     await eventually(lambda: len(slow.handled) == 1)
     await eventually(lambda: consumer_settled(slow, 1))
     assert idle.deliveries == []
@@ -194,7 +194,7 @@ class AckFailsOnceListener(FlakyListener):
 async def test_an_ack_that_raises_is_logged_and_the_redelivery_is_acked_unhandled(
     nats_manager, start, caplog
 ):
-    listener = await start(AckFailsOnceListener(nats_manager.jetstream))
+    listener = await start(AckFailsOnceListener(nats_manager))
     with caplog.at_level(logging.INFO):
         await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
         # not acked: redelivered after the ack wait, and acked then ...
@@ -220,7 +220,7 @@ class CrashingListener(FlakyListener):
 
 
 async def test_running_out_of_deliveries_is_logged_as_a_poison_message(nats_manager, start, caplog):
-    listener = await start(CrashingListener(nats_manager.jetstream))
+    listener = await start(CrashingListener(nats_manager))
     with caplog.at_level(logging.ERROR):
         await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
         await eventually(
@@ -239,8 +239,8 @@ class ReplicaListener(Listener[TicketUpdatedEvent]):
     ahead_delay = 0.05
     poll_seconds = 0.2
 
-    def __init__(self, js, collection) -> None:
-        super().__init__(js, new_service())
+    def __init__(self, nats, collection) -> None:
+        super().__init__(nats, new_service())
         self.collection = collection
         self.applied: list[int] = []
 
@@ -253,7 +253,7 @@ async def test_versions_apply_in_order_whatever_order_and_duplicates_arrive(
     nats_manager, start, clean_db
 ):
     await apply_in_order(clean_db.replica, "t1", 0, {"title": "v0"})
-    listener = await start(ReplicaListener(nats_manager.jetstream, clean_db.replica))
+    listener = await start(ReplicaListener(nats_manager, clean_db.replica))
     arrivals = [3, 1, 2, 1, 3, 2]  # early versions, and duplicates past the dedupe window
     for n, version in enumerate(arrivals):
         event = TicketUpdatedEvent(**{**TICKET, "version": version, "title": f"v{version}"})
@@ -290,7 +290,7 @@ class PatientListener(FlakyListener):
 async def test_a_lone_message_is_handled_when_it_arrives_not_when_the_poll_expires(
     nats_manager, start
 ):
-    listener = await start(PatientListener(nats_manager.jetstream))
+    listener = await start(PatientListener(nats_manager))
     await asyncio.sleep(0.5)  # the listener is now waiting in a 60 s pull
     await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
     # A lone message must not wait for a batch to fill or the pull to expire (60 s).

@@ -1,4 +1,4 @@
-"""Prometheus metrics at `/metrics`: what an operator alerts on (README, "Metrics").
+"""Prometheus metrics at `/metrics`: what an operator alerts on (docs/observability.md).
 
 The work keeps its own plain counts where it is done (the outbox's `published`, a
 listener's `outcomes`), so the core classes need no metrics library; this module turns
@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
 from nats.errors import Error as NatsError
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -23,6 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common.events.contracts import STREAM_NAME
 from common.outbox import Outbox
 
+if TYPE_CHECKING:
+    from common.context import ServiceContext
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -30,7 +33,7 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 class Metrics:
     """An app's registry: the HTTP histogram, and a collector of everything else."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, context: ServiceContext) -> None:
         self.registry = CollectorRegistry()
         self.http_duration = Histogram(
             "http_request_duration_seconds",
@@ -39,10 +42,10 @@ class Metrics:
             buckets=HTTP_BUCKETS,
             registry=self.registry,
         )
-        self.readings = ScrapeReadings(app)
-        self.registry.register(self.readings)
         # more gauges a service adds (name -> (help, read)): auth's argon2 queue
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self.readings = ScrapeReadings(context, self.gauges)
+        self.registry.register(self.readings)
 
     async def exposition(self) -> bytes:
         await self.readings.refresh()
@@ -52,18 +55,21 @@ class Metrics:
 class ScrapeReadings(Collector):
     """The outbox, the listeners and the consumers, read when Prometheus scrapes."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
+    def __init__(
+        self, context: ServiceContext, gauges: dict[str, tuple[str, Callable[[], float]]]
+    ) -> None:
+        self.context = context
+        self.gauges = gauges
         self.backlog: int | None = None
         self.oldest_age: float | None = None
         self.consumer_pending: dict[str, tuple[int, int]] = {}  # durable -> (pending, acks)
 
     async def refresh(self) -> None:
-        outbox = self.app.state.outbox
+        outbox = self.context.event_outbox
         if outbox is not None:
             self.backlog, self.oldest_age = _backlog(outbox)
         self.consumer_pending = {}
-        for listener in self.app.state.listeners or ():
+        for listener in self.context.listeners:
             try:
                 info = await listener.js.consumer_info(STREAM_NAME, listener.durable)
             except (NatsError, TimeoutError):
@@ -71,14 +77,14 @@ class ScrapeReadings(Collector):
             self.consumer_pending[listener.durable] = (info.num_pending, info.num_ack_pending)
 
     def collect(self) -> Iterator[Metric]:
-        state = self.app.state
-        if state.outbox is not None:
+        outbox = self.context.event_outbox
+        if outbox is not None:
             published = CounterMetricFamily(
                 "events_published",
                 "Events acknowledged by JetStream, by subject",
                 labels=["subject"],
             )
-            for subject, count in sorted(state.outbox.published.items()):
+            for subject, count in sorted(outbox.published.items()):
                 published.add_metric([subject], count)
             yield published
             if self.backlog is not None:
@@ -103,7 +109,7 @@ class ScrapeReadings(Collector):
             "Deliveries that were not the first, by subject",
             labels=["subject"],
         )
-        for listener in state.listeners or ():
+        for listener in self.context.listeners:
             subject = listener.subject.value
             for outcome, count in sorted(listener.outcomes.items()):
                 handled.add_metric([subject, outcome], count)
@@ -125,7 +131,7 @@ class ScrapeReadings(Collector):
             ack_pending.add_metric([durable], unacked)
         yield pending
         yield ack_pending
-        for name, (help_text, read) in state.metrics.gauges.items():
+        for name, (help_text, read) in self.gauges.items():
             yield GaugeMetricFamily(name, help_text, value=read())
 
 

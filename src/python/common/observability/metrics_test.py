@@ -48,7 +48,7 @@ async def test_the_outbox_backlog_rises_while_nats_is_down_and_falls_to_zero_aft
     async with app_client(app) as client:
         nats_server.stop()
         try:
-            await eventually(lambda: not app.state.nats.is_connected, within=30)
+            await eventually(lambda: not app.state.context.nats.is_connected, within=30)
             for _ in range(3):  # accepted: the events wait in their documents
                 assert (await client.post("/items")).status_code == 201
             down = await scrape(client)

@@ -107,10 +107,9 @@ class Context:
 async def test_a_request_trace_follows_its_event_through_a_listener_and_the_next_event(
     spans, db, outbox, nats_manager
 ):
-    js = nats_manager.jetstream
     listeners = [
-        UpdatesWhatWasCreated(js, "trace-test", Context(db, outbox)),
-        SeesUpdates(js, "trace-test", Context(db, outbox)),
+        UpdatesWhatWasCreated(nats_manager, "trace-test", Context(db, outbox)),
+        SeesUpdates(nats_manager, "trace-test", Context(db, outbox)),
     ]
     for listener in listeners:
         await listener.start()
@@ -140,7 +139,7 @@ async def test_a_request_trace_follows_its_event_through_a_listener_and_the_next
         "trace-test-ticket-created"
     )
     # the context travelled in the message headers, as W3C traceparent
-    [message] = await stream_messages(js, "ticket.created")
+    [message] = await stream_messages(nats_manager.jetstream, "ticket.created")
     version, sent_trace, sent_span, _flags = message.headers["traceparent"].split("-")
     assert (version, sent_trace, sent_span) == (
         "00",

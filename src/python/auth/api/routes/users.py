@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pymongo.asynchronous.database import AsyncDatabase
 
 from auth import devices, users
-from auth.api.deps import AuthSettingsDep, ClientAddressDep, PasswordsDep
+from auth.api.deps import AuthSettingsDep, ClientAddressDep, PasswordsDep, revoked_sessions
 from auth.core.config import AuthSettings
 from auth.schemas import CurrentUserOut, SigninRequest, SignupRequest, UserOut
 from common.auth import (
@@ -63,7 +63,7 @@ def _start_session(
     and the device cookie that makes this browser trusted for the account."""
     key = settings.jwt_key.get_secret_value()
     lifetime = timedelta(seconds=settings.jwt_lifetime_seconds)
-    not_before = request.app.state.revoked_sessions.all_before(user.id)
+    not_before = revoked_sessions(request).all_before(user.id)
     token = sign_jwt(user.id, user.email, key, lifetime, not_before)
     set_session_cookie(
         response, token, secure=settings.cookie_secure, max_age=settings.jwt_lifetime_seconds
@@ -171,7 +171,7 @@ async def signout(
     if user is not None:
         lifetime = settings.jwt_lifetime_seconds
         revocation = await users.revoke_session(outbox, user, everywhere, lifetime)
-        request.app.state.revoked_sessions.apply(revocation)
+        revoked_sessions(request).apply(revocation)
     clear_session_cookie(response, secure=settings.cookie_secure)
     return {}
 

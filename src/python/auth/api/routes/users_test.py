@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from auth.core.passwords import Passwords
 from auth.main import create_auth_app
 from common.auth import SESSION_COOKIE, sign_jwt
 from testkit.auth import TEST_JWT_KEY, session_cookie
@@ -308,7 +309,7 @@ async def test_simultaneous_wrong_signins_verify_at_most_the_limit(make_settings
     async with app_client(app) as client:
         await client.post(SIGNUP, json=USER)
         client.cookies.clear()
-        passwords = app.state.passwords
+        passwords = app.state.context.get(Passwords)
         real_check, verified = passwords.check, []
 
         async def counting_check(*args):

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
 
-from common.app import find_worker
+from common.context import context_of
 from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import (
     BadGatewayError,
@@ -48,11 +48,11 @@ RELEASED = (repository.VOIDED, repository.REFUNDED)
 
 
 async def get_provider(request: Request) -> PaymentProvider:
-    return request.app.state.provider
+    return context_of(request).get(PaymentProvider)
 
 
 async def get_settler(request: Request) -> Settler:
-    return find_worker(request.app.state.workers, Settler)
+    return context_of(request).worker(Settler)
 
 
 ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
