@@ -1,0 +1,211 @@
+"""The tickets' pages: the landing page's search and list, selling, a ticket's page
+(edit or buy), and a seller's own tickets."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import reflex as rx
+
+from ticketing_web.api import price_for_form, price_problem
+from ticketing_web.state.session import SERVICES, FormState, SessionState
+from ticketing_web.views import (
+    SEARCH_PARAMS,
+    SORTS,
+    first_error,
+    my_ticket_view,
+    search_url,
+    ticket_view,
+)
+
+WATCH_EVERY_SECONDS = 1  # an open list or ticket page re-reads its tickets this often
+
+
+class TicketListState(SessionState):
+    tickets: list[dict[str, str]] = []
+    loaded: bool = False
+    total: int = 0
+    next_cursor: str = ""
+    search: dict[str, str] = {}  # the URL's q, min, max, sort
+    search_error: str = ""
+
+    @rx.var
+    def count_text(self) -> str:
+        return "1 ticket" if self.total == 1 else f"{self.total:,} tickets"
+
+    @rx.var
+    def sort_links(self) -> list[dict[str, str]]:
+        """The three orders, each a link to this search in that order."""
+        current = self.search.get("sort", "newest")
+        return [
+            {"value": value, "label": label, "href": search_url({**self.search, "sort": value}),
+             "current": "true" if value == current else ""}
+            for value, label in SORTS.items()
+        ]  # fmt: skip
+
+    def _api_search(self) -> dict[str, str]:
+        return {api: self.search.get(ours, "") for ours, api in SEARCH_PARAMS.items()}
+
+    @rx.event
+    async def load(self) -> Any:
+        """on_load of /: the first page of the search the URL holds."""
+        await self.load_user()
+        params = self.router.url.query_parameters
+        self.search = {k: str(params[k]).strip() for k in SEARCH_PARAMS if params.get(k)}
+        result = await SERVICES.list_tickets({**self._api_search(), "count": "true"})
+        self._note(result)
+        self.search_error = "" if result.ok or result.unavailable else first_error(result)
+        self.tickets = [ticket_view(t) for t in result.data] if result.ok else []
+        self.total = (result.total or 0) if result.ok else 0
+        self.next_cursor = result.next_cursor if result.ok else ""
+        self.loaded = True
+        return TicketListState.watch if result.ok else None
+
+    @rx.event(background=True)
+    async def watch(self) -> None:
+        """Live state: every second, the tickets shown are read again (the same search,
+        as many as are shown, up to 200), so one reserved or sold elsewhere leaves the
+        list, and one released comes back, without a reload."""
+        async with self:
+            view = self._countdown = uuid.uuid4().hex
+        while True:
+            await asyncio.sleep(WATCH_EVERY_SECONDS)
+            async with self:
+                if self._countdown != view:
+                    return
+                search = {**self._api_search(), "limit": str(min(200, max(1, len(self.tickets))))}
+            fresh = await SERVICES.list_tickets(search)
+            async with self:
+                if self._countdown != view:
+                    return
+                if fresh.ok and isinstance(fresh.data, list):
+                    self.tickets = [ticket_view(t) for t in fresh.data]
+                    self.next_cursor = fresh.next_cursor  # "Load more" goes on from here
+
+    @rx.event
+    async def load_more(self) -> None:
+        """The next page, added below the ones shown."""
+        result = await SERVICES.list_tickets({**self._api_search(), "cursor": self.next_cursor})
+        self._note(result)
+        if result.ok:
+            self.tickets = self.tickets + [ticket_view(t) for t in result.data]
+            self.next_cursor = result.next_cursor
+
+    @rx.event
+    def find(self, form: dict[str, Any]) -> Any:
+        """The search form: its words and prices, in the order shown, become the URL (a
+        new history entry)."""
+        values = {k: str(form.get(k, "")).strip() for k in ("q", "min", "max")}
+        return rx.redirect(search_url({**values, "sort": self.search.get("sort", "")}))
+
+
+class NewTicketState(FormState):
+    @rx.event
+    async def create(self, form: dict[str, Any]) -> Any:
+        self._reset_form()
+        if problem := price_problem(str(form.get("price", ""))):
+            self.field_errors = {"price": problem}
+            return
+        self._begin_submit()
+        yield
+        result = await SERVICES.create_ticket(
+            self._session(), str(form.get("title", "")), str(form.get("price", ""))
+        )
+        yield self._end_submit(result) or (rx.redirect("/") if result.ok else None)
+
+
+class TicketDetailState(FormState):
+    ticket: dict[str, str] = {}
+    not_found: bool = False
+    edit_title: str = ""
+    edit_price: str = ""
+    saved: bool = False
+
+    @rx.var
+    def is_owner(self) -> bool:
+        return bool(self.user_id) and self.ticket.get("userId") == self.user_id
+
+    @rx.event
+    def set_edit_title(self, value: str) -> None:
+        self.edit_title = value
+
+    @rx.event
+    def set_edit_price(self, value: str) -> None:
+        self.edit_price = value
+
+    @rx.event
+    async def load(self) -> Any:
+        self._reset_form()
+        self.saved = False
+        self.submitting = False
+        await self.load_user()
+        result = await SERVICES.get_ticket(self.ticketId)  # type: ignore[attr-defined]
+        self._note(result)
+        self.not_found = result.status == 404
+        self._show_ticket(result.data if result.ok else {})
+        return TicketDetailState.watch if result.ok else None
+
+    @rx.event(background=True)
+    async def watch(self) -> None:
+        """Live state: re-read the ticket every second while this tab shows it, so a
+        reservation, a release or a sale shows within a second, without a reload (a
+        short poll: BENCHMARKS.md has its cost). The edit form keeps what is typed."""
+        async with self:
+            view = self._countdown = uuid.uuid4().hex
+            ticket_id = self.ticket.get("id", "")
+        while True:
+            await asyncio.sleep(WATCH_EVERY_SECONDS)
+            fresh = await SERVICES.get_ticket(ticket_id)
+            async with self:
+                if self._countdown != view:
+                    return
+                if fresh.ok and isinstance(fresh.data, dict):
+                    self.ticket = ticket_view(fresh.data)
+
+    def _show_ticket(self, ticket: dict[str, Any]) -> None:
+        self.ticket = ticket_view(ticket) if ticket else {}
+        self.edit_title = str(ticket.get("title", "")) if ticket else ""
+        self.edit_price = price_for_form(ticket.get("price", "")) if ticket else ""
+
+    @rx.event
+    async def save(self, form: dict[str, Any]) -> Any:
+        self._reset_form()
+        self.saved = False
+        if problem := price_problem(self.edit_price):
+            self.field_errors = {"price": problem}
+            return
+        self._begin_submit()
+        yield
+        result = await SERVICES.update_ticket(
+            self._session(), self.ticket.get("id", ""), self.edit_title, self.edit_price
+        )
+        yield self._end_submit(result)
+        if result.ok:
+            self._show_ticket(result.data)
+            self.saved = True
+
+    @rx.event
+    async def purchase(self) -> Any:
+        self._begin_submit()
+        yield
+        result = await SERVICES.create_order(self._session(), self.ticket.get("id", ""))
+        yield self._end_submit(result)
+        if result.ok and isinstance(result.data, dict):
+            yield rx.redirect(f"/orders/{result.data.get('id', '')}")
+
+
+class MyTicketsState(SessionState):
+    """/my-tickets: what a seller listed, and what became of each."""
+
+    tickets: list[dict[str, str]] = []
+    loaded: bool = False
+
+    @rx.event
+    async def load(self) -> Any:
+        self.loaded = False
+        redirect, found = await self._signed_in_list(SERVICES.my_tickets)
+        self.tickets = [my_ticket_view(t) for t in found]
+        self.loaded = True
+        return redirect

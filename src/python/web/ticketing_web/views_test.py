@@ -1,0 +1,94 @@
+"""What the pages show, from what the services answer (no Reflex, no servers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ticketing_web.api import ApiResult, format_money, price_for_form, price_problem
+from ticketing_web.views import (
+    first_error,
+    my_ticket_view,
+    order_view,
+    search_url,
+    seconds_left,
+    ticket_view,
+    time_left,
+)
+
+NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def test_money_is_shown_and_entered_with_its_cents():
+    assert format_money(30.5) == "$30.50"
+    assert format_money(1234) == "$1,234.00"
+    assert price_for_form(30.5) == "30.50"
+    assert price_problem("abc") == "Price must be a number"
+    assert price_problem("30.50") == ""
+
+
+def test_a_ticket_reads_as_its_status():
+    view = ticket_view({"id": "t1", "title": "Jazz", "price": 30.5, "userId": "u"})
+    assert view == {
+        "id": "t1",
+        "title": "Jazz",
+        "price": "$30.50",
+        "userId": "u",
+        "status": "available",
+    }
+
+
+def test_the_countdown_rounds_up_and_stops_at_zero():
+    assert seconds_left(100.2, now=90.0) == 11
+    assert seconds_left(90.0, now=100.0) == 0
+    assert time_left(75) == "1:15"
+    assert time_left(9) == "0:09"
+
+
+def test_an_unpaid_order_counts_down_then_reads_expired():
+    order = {
+        "id": "o1",
+        "status": "created",
+        "expiresAt": iso(NOW + timedelta(seconds=83)),
+        "ticket": {"id": "t1", "title": "Jazz", "price": 20},
+    }
+    now = NOW.timestamp()
+    assert order_view(order, now)["status_text"] == "awaiting payment, 1:23 left"
+    assert order_view(order, now + 83)["status_text"] == "expired"
+    paid = order_view({**order, "status": "complete", "payment": "captured"}, now)
+    assert (paid["status_text"], paid["payment"], paid["price"]) == ("complete", "captured", "$20.00")
+
+
+def test_a_malformed_order_shows_what_it_can():
+    view = order_view({"status": "created", "expiresAt": "not a time", "ticket": "?"})
+    assert view["status_text"] == "expired"  # no deadline: nothing left to wait for
+    assert view["title"] == ""
+
+
+def test_a_sellers_ticket_says_what_became_of_it_and_why_it_cannot_be_edited():
+    now = NOW.timestamp()
+    reserved = {"price": 10, "status": "reserved", "reservedUntil": iso(NOW + timedelta(minutes=14, seconds=1))}
+    assert my_ticket_view(reserved, now)["state"] == "Reserved for 15 more minutes"
+    assert my_ticket_view(reserved, now)["why_not"].startswith("A buyer holds it")
+    assert my_ticket_view({**reserved, "reservedUntil": iso(NOW + timedelta(seconds=30))}, now)[
+        "state"
+    ] == "Reserved for 1 more minute"
+    sold = my_ticket_view({"price": 10, "status": "sold"}, now)
+    assert (sold["state"], sold["why_not"]) == ("Sold for $10.00", "Sold: it cannot be edited.")
+    assert my_ticket_view({"price": 10}, now)["state"] == "Listed"
+
+
+def test_a_search_is_a_url_in_a_stable_order_without_defaults():
+    assert search_url({"sort": "price_asc", "q": "jazz club", "max": "50"}) == (
+        "/?q=jazz+club&max=50&sort=price_asc"
+    )
+    assert search_url({"sort": "newest", "q": ""}) == "/"
+
+
+def test_the_first_error_is_a_fields_before_the_forms():
+    result = ApiResult(status=400, field_errors={"minPrice": "minPrice must be a number"}, errors=["x"])
+    assert first_error(result) == "minPrice must be a number"
+    assert first_error(ApiResult(status=400)) == ""
