@@ -22,7 +22,7 @@ from common.outbox import PENDING, WRITERS, Outbox, unsent_count
 from common.outbox import ledger as ledger_module
 from common.settings import NatsSettings
 from testkit.fakes import RecordingNats
-from testkit.streams import outbox_drained, stream_messages
+from testkit.streams import outbox_drained, running_outbox, stream_messages
 from testkit.waiting import eventually
 
 ITEMS = "items"
@@ -53,10 +53,8 @@ def msg_ids(messages) -> list[str]:
 
 @pytest.fixture
 async def outbox(clean_db, nats_manager):
-    box = Outbox(clean_db, nats_manager, [ITEMS], publish_timeout=2, interval=0.1)
-    await box.start()
-    yield box
-    await box.stop()
+    async with running_outbox(clean_db, nats_manager, [ITEMS]) as box:
+        yield box
 
 
 def down() -> RecordingNats:

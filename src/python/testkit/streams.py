@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from nats.js.api import RawStreamMsg
@@ -16,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from common.events.contracts import STREAM_NAME, Event
 from common.events.listener import Listener
 from common.nats_client import NatsClientManager
-from common.outbox import unsent_count
+from common.outbox import JetStreamSource, Outbox, unsent_count
 
 
 async def stream_messages(js: JetStreamContext, subject: str | None = None) -> list[RawStreamMsg]:
@@ -70,3 +71,17 @@ class CountingListener(Listener[Event]):
     @property
     def duplicates(self) -> int:
         return sum(count - 1 for count in self.received.values() if count > 1)
+
+
+@asynccontextmanager
+async def running_outbox(
+    db: AsyncDatabase[Any], nats: JetStreamSource, collections: Sequence[str]
+) -> AsyncIterator[Outbox]:
+    """An outbox for a test, quick to notice (publish timeout 2 s, relay every 0.1 s),
+    stopped afterwards."""
+    box = Outbox(db, nats, collections, publish_timeout=2, interval=0.1)
+    await box.start()
+    try:
+        yield box
+    finally:
+        await box.stop()

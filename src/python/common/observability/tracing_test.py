@@ -25,7 +25,7 @@ from common.outbox import PENDING, Outbox, pending_event
 from common.settings import ProcessSettings
 from testkit.http import app_client
 from testkit.logs import json_log_lines
-from testkit.streams import stream_messages
+from testkit.streams import running_outbox, stream_messages
 from testkit.waiting import eventually
 
 ITEMS = "items"
@@ -55,10 +55,8 @@ async def db(mongo_server, clean_db):
 
 @pytest.fixture
 async def outbox(db, nats_manager):
-    box = Outbox(db, nats_manager, [ITEMS], publish_timeout=2, interval=0.1)
-    await box.start()
-    yield box
-    await box.stop()
+    async with running_outbox(db, nats_manager, [ITEMS]) as box:
+        yield box
 
 
 def created(item_id: str) -> TicketCreatedEvent:

@@ -59,7 +59,11 @@ def test_an_unpaid_order_counts_down_then_reads_expired():
     assert order_view(order, now)["status_text"] == "awaiting payment, 1:23 left"
     assert order_view(order, now + 83)["status_text"] == "expired"
     paid = order_view({**order, "status": "complete", "payment": "captured"}, now)
-    assert (paid["status_text"], paid["payment"], paid["price"]) == ("complete", "captured", "$20.00")
+    assert (paid["status_text"], paid["payment"], paid["price"]) == (
+        "complete",
+        "captured",
+        "$20.00",
+    )
 
 
 def test_a_malformed_order_shows_what_it_can():
@@ -70,12 +74,19 @@ def test_a_malformed_order_shows_what_it_can():
 
 def test_a_sellers_ticket_says_what_became_of_it_and_why_it_cannot_be_edited():
     now = NOW.timestamp()
-    reserved = {"price": 10, "status": "reserved", "reservedUntil": iso(NOW + timedelta(minutes=14, seconds=1))}
+    reserved = {
+        "price": 10,
+        "status": "reserved",
+        "reservedUntil": iso(NOW + timedelta(minutes=14, seconds=1)),
+    }
     assert my_ticket_view(reserved, now)["state"] == "Reserved for 15 more minutes"
     assert my_ticket_view(reserved, now)["why_not"].startswith("A buyer holds it")
-    assert my_ticket_view({**reserved, "reservedUntil": iso(NOW + timedelta(seconds=30))}, now)[
-        "state"
-    ] == "Reserved for 1 more minute"
+    assert (
+        my_ticket_view({**reserved, "reservedUntil": iso(NOW + timedelta(seconds=30))}, now)[
+            "state"
+        ]
+        == "Reserved for 1 more minute"
+    )
     sold = my_ticket_view({"price": 10, "status": "sold"}, now)
     assert (sold["state"], sold["why_not"]) == ("Sold for $10.00", "Sold: it cannot be edited.")
     assert my_ticket_view({"price": 10}, now)["state"] == "Listed"
@@ -89,6 +100,8 @@ def test_a_search_is_a_url_in_a_stable_order_without_defaults():
 
 
 def test_the_first_error_is_a_fields_before_the_forms():
-    result = ApiResult(status=400, field_errors={"minPrice": "minPrice must be a number"}, errors=["x"])
+    result = ApiResult(
+        status=400, field_errors={"minPrice": "minPrice must be a number"}, errors=["x"]
+    )
     assert first_error(result) == "minPrice must be a number"
     assert first_error(ApiResult(status=400)) == ""
