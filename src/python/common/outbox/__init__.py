@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -144,9 +145,8 @@ class Outbox:
         wait). Returns the document as inserted (its pending event kept aside)."""
         self._check(collection)
         entry = await self._new_entry(event)
-        raw = {**doc, PENDING: [entry]}
         try:
-            await self.db[collection].insert_one(raw)
+            await self.db[collection].insert_one({**doc, PENDING: [entry]})
         except DuplicateKeyError:
             self.ledger.refused(entry)  # refused: nothing was written
             raise
@@ -154,7 +154,7 @@ class Outbox:
             self.relay.failed(collection, doc["_id"], entry)  # it may have landed: look again
             raise
         await self.relay.send_new(collection, doc["_id"], [entry])
-        return Stored.of(raw)
+        return Stored.holding(doc, [entry])
 
     async def update(
         self,
@@ -195,7 +195,7 @@ class Outbox:
         resend_after = datetime.now(UTC) - RESEND_WITH_UPDATE
         earlier = [old for old in kept if (at := old.get("at")) and _aware(at) > resend_after]
         await self.relay.send_new(collection, doc["_id"], [*earlier, entry])
-        return Stored.of({**new_doc, PENDING: [*kept, entry]})
+        return Stored.holding(new_doc, [*kept, entry])
 
     async def _pending_of(self, collection: str, doc: Document) -> list[Document]:
         stored = await self.db[collection].find_one({"_id": doc["_id"]}, {PENDING: 1, "version": 1})
@@ -222,7 +222,8 @@ class Outbox:
         return self.writers.id
 
     @property
-    def published(self) -> Any:
+    def published(self) -> Counter[str]:
+        """Events JetStream acknowledged, by subject (for /metrics)."""
         return self.relay.published
 
     def unsent(self) -> int:

@@ -38,9 +38,15 @@ class Stored(dict[str, Any]):
 
     @classmethod
     def of(cls, raw: Document) -> Stored:
-        doc = cls({key: value for key, value in raw.items() if key != PENDING})
-        doc.pending = list(raw.get(PENDING) or ())
-        return doc
+        """A document as read (its pending events in their field)."""
+        return cls.holding({k: v for k, v in raw.items() if k != PENDING}, raw.get(PENDING))
+
+    @classmethod
+    def holding(cls, doc: Document, pending: list[Document] | None) -> Stored:
+        """A document without the field, and the events pending in it."""
+        stored = cls(doc)
+        stored.pending = list(pending or ())
+        return stored
 
 
 async def get_by_id(collection: AsyncCollection[Any], doc_id: str | ObjectId) -> Stored | None:

@@ -104,6 +104,13 @@ def list_page(
     )
 
 
+def nothing_yet(text: str, link: str, href: str, card_id: str) -> rx.Component:
+    """What a list page shows when it has nothing: a sentence and where to go instead."""
+    return rx.card(
+        rx.text(text, " ", rx.link(link, href=href, underline="always"), "."), id=card_id
+    )
+
+
 def form_errors() -> rx.Component:
     return rx.foreach(
         FormState.form_errors,

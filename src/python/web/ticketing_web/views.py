@@ -31,14 +31,16 @@ def ticket_view(ticket: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def expires_at(order: dict[str, Any]) -> float:
-    """`expiresAt` (ISO 8601) as a Unix time; 0 if it is missing or malformed."""
+def unix_time(iso: Any) -> float:
+    """An ISO 8601 instant as a Unix time; 0 if it is missing or malformed."""
     try:
-        return datetime.fromisoformat(
-            str(order.get("expiresAt", "")).replace("Z", "+00:00")
-        ).timestamp()
+        return datetime.fromisoformat(str(iso or "").replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+def expires_at(order: dict[str, Any]) -> float:
+    return unix_time(order.get("expiresAt"))
 
 
 def seconds_left(deadline: float, now: float | None = None) -> int:
@@ -70,7 +72,7 @@ def order_view(order: dict[str, Any], now: float | None = None) -> dict[str, str
 def my_ticket_view(ticket: dict[str, Any], now: float | None = None) -> dict[str, str]:
     """A seller's ticket: its state in words, and whether (or why not) it can be edited."""
     view = ticket_view(ticket)
-    left = seconds_left(expires_at({"expiresAt": ticket.get("reservedUntil") or ""}), now)
+    left = seconds_left(unix_time(ticket.get("reservedUntil")), now)
     minutes = max(1, math.ceil(left / 60))
     state, why_not = {
         "available": ("Listed", ""),

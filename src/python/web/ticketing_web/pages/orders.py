@@ -10,6 +10,7 @@ from ticketing_web.components import (
     form_errors,
     item_card,
     list_page,
+    nothing_yet,
     page,
 )
 from ticketing_web.state import (
@@ -70,12 +71,7 @@ def order_list() -> rx.Component:
         table_id="orders",
         card=order_card,
     )
-    empty = rx.card(
-        rx.text(
-            "You have no orders yet. ", rx.link("Find a ticket", href="/", underline="always"), "."
-        ),
-        id="no-orders",
-    )
+    empty = nothing_yet("You have no orders yet.", "Find a ticket", "/", "no-orders")
     return list_page(
         title="My orders",
         loaded=OrderListState.loaded,

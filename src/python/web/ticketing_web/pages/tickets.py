@@ -12,6 +12,7 @@ from ticketing_web.components import (
     form_errors,
     item_card,
     list_page,
+    nothing_yet,
     page,
     submit,
 )
@@ -191,13 +192,8 @@ def my_tickets() -> rx.Component:
         table_id="my-tickets",
         card=_my_ticket_card,
     )
-    empty = rx.card(
-        rx.text(
-            "You have not listed a ticket yet. ",
-            rx.link("Sell one", href="/tickets/new", underline="always"),
-            ".",
-        ),
-        id="no-my-tickets",
+    empty = nothing_yet(
+        "You have not listed a ticket yet.", "Sell one", "/tickets/new", "no-my-tickets"
     )
     return list_page(
         title="My tickets",
