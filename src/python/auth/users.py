@@ -17,16 +17,16 @@ from common.mongo import parse_object_id
 from common.outbox import Outbox
 
 USERS = "users"
-# {_id: "<kind>:<who>", count, since}: failed sign-ins per email ("signin:<email>"),
-# attempts per client address ("signin-ip:<ip>", "signup-ip:<ip>")
+# {_id: "<kind>:<who>", window: {count, since}, expiresAt} (`common.limits`): failed
+# sign-ins per email ("signin:<email>"), attempts per client address ("signin-ip:<ip>",
+# "signup-ip:<ip>")
 ATTEMPTS = "attempts"
 # {_id: jti, userId, expiresAt} of each signed-out token, with its session.revoked event
 REVOKED_SESSIONS = "revoked_sessions"
 INDEXES = {
     USERS: [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
     REVOKED_SESSIONS: [IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0)],
-    # old counters are deleted by Mongo's TTL monitor (the code does not rely on it)
-    ATTEMPTS: [IndexModel([("since", ASCENDING)], expireAfterSeconds=86_400)],
+    ATTEMPTS: [limits.EXPIRES],
 }
 
 
@@ -50,7 +50,7 @@ async def reserve_attempt(
     `limit` per window get through, however many arrive at once: `common.limits`).
     None: go on; else the seconds until the window ends. A successful sign-in clears
     its counter (`clear_attempts`), so only failures accumulate there."""
-    return await limits.reserve(db[ATTEMPTS], key, limit=limit, window=window)
+    return await limits.reserve(db[ATTEMPTS], key, [limits.Window("window", limit, window)])
 
 
 async def clear_attempts(db: AsyncDatabase[Any], key: str) -> None:

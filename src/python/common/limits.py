@@ -1,8 +1,10 @@
 """Limits on how often something may happen: counted in the database, atomic under
-concurrency (however many requests arrive at once, at most `limit` get through).
+concurrency (however many requests arrive at once, at most `limit` get through), and
+one database write per attempt however many windows count it.
 
-- `reserve`: one fixed-window counter (`{_id: key, count, since}`); auth counts
-  sign-in failures and attempts per address with it.
+- `reserve`: one document per key holding a counter per window
+  (`{_id: key, <window>: {count, since}, expiresAt}`); auth counts sign-in failures and
+  attempts per address with it.
 - `LimitedWriter`: a route's signed-in user, after counting one write against their
   per-minute and per-day budgets (`USER_WRITES_PER_MINUTE`, `USER_WRITES_PER_DAY`;
   429 with `Retry-After` past either). A refused or invalid request counts too: the
@@ -11,6 +13,8 @@ concurrency (however many requests arrive at once, at most `limit` get through).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -24,10 +28,20 @@ from common.context import context_of
 from common.errors import TooManyRequestsError
 from common.settings import ServiceSettings
 
-USER_WRITES = "user_writes"  # {_id: "minute:<user id>" | "day:<user id>", count, since}
-# old counters are deleted by Mongo's TTL monitor (the code does not rely on it)
-LIMIT_INDEXES = {USER_WRITES: [IndexModel([("since", ASCENDING)], expireAfterSeconds=172_800)]}
-WINDOWS = {"minute": timedelta(minutes=1), "day": timedelta(days=1)}
+USER_WRITES = "user_writes"  # {_id: "<user id>", minute: {count, since}, day: {...}, expiresAt}
+# Old counters are deleted by Mongo's TTL monitor (the code does not rely on it).
+EXPIRES = IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="limit_expires")
+LIMIT_INDEXES = {USER_WRITES: [EXPIRES]}
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most `limit` attempts per `length`, counted from the first one (a fixed
+    window that starts again once it has passed)."""
+
+    name: str
+    limit: int
+    length: timedelta
 
 
 class TooManyWrites(TooManyRequestsError):
@@ -35,46 +49,95 @@ class TooManyWrites(TooManyRequestsError):
 
 
 async def reserve(
-    collection: AsyncCollection[Any], key: str, *, limit: int, window: timedelta
+    collection: AsyncCollection[Any], key: str, windows: Sequence[Window]
 ) -> int | None:
-    """Count one attempt under `key` BEFORE the work it guards, in one atomic write that
-    only succeeds while fewer than `limit` are counted in the window. Returns None when
-    the attempt may go on, else the seconds until the window ends."""
+    """Count one attempt under `key` in every window BEFORE the work it guards. One
+    atomic write (an update with an aggregation pipeline) starts each passed window
+    again and counts, and only matches while every window is under its limit; a refused
+    attempt writes nothing. Returns None when the attempt may go on, else the seconds
+    until it could."""
+    if not windows:
+        return None
     now = datetime.now(UTC)
-    # A counter whose window has passed starts again.
-    await collection.delete_one({"_id": key, "since": {"$lt": now - window}})
     try:
         await collection.update_one(
-            {"_id": key, "count": {"$lt": limit}},
-            {"$inc": {"count": 1}, "$setOnInsert": {"since": now}},
+            {"_id": key, "$expr": {"$and": [_open(w, now) for w in windows]}},
+            [{"$set": {**{w.name: _counted(w, now) for w in windows}, **_expiry(windows, now)}}],
             upsert=True,
         )
     except DuplicateKeyError:
-        # The counter exists but is at the limit (the filter missed, the upsert collided).
-        record = await collection.find_one({"_id": key})
-        since = record["since"] if record else now
+        # The counter exists but a window is full (the filter missed, the upsert collided).
+        return _seconds_until_open(await collection.find_one({"_id": key}), windows, now)
+    return None
+
+
+def _passed(window: Window, now: datetime) -> dict[str, Any]:
+    """The window has not started (no counter yet) or has ended."""
+    since = f"${window.name}.since"
+    return {
+        "$or": [
+            {"$eq": [{"$type": since}, "missing"]},
+            {"$lte": [since, now - window.length]},
+        ]
+    }
+
+
+def _open(window: Window, now: datetime) -> dict[str, Any]:
+    """One more attempt fits in this window."""
+    return {"$or": [_passed(window, now), {"$lt": [f"${window.name}.count", window.limit]}]}
+
+
+def _counted(window: Window, now: datetime) -> dict[str, Any]:
+    """The window's counter after this attempt: 1 in a new window, else one more."""
+    name = window.name
+    return {
+        "$cond": [
+            _passed(window, now),
+            {"count": 1, "since": now},
+            {"count": {"$add": [f"${name}.count", 1]}, "since": f"${name}.since"},
+        ]
+    }
+
+
+def _expiry(windows: Sequence[Window], now: datetime) -> dict[str, datetime]:
+    return {"expiresAt": now + max(w.length for w in windows)}
+
+
+def _seconds_until_open(
+    record: dict[str, Any] | None, windows: Sequence[Window], now: datetime
+) -> int:
+    waits = [1]
+    for window in windows:
+        counter = (record or {}).get(window.name) or {}
+        since = counter.get("since")
+        if since is None or counter.get("count", 0) < window.limit:
+            continue
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        return max(1, int((since + window - now).total_seconds()) + 1)
-    return None
+        waits.append(int((since + window.length - now).total_seconds()) + 1)
+    return max(waits)
 
 
 async def clear(collection: AsyncCollection[Any], key: str) -> None:
     await collection.delete_one({"_id": key})
 
 
+def user_write_windows(settings: ServiceSettings) -> list[Window]:
+    """The per-user budgets in force (a limit of 0 is no limit)."""
+    windows = [
+        Window("minute", settings.user_writes_per_minute, timedelta(minutes=1)),
+        Window("day", settings.user_writes_per_day, timedelta(days=1)),
+    ]
+    return [w for w in windows if w.limit > 0]
+
+
 async def limited_writer(request: Request, user: RequiredUser) -> CurrentUser:
     context = context_of(request)
     settings = context.settings
     assert isinstance(settings, ServiceSettings)
-    budgets = {"minute": settings.user_writes_per_minute, "day": settings.user_writes_per_day}
-    collection = context.db[USER_WRITES]
-    for name, limit in budgets.items():  # the minute first: a refusal there spends no day
-        if limit == 0:
-            continue  # no limit
-        wait = await reserve(collection, f"{name}:{user.id}", limit=limit, window=WINDOWS[name])
-        if wait is not None:
-            raise TooManyWrites(retry_after=wait)
+    wait = await reserve(context.db[USER_WRITES], user.id, user_write_windows(settings))
+    if wait is not None:
+        raise TooManyWrites(retry_after=wait)
     return user
 
 
