@@ -47,6 +47,7 @@ from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 
+from common.errors import ConflictError
 from common.events.contracts import STREAM_NAME, Event, Subject
 from common.observability import logs, tracing
 from common.tasks import Loop
@@ -273,7 +274,7 @@ class Listener(ABC, Generic[E]):
                     msg, "nak", delay=_backoff(self.ahead_delay, self.ahead_max_delay, delivery)
                 )
             return
-        except Exception:
+        except Exception as exc:
             if delivery >= min(self.max_failures, self.max_deliver):
                 log.exception(
                     "%s: poison message, failed %d deliveries, terminated",
@@ -282,6 +283,11 @@ class Listener(ABC, Generic[E]):
                 )
                 self._outcome("poisoned", failed=True)
                 await self._settle(msg, "term")
+                return
+            if isinstance(exc, ConflictError):
+                # A concurrent change won a version race (pay ∥ cancel): expected, and
+                # the retry decides again on the new state. One line, no traceback.
+                log.info("%s: lost a version race (%s), will retry", where, exc.message)
             else:
                 log.warning(
                     "%s: handler failed on delivery %d/%d, will retry",
@@ -290,10 +296,10 @@ class Listener(ABC, Generic[E]):
                     self.max_failures,
                     exc_info=True,
                 )
-                self._outcome("retried", failed=True)
-                await self._settle(
-                    msg, "nak", delay=_backoff(self.retry_delay, self.retry_max_delay, delivery)
-                )
+            self._outcome("retried", failed=True)
+            await self._settle(
+                msg, "nak", delay=_backoff(self.retry_delay, self.retry_max_delay, delivery)
+            )
             return
         self._remember(msg)
         self._outcome("ok")

@@ -17,6 +17,7 @@ from common.events import (
     publish,
     publish_raw,
 )
+from common.mongo import VersionConflict
 from common.replica import apply_in_order
 from testkit.waiting import eventually
 
@@ -114,6 +115,29 @@ async def test_poison_message_is_terminated_after_max_deliver_and_logged(
     poison = [r for r in caplog.records if "poison message" in r.getMessage()]
     assert len(poison) == 1
     assert "msg_id=ticket.created:t1:0" in poison[0].getMessage()
+
+
+class RacingListener(FlakyListener):
+    """Loses a version race on its first delivery (a concurrent writer changed the
+    document), then succeeds."""
+
+    async def on_message(self, data: TicketCreatedEvent, msg) -> None:
+        self.deliveries.append(data)
+        if len(self.deliveries) == 1:
+            raise VersionConflict()
+        self.handled.append(data)
+
+
+async def test_a_lost_version_race_is_one_info_line_and_a_retry(nats_manager, start, caplog):
+    listener = await start(RacingListener(nats_manager))
+    with caplog.at_level(logging.INFO, logger="common.events.listener"):
+        await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
+        await eventually(lambda: consumer_settled(listener, 2))
+    assert listener.handled == [TicketCreatedEvent(**TICKET)]
+    races = [r for r in caplog.records if "lost a version race" in r.getMessage()]
+    assert len(races) == 1
+    assert races[0].levelno == logging.INFO and races[0].exc_info is None
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 @pytest.mark.parametrize(
