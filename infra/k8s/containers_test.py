@@ -258,33 +258,30 @@ def test_the_lockfile_holds_linux_wheels_for_both_cluster_architectures():
 
 
 def test_an_image_builds_and_starts_from_a_context_of_only_those_files(tmp_path, cluster):
-    """The backend Dockerfile, given nothing but the wheels, the lockfile and its script
-    (as any host's `./pants package` lays them out), builds an image whose service runs
+    """The backend Dockerfiles, given nothing but the wheels, the lockfile and its script
+    (as any host's `./pants package` lays them out), build with plain `docker build` —
+    the shared dependency layer, then the service on top — an image whose service runs
     as its manifest says and gets ready: no pex, no host interpreter, no host wheels."""
     context = tmp_path / "context"
     for relative in (
         "src/docker/backend/Dockerfile",
+        "src/docker/backend/dependencies.Dockerfile",
         "src/docker/venv_from_lock.py",
         "3rdparty/python/default.lock",
     ):
         (context / relative).parent.mkdir(parents=True, exist_ok=True)
         (context / relative).write_bytes((ROOT / relative).read_bytes())
     for wheel in _context_wheels():
-        if wheel.name.startswith(("ticketing_tickets-", "ticketing_common-")):
+        if wheel.name.startswith(tuple(f"ticketing_{s}-" for s in (*BACKENDS, "common"))):
             (context / wheel.name).write_bytes(wheel.read_bytes())
-    tag = f"ticketing-context-test/tickets:{uuid.uuid4().hex[:8]}"
-    dockerfile = str(context / "src/docker/backend/Dockerfile")
-    docker(
-        "build",
-        "--quiet",
-        "--build-arg",
-        "SERVICE=tickets",
-        "--tag",
-        tag,
-        "--file",
-        dockerfile,
-        str(context),
-    )
+    run = uuid.uuid4().hex[:8]
+    dependencies, tag = f"ticketing-context-test/deps:{run}", f"ticketing-context-test/tickets:{run}"
+    backend = context / "src/docker/backend"
+    docker("build", "--quiet", "--tag", dependencies,
+           "--file", str(backend / "dependencies.Dockerfile"), str(context))  # fmt: skip
+    docker("build", "--quiet", "--build-arg", f"DEPENDENCIES={dependencies}",
+           "--build-arg", "SERVICE=tickets", "--tag", tag,
+           "--file", str(backend / "Dockerfile"), str(context))  # fmt: skip
     pod = Pod.of("tickets")
     pod.name = "tickets-depl-context"
     pod.container["env"] = [_stand_in_replica_set(var) for var in pod.container["env"]]
@@ -292,4 +289,4 @@ def test_an_image_builds_and_starts_from_a_context_of_only_those_files(tmp_path,
         pod.start(tag, cluster).wait_ready(within=120)
     finally:
         pod.remove()
-        docker("rmi", "--force", tag, check=False)
+        docker("rmi", "--force", tag, dependencies, check=False)

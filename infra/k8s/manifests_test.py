@@ -53,6 +53,19 @@ SHUTDOWN_BOUND_SECONDS = 5 + 20 + 10  # preStop + uvicorn's graceful timeout + N
 WEB_PROBES = {"/ping", "/_health"}  # Reflex's own endpoints
 BACKEND_DOCKERFILE = "src/docker/backend/Dockerfile"  # one for the five: `ARG SERVICE`
 DOCKERFILES = {**{s: BACKEND_DOCKERFILE for s in EVENTING}, "web": "src/python/web/Dockerfile"}
+# the dependency layer the five backend images start FROM (`ARG DEPENDENCIES=<target>`)
+BASE_DOCKERFILES = {"src/docker/backend:dependencies": "src/docker/backend/dependencies.Dockerfile"}
+ALL_DOCKERFILES = sorted({*DOCKERFILES.values(), *BASE_DOCKERFILES.values()})
+
+
+def dockerfile_chain(dockerfile: str) -> str:
+    """The Dockerfile's text, then that of each image of ours it is built FROM (an ARG
+    whose default names a Pants docker_image target, which Pants builds first)."""
+    text = (ROOT / dockerfile).read_text()
+    for arg in re.findall(r"^FROM \$(\w+)$", text, re.M):
+        [target] = re.findall(rf"^ARG {arg}=(\S+)$", text, re.M)
+        text += "\n" + dockerfile_chain(BASE_DOCKERFILES[target])
+    return text
 IMAGE_TARGETS = {**{s: f"src/docker/backend:{s}" for s in EVENTING}, "web": "src/python/web:image"}
 
 
@@ -297,8 +310,11 @@ def test_every_image_is_pinned_to_an_exact_version():
     ours = {i for i in images if i.startswith("ticketing/")}  # skaffold tags each build
     for image in images - ours:
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(-[\w.-]+)?", image), f"{image}: pin it"
-    for dockerfile in set(DOCKERFILES.values()):
+    for dockerfile in ALL_DOCKERFILES:
         for base in re.findall(r"^FROM (\S+)", (ROOT / dockerfile).read_text(), re.M):
+            if base.startswith("$"):  # one of ours, checked here too (dockerfile_chain)
+                assert dockerfile_chain(dockerfile), (dockerfile, base)
+                continue
             assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+(-[\w.-]+)?", base), (dockerfile, base)
 
 
@@ -498,7 +514,7 @@ def test_every_container_has_probes_and_resource_limits():
             ]
 
 
-@pytest.mark.parametrize("dockerfile", sorted(set(DOCKERFILES.values())))
+@pytest.mark.parametrize("dockerfile", ALL_DOCKERFILES)
 def test_dockerfile_lints_clean(dockerfile):
     hadolint = find_executable("hadolint")
     result = subprocess.run([hadolint, dockerfile], capture_output=True, text=True)
@@ -532,7 +548,7 @@ def test_no_image_ships_the_dev_harness_or_its_servers(service):
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_dockerfile_installs_the_wheels_that_pants_packages_as_a_non_root_user(service):
-    dockerfile = (ROOT / DOCKERFILES[service]).read_text()
+    dockerfile = dockerfile_chain(DOCKERFILES[service])
     copied = set(re.findall(r"^COPY (ticketing_\S+\.whl) ", dockerfile, re.M))
     wheels = {p.name for p in ROOT.glob("ticketing_*.whl")}
     for pattern in copied:
