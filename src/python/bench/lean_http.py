@@ -55,25 +55,34 @@ class _StaleConnection(Exception):
     """A kept-alive connection the server had closed before we used it."""
 
 
+def cookie_header(cookies: dict[str, str] | None) -> str:
+    """A Cookie header line for these cookies ("" for none)."""
+    cookie = "; ".join(f"{k}={v}" for k, v in (cookies or {}).items())
+    return f"cookie: {cookie}\r\n" if cookie else ""
+
+
 class LeanClient:
     def __init__(self, base_url: str, cookies: dict[str, str] | None = None) -> None:
         url = urlsplit(base_url)
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
-        cookie = "; ".join(f"{k}={v}" for k, v in (cookies or {}).items())
-        self._fixed = f"host: {self.host}:{self.port}\r\n" + (
-            f"cookie: {cookie}\r\n" if cookie else ""
-        )
+        self._host = f"host: {self.host}:{self.port}\r\n"
+        self._cookie = cookie_header(cookies)
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def get(self, path: str) -> LeanResponse:
         return await self.request("GET", path)
 
-    async def post(self, path: str, json: Any = None) -> LeanResponse:
-        return await self.request("POST", path, json=json)
+    async def post(self, path: str, json: Any = None, cookie: str | None = None) -> LeanResponse:
+        return await self.request("POST", path, json=json, cookie=cookie)
 
-    async def request(self, method: str, path: str, json: Any = None) -> LeanResponse:
+    async def request(
+        self, method: str, path: str, json: Any = None, cookie: str | None = None
+    ) -> LeanResponse:
+        """`cookie`: this request's Cookie header line (`cookie_header`), instead of the
+        client's own."""
         body = b"" if json is None else jsonlib.dumps(json).encode()
-        head = f"{method} {path} HTTP/1.1\r\n{self._fixed}content-length: {len(body)}\r\n"
+        fixed = self._host + (self._cookie if cookie is None else cookie)
+        head = f"{method} {path} HTTP/1.1\r\n{fixed}content-length: {len(body)}\r\n"
         if json is not None:
             head += "content-type: application/json\r\n"
         request = head.encode() + b"\r\n" + body

@@ -1,10 +1,12 @@
 """Benchmark the core path against what the servers underneath allow.
 
 Starts its own nats-server, a MongoDB-wire server (in-memory) per service as deployed,
-and the auth, tickets and orders services, each in a process of its own, on loopback;
+and the auth, tickets and orders services, each in a process of its own, on loopback,
+with the settings `./run` gives them (its database URI, the per-user write budgets);
 this process is the load generator (a lean HTTP/1.1 client — see lean_http.py for why
-not httpx — PyMongo async, nats-py). Each figure is the median of `--repeats` runs
-after a warm-up. Prints a table and writes JSON (`--out`).
+not httpx — PyMongo async, nats-py), its requests spread over `--users` signed-in users
+so that none reaches its budget. Each figure is the median of `--repeats` runs after a
+warm-up. Prints a table and writes JSON (`--out`).
 
     ./pants run src/python/bench:bench -- --out dist/benchmarks.json
 """
@@ -29,7 +31,7 @@ from bson import ObjectId
 from nats.js.errors import NotFoundError
 from pymongo import AsyncMongoClient
 
-from bench.lean_http import LeanClient
+from bench.lean_http import LeanClient, cookie_header
 from bench.stats import Result, measure, median_result, percentile
 from common.auth import SESSION_COOKIE, encode_session, sign_jwt
 from common.events import STREAM_NAME, Listener, TicketCreatedEvent
@@ -77,7 +79,7 @@ class Bench:
         self.results: list[Result] = []
         self.extra: dict[str, Any] = {}
         self.js: Any = None  # set once connected: lets each case start on an idle system
-        self.mode = ""  # retryable writes "on" or "off" in the runs now going
+        self.mode = ""  # the per-user write budgets "on" (as ./run) or "off" in the runs now going
 
     async def run_case(
         self,
@@ -87,7 +89,7 @@ class Bench:
         concurrency: int,
         ops: int | None = None,
         warmup: int | None = None,
-        db: DbServer | None = None,
+        db: DbServer | list[DbServer] | None = None,
     ) -> Result:
         ops = ops or self.args.ops
         await self.quiesce()
@@ -103,8 +105,7 @@ class Bench:
     ) -> None:
         """A service case and its floor, their runs interleaved and mirrored (floor,
         service, service, floor, floor, service, ...): whatever drifts during a run (the
-        machine; the stand-in, which with retryable writes on slows with every write:
-        `bench_uri`) drifts for both, and neither always runs second."""
+        machine) drifts for both, and neither always runs second."""
         for name, op in (floor, service):
             await self.quiesce()
             await measure(name, op, ops=self.args.warmup, concurrency=concurrency)
@@ -117,16 +118,18 @@ class Bench:
             self._record(runs[name])
 
     async def measured(
-        self, name: str, op, ops: int, concurrency: int, db: DbServer | None
+        self, name: str, op, ops: int, concurrency: int, db: DbServer | list[DbServer] | None
     ) -> Result:
-        """One run, with the database server's CPU and writes per operation."""
-        before = await db.reading() if db else None
+        """One run, with the database servers' CPU and writes per operation (summed over
+        the servers given: a create with orders copying it writes on both)."""
+        servers = db if isinstance(db, list) else [db] if db else []
+        before = [await server.reading() for server in servers]
         result = await measure(name, op, ops=ops, concurrency=concurrency)
         result.mode = self.mode
-        if db and before:
-            cpu, writes = await db.reading()
-            result.db_cpu_ms = (cpu - before[0]) * 1000 / ops
-            result.db_writes = (writes - before[1]) / ops
+        if servers:
+            after = [await server.reading() for server in servers]
+            result.db_cpu_ms = sum(a[0] - b[0] for a, b in zip(after, before)) * 1000 / ops
+            result.db_writes = sum(a[1] - b[1] for a, b in zip(after, before)) / ops
         return result
 
     def _record(self, runs: list[Result]) -> Result:
@@ -164,26 +167,23 @@ async def benchmark(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def bench_mode(bench: Bench, mode: str, *, full: bool) -> None:
-    """Every write and read case with retryable writes `mode` ("on": the services' own
-    URI, the drivers' default; "off": `bench_uri`) for every client, on new servers (the
-    stand-in's record of retryable writes starts empty; no consumer of the other mode's
-    services waits on the stream) and services. `full`: also the cases no write is in
-    (list, httpx client, event latency)."""
-    print(f"retryable writes {mode}:", flush=True)
+    """Every write and read case with the per-user write budgets `mode` ("on": as `./run`
+    runs them, its defaults; "off": switched off, for comparison), on new servers and
+    services, with the services' own database URI (`./run`'s). `full`: also the cases
+    no write is in (list, httpx client, event latency) and the long run of creates."""
+    print(f"write budgets {mode}:", flush=True)
     bench.mode = mode
     workdir = bench.workdir / mode
     nats_server = NatsServer(workdir / "nats").start()
     nats_url = nats_server.url
     # A database server per service, as deployed (each service owns its database).
     servers = {name: MongoServer(workdir / f"mongo-{name}").start() for name in SERVICES}
-    uris = {
-        name: server.uri if mode == "on" else bench_uri(server.uri)  # type: ignore[attr-defined]
-        for name, server in servers.items()
-    }
+    uris = {name: server.uri for name, server in servers.items()}  # type: ignore[attr-defined]
     common = {"JWT_KEY": JWT_KEY, "COOKIE_SECURE": "false", "NATS_URL": nats_url}
-    # one bench user makes every write: no per-user budget (0)
-    common |= {"USER_WRITES_PER_MINUTE": "0", "USER_WRITES_PER_DAY": "0"}
-    # one bench user places every order: the unpaid-order cap is off (0)
+    if mode == "off":
+        common |= {"USER_WRITES_PER_MINUTE": "0", "USER_WRITES_PER_DAY": "0"}
+    # thousands of orders are placed and none paid: the unpaid-order cap (3 per user) is
+    # off (0); everything else is as ./run sets it
     own = {"orders": {"MAX_UNPAID_ORDERS_PER_USER": "0"}}
     auth, tickets, orders = (
         ServiceProcess(
@@ -215,17 +215,6 @@ async def bench_mode(bench: Bench, mode: str, *, full: bool) -> None:
             process.stop()
 
 
-def bench_uri(uri: str) -> str:
-    """`uri` with retryable writes off, for the floors and the services alike. The
-    MongoDB-wire stand-in keeps a record of every retryable write for 30 minutes and
-    scans them all on each write, sorting all 10,000 once it holds that many: measured,
-    an insert's server CPU goes from 1.3 ms (500 writes made) to 7 ms (10,000) and 25 ms
-    (12,000), against 0.7-1.0 ms throughout without them. MongoDB keeps one record per
-    session. Left on, a run measures how many writes came before, not the path
-    (BENCHMARKS.md). The services' own default stays on."""
-    return f"{uri}&retryWrites=false"
-
-
 @dataclass
 class Targets:
     """What the cases run against: the services, the servers and a signed-in client."""
@@ -235,8 +224,12 @@ class Targets:
     orders_mongo: AsyncMongoClient[Any]
     js: Any
     user_id: str
+    users: list[str]  # a Cookie header line per signed-in user; requests take turns
     tickets_db: DbServer  # the servers behind them, whose work each run measures
     orders_db: DbServer
+
+    def user(self, i: int) -> str:
+        return self.users[i % len(self.users)]
 
 
 async def run_all(
@@ -257,7 +250,9 @@ async def run_all(
     manager = NatsClientManager()
     await manager.connect(nats_url, "bench")
     await manager.ensure_stream()
-    user_id = str(ObjectId())
+    user_ids = [str(ObjectId()) for _ in range(bench.args.users)]
+    users = [session_cookie(user_id) for user_id in user_ids]
+    user_id = user_ids[0]
     cookies = {SESSION_COOKIE: encode_session(sign_jwt(user_id, "bench@test.com", JWT_KEY))}
     async with LeanClient(tickets_url, cookies) as http:
         targets = Targets(
@@ -266,6 +261,7 @@ async def run_all(
             orders_mongo,
             manager.jetstream,
             user_id,
+            users,
             DbServer(databases["tickets"][1], mongo),
             DbServer(databases["orders"][1], orders_mongo),
         )
@@ -276,12 +272,13 @@ async def run_all(
         if full:
             await httpx_read_case(bench, targets, tickets_url)
             await list_cases(bench, targets)
+        await long_case(bench, targets)
         orders_url = start_orders()
         await bench.run_case(
             "POST /api/tickets (+ orders replica)",
             create_ticket(targets),
             concurrency=1,
-            db=targets.tickets_db,
+            db=[targets.tickets_db, targets.orders_db],
         )
         async with LeanClient(orders_url, cookies) as orders:
             await order_cases(bench, targets, orders)
@@ -333,12 +330,46 @@ def insert_and_publish(db: Any, js: Any) -> Callable[[int], Awaitable[None]]:
     return floor
 
 
+def session_cookie(user_id: str) -> str:
+    token = sign_jwt(user_id, f"{user_id}@bench.test", JWT_KEY)
+    return cookie_header({SESSION_COOKIE: encode_session(token)})
+
+
 def create_ticket(t: Targets) -> Callable[[int], Awaitable[None]]:
     async def create(i: int) -> None:
-        response = await t.http.post("/api/tickets", json=TICKET)
+        response = await t.http.post("/api/tickets", json=TICKET, cookie=t.user(i))
         assert response.status_code == 201, response.text
 
     return create
+
+
+async def long_case(bench: Bench, t: Targets) -> None:
+    """`--long` creates in a row (c=1), as a local stack takes them over its life: the
+    throughput of each 1,000 must not fall as the database fills."""
+    count = bench.args.long
+    if count <= 0:
+        return
+    await bench.quiesce()
+    create, per_thousand = create_ticket(t), []
+    started = time.perf_counter()
+    for i in range(count):
+        await create(i)
+        if (i + 1) % 1000 == 0:
+            now = time.perf_counter()
+            per_thousand.append(1000 / (now - started))
+            started = now
+    first, last = per_thousand[0], per_thousand[-1]
+    bench.extra.setdefault("long_creates", {})[bench.mode] = {
+        "creates": count,
+        "per_thousand_ops_s": per_thousand,
+        "last_vs_first": last / first,
+    }
+    print(
+        f"  {count} creates in a row, ops/s per 1,000: "
+        + " ".join(f"{rate:.0f}" for rate in per_thousand)
+        + f"  (last/first {last / first:.2f})",
+        flush=True,
+    )
 
 
 async def read_cases(bench: Bench, t: Targets) -> None:
@@ -430,7 +461,8 @@ async def order_cases(bench: Bench, t: Targets, orders: LeanClient) -> None:
         ticket_ids = iter(await tickets_to_order(t, per_case))
 
         async def order(i: int, ticket_ids=ticket_ids) -> None:
-            response = await orders.post("/api/orders", json={"ticketId": next(ticket_ids)})
+            body = {"ticketId": next(ticket_ids)}
+            response = await orders.post("/api/orders", json=body, cookie=t.user(i))
             assert response.status_code == 201, response.text
 
         await bench.run_pair(
@@ -449,7 +481,7 @@ async def reserved_latency(t: Targets, orders: LeanClient, count: int) -> dict[s
     for ticket_id in await tickets_to_order(t, count):
         await asyncio.sleep(0.02)  # one at a time: latency, not queueing
         started = time.perf_counter()
-        placed = await orders.post("/api/orders", json={"ticketId": ticket_id})
+        placed = await orders.post("/api/orders", json={"ticketId": ticket_id}, cookie=t.user(0))
         order_id = placed.json()["id"]
         while (await t.http.get(f"/api/tickets/{ticket_id}")).json().get("orderId") != order_id:
             await asyncio.sleep(0.001)
@@ -563,8 +595,12 @@ def ratios_of(bench: Bench, mode: str) -> dict[str, float]:
                     service.db_cpu_ms / floor.db_cpu_ms
                 )
                 ratios[f"{label}_db_writes_per_op_c{concurrency}"] = service.db_writes
-    with_replica = by_key[("POST /api/tickets (+ orders replica)", 1)].throughput
-    ratios["create_with_orders_replica_vs_floor_c1"] = with_replica / by_key[(FLOOR, 1)].throughput
+    with_replica = by_key[("POST /api/tickets (+ orders replica)", 1)]
+    ratios["create_with_orders_replica_vs_floor_c1"] = (
+        with_replica.throughput / by_key[(FLOOR, 1)].throughput
+    )
+    if with_replica.db_writes is not None:  # on both databases: ./run has them on one server
+        ratios["create_with_orders_replica_db_writes_per_op_c1"] = with_replica.db_writes
     httpx_read = by_key.get(("GET /api/tickets/{id} (httpx client)", 1))
     if httpx_read:
         ratios["read_httpx_client_vs_find_one_c1"] = (
@@ -576,22 +612,28 @@ def ratios_of(bench: Bench, mode: str) -> dict[str, float]:
 def report(bench: Bench) -> dict[str, Any]:
     ratios = {mode: ratios_of(bench, mode) for mode in bench.args.modes}
     rows = [
-        f"{'case':<36}{'retry':>6}{'conc':>5}{'ops/s':>8}{'p50 ms':>8}{'p95 ms':>8}"
+        f"{'case':<36}{'budget':>7}{'conc':>5}{'ops/s':>8}{'p50 ms':>8}{'p95 ms':>8}"
         f"{'p99 ms':>8}{'db ms/op':>9}{'writes/op':>10}"
     ]
     rows += [
-        f"{r.name:<36}{r.mode:>6}{r.concurrency:>5}{r.throughput:>8.0f}{r.p50_ms:>8.2f}"
+        f"{r.name:<36}{r.mode:>7}{r.concurrency:>5}{r.throughput:>8.0f}{r.p50_ms:>8.2f}"
         f"{r.p95_ms:>8.2f}{r.p99_ms:>8.2f}"
         + (f"{r.db_cpu_ms:>9.2f}{r.db_writes:>10.2f}" if r.db_cpu_ms is not None else "")
         for r in bench.results
     ]
     rows.append("")
     for mode, figures in ratios.items():
-        rows += [f"retryable writes {mode}: {k:<40}{v:>7.2f}" for k, v in figures.items()]
+        rows += [f"write budgets {mode}: {k:<40}{v:>7.2f}" for k, v in figures.items()]
     for mode, reserved in bench.extra["reserved_latency_ms"].items():
         rows.append(
-            f"retryable writes {mode}: order placed → ticket reserved"
+            f"write budgets {mode}: order placed → ticket reserved"
             f"  p50 {reserved['p50']:.2f} ms  p99 {reserved['p99']:.2f} ms"
+        )
+    for mode, long in bench.extra.get("long_creates", {}).items():
+        rows.append(
+            f"write budgets {mode}: {long['creates']} creates in a row, ops/s per 1,000: "
+            + " ".join(f"{rate:.0f}" for rate in long["per_thousand_ops_s"])
+            + f" (last/first {long['last_vs_first']:.2f})"
         )
     events = bench.extra["event_latency_ms"]
     rows.append(
@@ -626,8 +668,14 @@ def main() -> None:
     parser.add_argument(
         "--modes",
         type=lambda text: text.split(","),
-        default=["on", "off"],
-        help="retryable writes on (the services' own URI) and/or off, in this order",
+        default=["on"],
+        help="the per-user write budgets on (as ./run runs them) and/or off, in this order",
+    )
+    parser.add_argument(
+        "--users", type=int, default=512, help="signed-in users the requests take turns as"
+    )
+    parser.add_argument(
+        "--long", type=int, default=20_000, help="creates in a row for the long case (0: none)"
     )
     parser.add_argument("--out", type=Path, default=Path("dist/benchmarks.json"))
     args = parser.parse_args()

@@ -21,7 +21,7 @@ class Result:
     # the database server's work per operation, where measured (`Bench.run_pair`)
     db_cpu_ms: float | None = None
     db_writes: float | None = None
-    mode: str = ""  # retryable writes "on" or "off" for every client of the run
+    mode: str = ""  # the per-user write budgets "on" (as ./run) or "off" in the run
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)

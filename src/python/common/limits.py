@@ -51,24 +51,31 @@ class TooManyWrites(TooManyRequestsError):
 async def reserve(
     collection: AsyncCollection[Any], key: str, windows: Sequence[Window]
 ) -> int | None:
-    """Count one attempt under `key` in every window BEFORE the work it guards. One
-    atomic write (an update with an aggregation pipeline) starts each passed window
-    again and counts, and only matches while every window is under its limit; a refused
-    attempt writes nothing. Returns None when the attempt may go on, else the seconds
-    until it could."""
+    """Count one attempt under `key` in every window BEFORE the work it guards, in one
+    atomic write: an update of the key's document by `_id` with an aggregation pipeline
+    that counts only while every window is open (starting each passed window again) and
+    else leaves the document as it was. Whether it counted is the write's own answer
+    (modified or inserted), so the common case reads nothing. Returns None when the
+    attempt may go on, else the seconds until it could.
+
+    The filter is `_id` alone on purpose: SecantusDB (the local and test database) scans
+    the whole collection for a filter with `$expr` or `$or` (measured: 12 ms a write
+    with 2,000 counters, against about 1 ms by `_id`), and so does find_one_and_update."""
     if not windows:
         return None
     now = datetime.now(UTC)
+    is_open = {"$and": [_open(w, now) for w in windows]}
+    counted = {w.name: {"$cond": [is_open, _counted(w, now), f"${w.name}"]} for w in windows}
+    expiry = {"expiresAt": {"$cond": [is_open, _expires_at(windows, now), "$expiresAt"]}}
+    update = [{"$set": {**counted, **expiry}}]
     try:
-        await collection.update_one(
-            {"_id": key, "$expr": {"$and": [_open(w, now) for w in windows]}},
-            [{"$set": {**{w.name: _counted(w, now) for w in windows}, **_expiry(windows, now)}}],
-            upsert=True,
-        )
-    except DuplicateKeyError:
-        # The counter exists but a window is full (the filter missed, the upsert collided).
-        return _seconds_until_open(await collection.find_one({"_id": key}), windows, now)
-    return None
+        result = await collection.update_one({"_id": key}, update, upsert=True)
+    except DuplicateKeyError:  # two first attempts at once: the other one inserted it
+        result = await collection.update_one({"_id": key}, update, upsert=True)
+    if result.upserted_id is not None or result.modified_count == 1:
+        return None
+    # Refused: a window is full (the document is unchanged).
+    return _seconds_until_open(await collection.find_one({"_id": key}), windows, now)
 
 
 def _passed(window: Window, now: datetime) -> dict[str, Any]:
@@ -99,8 +106,9 @@ def _counted(window: Window, now: datetime) -> dict[str, Any]:
     }
 
 
-def _expiry(windows: Sequence[Window], now: datetime) -> dict[str, datetime]:
-    return {"expiresAt": now + max(w.length for w in windows)}
+def _expires_at(windows: Sequence[Window], now: datetime) -> datetime:
+    """When the document is of no more use: its longest window, counted from now."""
+    return now + max(w.length for w in windows)
 
 
 def _seconds_until_open(

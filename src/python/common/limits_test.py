@@ -1,5 +1,5 @@
 """`common.limits.reserve` on the REAL MongoDB-wire server: exact under simultaneous
-attempts, one write per attempt whatever the windows, nothing written on a refusal."""
+attempts, one write per attempt whatever the windows, nothing changed by a refusal."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ async def test_simultaneous_attempts_get_exactly_the_limit_through(clean_db):
     assert record["minute"]["count"] == 5 and record["day"]["count"] == 5
 
 
-async def test_one_write_per_attempt_and_none_for_a_refusal(mongo_server, clean_db):
+async def test_one_write_per_attempt_and_a_refusal_changes_nothing(mongo_server, clean_db):
     commands = WriteCommands()
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_server.uri, event_listeners=[commands])
     counters = client[clean_db.name].counters
@@ -54,7 +54,7 @@ async def test_one_write_per_attempt_and_none_for_a_refusal(mongo_server, clean_
         assert commands.writes == 5  # both windows counted, and the first one inserted
         before = commands.writes
         assert await reserve(counters, "u1", [MINUTE, DAY]) is not None
-        assert commands.writes == before + 1  # the refused update, which changed nothing
+        assert commands.writes == before + 1  # the update that changed nothing
         record = await counters.find_one({"_id": "u1"})
         assert record["day"]["count"] == 5  # a refusal in the minute spends no day
     finally:
