@@ -275,7 +275,10 @@ def test_an_image_builds_and_starts_from_a_context_of_only_those_files(tmp_path,
         if wheel.name.startswith(tuple(f"ticketing_{s}-" for s in (*BACKENDS, "common"))):
             (context / wheel.name).write_bytes(wheel.read_bytes())
     run = uuid.uuid4().hex[:8]
-    dependencies, tag = f"ticketing-context-test/deps:{run}", f"ticketing-context-test/tickets:{run}"
+    dependencies, tag = (
+        f"ticketing-context-test/deps:{run}",
+        f"ticketing-context-test/tickets:{run}",
+    )
     backend = context / "src/docker/backend"
     docker("build", "--quiet", "--tag", dependencies,
            "--file", str(backend / "dependencies.Dockerfile"), str(context))  # fmt: skip

@@ -66,6 +66,8 @@ def dockerfile_chain(dockerfile: str) -> str:
         [target] = re.findall(rf"^ARG {arg}=(\S+)$", text, re.M)
         text += "\n" + dockerfile_chain(BASE_DOCKERFILES[target])
     return text
+
+
 IMAGE_TARGETS = {**{s: f"src/docker/backend:{s}" for s in EVENTING}, "web": "src/python/web:image"}
 
 

@@ -17,7 +17,7 @@ from common.mongo import parse_object_id
 from common.outbox import Outbox
 
 USERS = "users"
-# {_id: "<kind>:<who>", window: {count, since}, expiresAt} (`common.limits`): failed
+# {_id: "<kind>:<who>", window: {count, end}, expiresAt} (`common.limits`): failed
 # sign-ins per email ("signin:<email>"), attempts per client address ("signin-ip:<ip>",
 # "signup-ip:<ip>")
 ATTEMPTS = "attempts"

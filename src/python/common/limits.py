@@ -3,7 +3,7 @@ concurrency (however many requests arrive at once, at most `limit` get through),
 one database write per attempt however many windows count it.
 
 - `reserve`: one document per key holding a counter per window
-  (`{_id: key, <window>: {count, since}, expiresAt}`); auth counts sign-in failures and
+  (`{_id: key, <window>: {count, end}, expiresAt}`); auth counts sign-in failures and
   attempts per address with it.
 - `LimitedWriter`: a route's signed-in user, after counting one write against their
   per-minute and per-day budgets (`USER_WRITES_PER_MINUTE`, `USER_WRITES_PER_DAY`;
@@ -28,7 +28,7 @@ from common.context import context_of
 from common.errors import TooManyRequestsError
 from common.settings import ServiceSettings
 
-USER_WRITES = "user_writes"  # {_id: "<user id>", minute: {count, since}, day: {...}, expiresAt}
+USER_WRITES = "user_writes"  # {_id: "<user id>", minute: {count, end}, day: {...}, expiresAt}
 # Old counters are deleted by Mongo's TTL monitor (the code does not rely on it).
 EXPIRES = IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0, name="limit_expires")
 LIMIT_INDEXES = {USER_WRITES: [EXPIRES]}
@@ -60,7 +60,10 @@ async def reserve(
 
     The filter is `_id` alone on purpose: SecantusDB (the local and test database) scans
     the whole collection for a filter with `$expr` or `$or` (measured: 12 ms a write
-    with 2,000 counters, against about 1 ms by `_id`), and so does find_one_and_update."""
+    with 2,000 counters, against about 1 ms by `_id`), and so does find_one_and_update;
+    and it evaluates a pipeline's expressions slowly, so they are kept few (a window
+    stores its `end`, so "passed" is one comparison: 0.7 ms a write, a plain update's
+    0.45)."""
     if not windows:
         return None
     now = datetime.now(UTC)
@@ -79,14 +82,9 @@ async def reserve(
 
 
 def _passed(window: Window, now: datetime) -> dict[str, Any]:
-    """The window has not started (no counter yet) or has ended."""
-    since = f"${window.name}.since"
-    return {
-        "$or": [
-            {"$eq": [{"$type": since}, "missing"]},
-            {"$lte": [since, now - window.length]},
-        ]
-    }
+    """The window has ended, or has not started (a missing `end` compares as null,
+    below any date)."""
+    return {"$lte": [f"${window.name}.end", now]}
 
 
 def _open(window: Window, now: datetime) -> dict[str, Any]:
@@ -100,8 +98,8 @@ def _counted(window: Window, now: datetime) -> dict[str, Any]:
     return {
         "$cond": [
             _passed(window, now),
-            {"count": 1, "since": now},
-            {"count": {"$add": [f"${name}.count", 1]}, "since": f"${name}.since"},
+            {"count": 1, "end": now + window.length},
+            {"count": {"$add": [f"${name}.count", 1]}, "end": f"${name}.end"},
         ]
     }
 
@@ -117,12 +115,12 @@ def _seconds_until_open(
     waits = [1]
     for window in windows:
         counter = (record or {}).get(window.name) or {}
-        since = counter.get("since")
-        if since is None or counter.get("count", 0) < window.limit:
+        end = counter.get("end")
+        if end is None or counter.get("count", 0) < window.limit:
             continue
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        waits.append(int((since + window.length - now).total_seconds()) + 1)
+        if end.tzinfo is None:
+            end = end.replace(tzinfo=UTC)
+        waits.append(int((end - now).total_seconds()) + 1)
     return max(waits)
 
 

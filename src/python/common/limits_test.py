@@ -64,8 +64,8 @@ async def test_one_write_per_attempt_and_a_refusal_changes_nothing(mongo_server,
 async def test_a_passed_window_starts_again_and_the_longer_one_still_holds(clean_db):
     for _ in range(5):
         assert await reserve(clean_db.counters, "u1", [MINUTE, DAY]) is None
-    long_ago = datetime.now(UTC) - timedelta(minutes=2)
-    await clean_db.counters.update_one({"_id": "u1"}, {"$set": {"minute.since": long_ago}})
+    ended = datetime.now(UTC) - timedelta(seconds=1)
+    await clean_db.counters.update_one({"_id": "u1"}, {"$set": {"minute.end": ended}})
     results = await asyncio.gather(
         *(reserve(clean_db.counters, "u1", [MINUTE, DAY]) for _ in range(10))
     )

@@ -297,7 +297,9 @@ async def test_repeated_failed_signins_are_limited_for_known_and_unknown_emails(
             {"message": "Too many failed sign-ins for this email; try again later"}
         ]
     # once the window has passed, sign-in works again and the counter is cleared
-    await clean_db.attempts.update_many({}, {"$set": {"window.since": datetime(2000, 1, 1, tzinfo=UTC)}})
+    await clean_db.attempts.update_many(
+        {}, {"$set": {"window.end": datetime(2000, 1, 1, tzinfo=UTC)}}
+    )
     assert (await client.post(SIGNIN, json=USER)).status_code == 200
     assert await clean_db.attempts.count_documents({"_id": "signin:test@test.com"}) == 0
 
@@ -328,7 +330,7 @@ async def test_simultaneous_wrong_signins_verify_at_most_the_limit(make_settings
         assert (await client.post(SIGNIN, json=USER)).status_code == 429
         # after the window, it works again
         await clean_db.attempts.update_many(
-            {}, {"$set": {"window.since": datetime(2000, 1, 1, tzinfo=UTC)}}
+            {}, {"$set": {"window.end": datetime(2000, 1, 1, tzinfo=UTC)}}
         )
         assert (await client.post(SIGNIN, json=USER)).status_code == 200
 
