@@ -128,8 +128,10 @@ class Bench:
         result.mode = self.mode
         if servers:
             after = [await server.reading() for server in servers]
-            result.db_cpu_ms = sum(a[0] - b[0] for a, b in zip(after, before)) * 1000 / ops
-            result.db_writes = sum(a[1] - b[1] for a, b in zip(after, before)) / ops
+            result.db_cpu_ms = (
+                sum(a[0] - b[0] for a, b in zip(after, before, strict=True)) * 1000 / ops
+            )
+            result.db_writes = sum(a[1] - b[1] for a, b in zip(after, before, strict=True)) / ops
         return result
 
     def _record(self, runs: list[Result]) -> Result:
