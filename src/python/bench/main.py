@@ -90,6 +90,7 @@ class Bench:
         ops: int | None = None,
         warmup: int | None = None,
         db: DbServer | list[DbServer] | None = None,
+        service_pid: int | None = None,
     ) -> Result:
         ops = ops or self.args.ops
         await self.quiesce()
@@ -97,15 +98,22 @@ class Bench:
         runs = []
         for _ in range(self.args.repeats):
             await self.quiesce()
-            runs.append(await self.measured(name, op, ops, concurrency, db))
+            runs.append(await self.measured(name, op, ops, concurrency, db, service_pid))
         return self._record(runs)
 
     async def run_pair(
-        self, floor: Case, service: Case, *, concurrency: int, db: DbServer | None = None
+        self,
+        floor: Case,
+        service: Case,
+        *,
+        concurrency: int,
+        db: DbServer | None = None,
+        service_pid: int | None = None,
     ) -> None:
         """A service case and its floor, their runs interleaved and mirrored (floor,
         service, service, floor, floor, service, ...): whatever drifts during a run (the
-        machine) drifts for both, and neither always runs second."""
+        machine) drifts for both, and neither always runs second. `service_pid`: the
+        process whose CPU the service case measures."""
         for name, op in (floor, service):
             await self.quiesce()
             await measure(name, op, ops=self.args.warmup, concurrency=concurrency)
@@ -113,19 +121,32 @@ class Bench:
         for repeat in range(self.args.repeats):
             for name, op in (floor, service) if repeat % 2 == 0 else (service, floor):
                 await self.quiesce()
-                runs[name].append(await self.measured(name, op, self.args.ops, concurrency, db))
+                pid = service_pid if name == service[0] else None
+                runs[name].append(
+                    await self.measured(name, op, self.args.ops, concurrency, db, pid)
+                )
         for name in runs:
             self._record(runs[name])
 
     async def measured(
-        self, name: str, op, ops: int, concurrency: int, db: DbServer | list[DbServer] | None
+        self,
+        name: str,
+        op,
+        ops: int,
+        concurrency: int,
+        db: DbServer | list[DbServer] | None,
+        service_pid: int | None = None,
     ) -> Result:
         """One run, with the database servers' CPU and writes per operation (summed over
-        the servers given: a create with orders copying it writes on both)."""
+        the servers given: a create with orders copying it writes on both), and the
+        service process's CPU per operation."""
         servers = db if isinstance(db, list) else [db] if db else []
         before = [await server.reading() for server in servers]
+        service_before = cpu_seconds(service_pid) if service_pid else 0.0
         result = await measure(name, op, ops=ops, concurrency=concurrency)
         result.mode = self.mode
+        if service_pid:
+            result.service_cpu_ms = (cpu_seconds(service_pid) - service_before) * 1000 / ops
         if servers:
             after = [await server.reading() for server in servers]
             result.db_cpu_ms = (
@@ -142,6 +163,8 @@ class Bench:
             if result.db_cpu_ms is not None and result.db_writes is not None
             else ""
         )
+        if result.service_cpu_ms is not None:
+            db += f"   service {result.service_cpu_ms:5.2f} ms"
         print(
             f"  {result.name:<34} c={result.concurrency:<3} {result.throughput:8.0f} ops/s   "
             f"p50 {result.p50_ms:6.2f} ms  p95 {result.p95_ms:6.2f}  p99 {result.p99_ms:6.2f}{db}",
@@ -182,6 +205,7 @@ async def bench_mode(bench: Bench, mode: str, *, full: bool) -> None:
     servers = {name: MongoServer(workdir / f"mongo-{name}").start() for name in SERVICES}
     uris = {name: server.uri for name, server in servers.items()}  # type: ignore[attr-defined]
     common = {"JWT_KEY": JWT_KEY, "COOKIE_SECURE": "false", "NATS_URL": nats_url}
+    common["TRACES_DIR"] = str(workdir / "traces")  # ./run keeps every trace (./run traces)
     if mode == "off":
         common |= {"USER_WRITES_PER_MINUTE": "0", "USER_WRITES_PER_DAY": "0"}
     # thousands of orders are placed and none paid: the unpaid-order cap (3 per user) is
@@ -207,6 +231,7 @@ async def bench_mode(bench: Bench, mode: str, *, full: bool) -> None:
             nats_url,
             tickets.url,  # type: ignore[attr-defined]
             start_orders=lambda: orders.start().url,  # type: ignore[attr-defined]
+            pid_of=lambda name: services[name].process.pid,  # type: ignore[union-attr]
             full=full,
         )
         bench.extra.setdefault("rss_mib", {})[mode] = {
@@ -229,6 +254,7 @@ class Targets:
     users: list[str]  # a Cookie header line per signed-in user; requests take turns
     tickets_db: DbServer  # the servers behind them, whose work each run measures
     orders_db: DbServer
+    pid_of: Callable[[str], int]  # a service's process, whose CPU each run measures
 
     def user(self, i: int) -> str:
         return self.users[i % len(self.users)]
@@ -240,6 +266,7 @@ async def run_all(
     nats_url: str,
     tickets_url: str,
     start_orders: Callable[[], str],
+    pid_of: Callable[[str], int],  # a running service's process id
     *,
     full: bool,
 ) -> None:
@@ -266,6 +293,7 @@ async def run_all(
             users,
             DbServer(databases["tickets"][1], mongo),
             DbServer(databases["orders"][1], orders_mongo),
+            pid_of,
         )
         bench.js = manager.jetstream
         print("core path (median of repeats):", flush=True)
@@ -315,6 +343,7 @@ async def create_cases(bench: Bench, t: Targets) -> None:
             ("POST /api/tickets", create_ticket(t)),
             concurrency=concurrency,
             db=t.tickets_db,
+            service_pid=t.pid_of("tickets"),
         )
 
 
@@ -392,6 +421,7 @@ async def read_cases(bench: Bench, t: Targets) -> None:
             ("GET /api/tickets/{id}", show),
             concurrency=concurrency,
             db=t.tickets_db,
+            service_pid=t.pid_of("tickets"),
         )
 
 
@@ -472,6 +502,7 @@ async def order_cases(bench: Bench, t: Targets, orders: LeanClient) -> None:
             ("POST /api/orders", order),
             concurrency=concurrency,
             db=t.orders_db,
+            service_pid=t.pid_of("orders"),
         )
 
 
@@ -615,12 +646,13 @@ def report(bench: Bench) -> dict[str, Any]:
     ratios = {mode: ratios_of(bench, mode) for mode in bench.args.modes}
     rows = [
         f"{'case':<36}{'budget':>7}{'conc':>5}{'ops/s':>8}{'p50 ms':>8}{'p95 ms':>8}"
-        f"{'p99 ms':>8}{'db ms/op':>9}{'writes/op':>10}"
+        f"{'p99 ms':>8}{'db ms/op':>9}{'writes/op':>10}{'svc ms/op':>10}"
     ]
     rows += [
         f"{r.name:<36}{r.mode:>7}{r.concurrency:>5}{r.throughput:>8.0f}{r.p50_ms:>8.2f}"
         f"{r.p95_ms:>8.2f}{r.p99_ms:>8.2f}"
         + (f"{r.db_cpu_ms:>9.2f}{r.db_writes:>10.2f}" if r.db_cpu_ms is not None else "")
+        + (f"{r.service_cpu_ms:>10.2f}" if r.service_cpu_ms is not None else "")
         for r in bench.results
     ]
     rows.append("")

@@ -22,6 +22,7 @@ class Result:
     db_cpu_ms: float | None = None
     db_writes: float | None = None
     mode: str = ""  # the per-user write budgets "on" (as ./run) or "off" in the run
+    service_cpu_ms: float | None = None  # the service process's CPU per operation
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -72,6 +73,7 @@ def median_result(results: list[Result]) -> Result:
         _median_of(r.db_cpu_ms for r in results),
         _median_of(r.db_writes for r in results),
         first.mode,
+        _median_of(r.service_cpu_ms for r in results),
     )
 
 
