@@ -17,6 +17,7 @@ from common.events import (
     PaymentRefundedEvent,
     PaymentVoidedEvent,
     TicketCreatedEvent,
+    TicketRefusedEvent,
     TicketUpdatedEvent,
 )
 from orders import repository
@@ -53,8 +54,24 @@ class ExpirationCompleteListener(Listener[ExpirationCompleteEvent]):
     event = ExpirationCompleteEvent
 
     async def on_message(self, data: ExpirationCompleteEvent, msg: Msg) -> None:
-        outcome = await repository.expire(self.context.outbox, self.context.db, data.orderId)
+        outbox, db = self.context.outbox, self.context.db
+        outcome = await repository.cancel_unless_final(outbox, db, data.orderId, repository.EXPIRED)
         log.info("order %s expired: %s", data.orderId, outcome)
+
+
+class TicketRefusedListener(Listener[TicketRefusedEvent]):
+    """Tickets did not reserve the ticket for an unpaid order (placed at a price the
+    seller had already changed): cancel it at once, telling the buyer why, rather than
+    leave it open for its whole window with a ticket nobody holds for it. Idempotent."""
+
+    event = TicketRefusedEvent
+
+    async def on_message(self, data: TicketRefusedEvent, msg: Msg) -> None:
+        outbox, db = self.context.outbox, self.context.db
+        outcome = await repository.cancel_unless_final(
+            outbox, db, data.orderId, repository.SELLER_CHANGED
+        )
+        log.info("order %s refused by tickets (%s): %s", data.orderId, data.reason, outcome)
 
 
 class PaymentAuthorizedListener(Listener[PaymentAuthorizedEvent]):
@@ -94,6 +111,7 @@ LISTENERS: list[type[Listener[Any]]] = [
     TicketCreatedListener,
     TicketUpdatedListener,
     ExpirationCompleteListener,
+    TicketRefusedListener,
     PaymentAuthorizedListener,
     PaymentCreatedListener,
     PaymentVoidedListener,

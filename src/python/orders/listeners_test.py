@@ -14,6 +14,7 @@ from common.events import (
     PaymentAuthorizedEvent,
     PaymentVoidedEvent,
     TicketCreatedEvent,
+    TicketRefusedEvent,
     TicketUpdatedEvent,
     publish,
 )
@@ -269,6 +270,35 @@ async def test_a_seller_price_edit_cancels_the_unpaid_order_placed_at_the_old_pr
     await eventually(lambda: settled(app, PaymentAuthorizedEvent, js, 1))
     assert await stream_payloads(js, "order.completed") == []
     await eventually(lambda: _on_stream(js, "order.cancelled", 1))
+
+
+async def test_a_ticket_tickets_refused_cancels_the_unpaid_order_at_once(
+    orders_app, clean_db, nats_manager
+):
+    """The refusal the issue found: orders accepted an order at the old price and the
+    replica's stale-price check had nothing to cancel yet (the edit came first); tickets
+    refused to reserve the ticket. On ticket.refused the order is cancelled at once,
+    saying why (its slot free, its ticket not held), once however often it comes; a
+    complete order stays complete."""
+    app, client = orders_app
+    js = nats_manager.jetstream
+    await publish(js, ticket_event(TicketCreatedEvent, 0, price=10))
+    await eventually(lambda: replica(clean_db))
+    order = (await client.post("/api/orders", json={"ticketId": TICKET_ID}, cookies=BUYER)).json()
+    refused = TicketRefusedEvent(id=TICKET_ID, orderId=order["id"], reason="price_changed")
+    await publish(js, refused)
+    await js.publish(refused.subject, refused.encode(), headers={"Nats-Msg-Id": "again"})
+    await eventually(lambda: _status(clean_db, order, "cancelled"))
+    shown = (await client.get(f"/api/orders/{order['id']}", cookies=BUYER)).json()
+    assert shown["reason"] == "The seller changed this ticket; order again to see the new price"
+    stored = await order_now(clean_db, order)
+    assert stored["unpaidSlot"] is None and stored["activeTicketId"] is None
+    await eventually(lambda: settled(app, TicketRefusedEvent, js, 2))
+    assert len(await stream_payloads(js, "order.cancelled")) == 1
+    done = await an_order(client, clean_db, status="complete")
+    await publish(js, TicketRefusedEvent(id=TICKET_ID, orderId=done["id"], reason="price_changed"))
+    await eventually(lambda: settled(app, TicketRefusedEvent, js, 3))
+    assert (await order_now(clean_db, done))["status"] == "complete"
 
 
 async def test_what_payments_did_with_the_money_is_shown_on_the_order(

@@ -209,16 +209,19 @@ async def cancel(outbox: Outbox, doc: Doc, reason: str | None = None) -> Doc:
     return await outbox.update(ORDERS, doc, changes, cancelled_event)
 
 
-async def expire(outbox: Outbox, db: AsyncDatabase[Any], order_id: str) -> str:
-    """An order whose time is up: cancelled (and its ticket released) unless it was paid
-    or is already cancelled. Returns what happened; VersionConflict if it changed
-    meanwhile (the listener retries and decides again)."""
+async def cancel_unless_final(
+    outbox: Outbox, db: AsyncDatabase[Any], order_id: str, reason: str
+) -> str:
+    """An order whose time is up (EXPIRED), or whose ticket tickets refused to reserve
+    for it (SELLER_CHANGED): cancelled, saying why (its ticket and unpaid slot released),
+    unless it was paid or is already cancelled. Returns what happened; VersionConflict if
+    it changed meanwhile (the listener retries and decides again)."""
     doc = await get(db, order_id)
     if doc is None:
         return "unknown order"
     if doc["status"] in (OrderStatus.COMPLETE, OrderStatus.CANCELLED):
         return f"already {doc['status']}"
-    await cancel(outbox, doc, EXPIRED)
+    await cancel(outbox, doc, reason)
     return "cancelled"
 
 

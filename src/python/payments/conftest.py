@@ -114,6 +114,19 @@ class Market:
 
         await eventually(known, within=60)
 
+    async def replica_rewound(self, ticket_id: str, version: int, price_cents: int) -> None:
+        """Wait until orders' replica of the ticket is at `version`, then put it back to an
+        older price: the moment before an edit reached the replica, made to last."""
+        replica = self.mongo.orders.tickets
+
+        async def applied() -> bool:
+            return await replica.count_documents({"_id": ticket_id, "version": version}) == 1
+
+        await eventually(applied, within=60)
+        await replica.update_one(
+            {"_id": ticket_id}, {"$set": {"priceCents": price_cents, "version": version - 1}}
+        )
+
     async def payable(self, order_id: str) -> None:
         """Payments has heard of the order (its replica has it)."""
 
@@ -139,6 +152,10 @@ class Market:
     async def shown_order(self, buyer: str, order_id: str) -> dict:
         async with self.client("orders", buyer) as orders:
             return (await orders.get(f"/api/orders/{order_id}")).json()
+
+    async def shown_ticket(self, ticket_id: str) -> dict:
+        async with self.client("tickets", user()) as tickets:
+            return (await tickets.get(f"/api/tickets/{ticket_id}")).json()
 
     async def payment(self, order_id: str) -> dict | None:
         return await self.mongo.payments.payments.find_one({"orderId": order_id})

@@ -8,8 +8,9 @@ reserving: whichever handler runs last sees the other's write, and the ticket en
 free.
 
 An order placed at a price the ticket no longer has (the seller's edit was acknowledged
-before the order reached this service) is not given the ticket: orders cancels it when
-it sees the edit, and never completes an order tickets did not reserve.
+before the order reached this service) is not given the ticket, and this service says
+so (`ticket.refused`): orders cancels the order at once, and never completes an order
+tickets did not reserve.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
             log.info(
                 "order %s not given ticket %s: placed at an earlier price", data.id, ticket["_id"]
             )
+            await repository.refuse(outbox, data.ticket.id, data.id, repository.PRICE_CHANGED)
             return
         else:
             held = {"orderId": data.id, "reservedUntil": data.expiresAt}

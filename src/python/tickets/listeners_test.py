@@ -123,8 +123,9 @@ async def test_a_completed_order_sells_the_ticket_for_good(client, nats_manager)
 
 async def test_an_order_at_a_price_the_seller_changed_does_not_get_the_ticket(client, nats_manager):
     """The edit (10 → 999) was acknowledged before the order (placed at 10 on orders'
-    older copy) reached tickets: the ticket stays free at 999; orders cancels the order
-    when it sees the edit."""
+    older copy) reached tickets: the ticket stays free at 999, and tickets says so with
+    one ticket.refused (orders cancels the order on it), even when the order.created
+    comes again."""
     js = nats_manager.jetstream
     ticket = await sell(client)
     owner = session_cookie(TEST_JWT_KEY, user_id=ticket["userId"])
@@ -132,10 +133,15 @@ async def test_an_order_at_a_price_the_seller_changed_does_not_get_the_ticket(cl
         f"{URL}/{ticket['id']}", json={"title": "Gig", "price": 999}, cookies=owner
     )
     assert edit.status_code == 200
-    await publish(js, created(ticket, "o1"))  # ticket["price"] is still 10 here
+    stale = created(ticket, "o1")  # ticket["price"] is still 10 here
+    await publish(js, stale)
+    # the same event again, past the stream's dedupe window (a message id of its own)
+    await js.publish(stale.subject, stale.encode(), headers={"Nats-Msg-Id": "again"})
     await publish(js, created({**ticket, "price": 999}, "o2"))  # a later order, at 999
     await eventually(lambda: _has(client, ticket, orderId="o2", version=2))
     await published_versions(js, [1, 2])  # the edit, then o2's reservation: none for o1
+    refusals = await stream_payloads(js, "ticket.refused")
+    assert refusals == [{"id": ticket["id"], "orderId": "o1", "reason": "price_changed"}]
 
 
 async def test_a_redelivered_order_event_changes_nothing(client, nats_manager):

@@ -10,7 +10,7 @@ from common.settings import load_settings
 from tickets.api.routes.tickets import router
 from tickets.core.config import TicketsSettings
 from tickets.listeners import LISTENERS
-from tickets.repository import INDEXES, TICKETS
+from tickets.repository import INDEXES, REFUSED_ORDERS, TICKETS
 
 
 def create_tickets_app(
@@ -22,7 +22,7 @@ def create_tickets_app(
         database=database,
         routers=[router],
         indexes=INDEXES,
-        outbox=[TICKETS],
+        outbox=[TICKETS, REFUSED_ORDERS],
         listeners=LISTENERS,
         nats=nats,  # tests pass the recording fake
     )

@@ -12,8 +12,9 @@ from typing import Any
 from bson import ObjectId
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
-from common.events import TicketCreatedEvent, TicketUpdatedEvent
+from common.events import TicketCreatedEvent, TicketRefusedEvent, TicketUpdatedEvent
 from common.money import cents_to_price
 from common.outbox import Outbox, find_documents, get_by_id
 from tickets.browse import SORT_KEYS, Browse
@@ -21,6 +22,9 @@ from tickets.schemas import MyTicketOut, TicketIn, TicketOut
 
 TICKETS = "tickets"
 CANCELLED_ORDERS = "cancelled_orders"  # {_id: order id, at}
+# {_id: order id, ticketId, reason, at}, each written with its ticket.refused event
+REFUSED_ORDERS = "refused_orders"
+PRICE_CHANGED = "price_changed"
 INDEXES = {
     TICKETS: [
         IndexModel([("orderId", 1), ("_id", DESCENDING)], name="for_sale_newest"),
@@ -31,6 +35,7 @@ INDEXES = {
     ],
     # a late order.created comes within minutes, not weeks
     CANCELLED_ORDERS: [IndexModel("at", name="forget_after_a_week", expireAfterSeconds=604_800)],
+    REFUSED_ORDERS: [IndexModel("at", name="forget_after_a_week", expireAfterSeconds=604_800)],
 }
 
 Doc = dict[str, Any]
@@ -125,6 +130,17 @@ async def record_cancellation(db: AsyncDatabase[Any], order_id: str) -> None:
     await db[CANCELLED_ORDERS].update_one(
         {"_id": order_id}, {"$setOnInsert": {"at": datetime.now(UTC)}}, upsert=True
     )
+
+
+async def refuse(outbox: Outbox, ticket_id: str, order_id: str, reason: str) -> None:
+    """Record that the ticket was not reserved for the order, with the `ticket.refused`
+    event that tells orders (once: a redelivered order.created finds it recorded)."""
+    doc = {"_id": order_id, "ticketId": ticket_id, "reason": reason, "at": datetime.now(UTC)}
+    event = TicketRefusedEvent(id=ticket_id, orderId=order_id, reason=reason)
+    try:
+        await outbox.insert(REFUSED_ORDERS, doc, event)
+    except DuplicateKeyError:
+        pass  # refused already, and its event recorded then
 
 
 async def was_cancelled(db: AsyncDatabase[Any], order_id: str) -> bool:

@@ -18,6 +18,7 @@ from common.events.contracts import (
     SessionRevokedEvent,
     Subject,
     TicketCreatedEvent,
+    TicketRefusedEvent,
     TicketUpdatedEvent,
     iso_utc,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "SessionRevokedEvent",
     "Subject",
     "TicketCreatedEvent",
+    "TicketRefusedEvent",
     "TicketUpdatedEvent",
     "durable_name",
     "iso_utc",

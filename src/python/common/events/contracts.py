@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer
 class Subject(StrEnum):
     TICKET_CREATED = "ticket.created"
     TICKET_UPDATED = "ticket.updated"
+    TICKET_REFUSED = "ticket.refused"
     ORDER_CREATED = "order.created"
     ORDER_CANCELLED = "order.cancelled"
     ORDER_COMPLETED = "order.completed"
@@ -74,6 +75,21 @@ class TicketUpdatedEvent(Event):
     price: float = Field(gt=0)
     userId: str
     orderId: str | None = None
+
+
+class TicketRefusedEvent(Event):
+    """Tickets did not reserve ticket `id` for order `orderId` (`reason`: "price_changed",
+    the order was placed at a price the ticket no longer has): orders cancels the order
+    at once, saying why. Tickets is the one authority on who holds a ticket; this is how
+    orders learns of a refusal. Once per order."""
+
+    subject = Subject.TICKET_REFUSED
+    id: str
+    orderId: str
+    reason: str
+
+    def dedupe_key(self) -> str:  # an order is refused once
+        return self.orderId
 
 
 class OrderTicket(BaseModel):
@@ -202,6 +218,7 @@ EVENT_MODELS: dict[Subject, type[Event]] = {
     for model in (
         TicketCreatedEvent,
         TicketUpdatedEvent,
+        TicketRefusedEvent,
         OrderCreatedEvent,
         OrderCancelledEvent,
         OrderCompletedEvent,
