@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from payments.conftest import bought, user
@@ -99,20 +100,26 @@ async def test_a_second_buyer_after_a_pay_and_cancel_race_never_double_charges(m
     await market.audit_clean()
 
 
+async def edit_racing_order(market) -> tuple[str, dict, httpx.Response, str]:
+    """A new ticket at 10, its seller's edit to 999 sent at the same instant as a buyer's
+    order: (the buyer, the ticket, the edit's response, the order's id)."""
+    seller, buyer = user(), user()
+    ticket = await market.sell(seller, 10)
+    await market.orderable(ticket["id"])
+    edited, placed = await asyncio.gather(
+        market.edit(seller, ticket["id"], 999), market.order(buyer, ticket["id"])
+    )
+    assert placed.status_code == 201, placed.text
+    return buyer, ticket, edited, placed.json()["id"]
+
+
 async def test_a_price_edit_racing_an_order_never_lets_both_win_at_two_prices(market):
     """I3, 15 rounds of edit (10 → 999) ∥ order, then the buyer pays: either the edit is
     refused, or the order is at the new price, or the order is cancelled saying why —
     never a sale at 10 after an acknowledged edit to 999."""
 
     async def one_round() -> tuple[int, str]:
-        seller, buyer = user(), user()
-        ticket = await market.sell(seller, 10)
-        await market.orderable(ticket["id"])
-        edited, placed = await asyncio.gather(
-            market.edit(seller, ticket["id"], 999), market.order(buyer, ticket["id"])
-        )
-        assert placed.status_code == 201, placed.text
-        order_id = placed.json()["id"]
+        buyer, _, edited, order_id = await edit_racing_order(market)
         await market.payable(order_id)
         paid = await market.pay(buyer, order_id)
         final = await market.settled(buyer, order_id)
@@ -135,14 +142,7 @@ async def test_an_order_tickets_does_not_hold_is_cancelled_at_once_not_left_open
     holds for it and one of the buyer's unpaid slots taken. 15 rounds."""
 
     async def one_round() -> str:
-        seller, buyer = user(), user()
-        ticket = await market.sell(seller, 10)
-        await market.orderable(ticket["id"])
-        _, placed = await asyncio.gather(
-            market.edit(seller, ticket["id"], 999), market.order(buyer, ticket["id"])
-        )
-        assert placed.status_code == 201, placed.text
-        order_id = placed.json()["id"]
+        buyer, ticket, _, order_id = await edit_racing_order(market)
         seen: dict = {}
 
         async def decided() -> bool:
