@@ -198,7 +198,9 @@ async def read_stream(js: JetStreamContext, *, batch: int = 500) -> list[Event]:
                 break
     finally:
         with contextlib.suppress(Exception):
+            name = (await subscription.consumer_info()).name
             await subscription.unsubscribe()
+            await js.delete_consumer(STREAM_NAME, name)  # not left for its 30 s of inactivity
     return events
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -8,6 +9,7 @@ import httpx
 import nats
 import pytest
 from bson import ObjectId
+from chaos import invariants
 from pymongo import AsyncMongoClient
 
 from common.audit import audit
@@ -70,6 +72,9 @@ class Market:
             name: ServiceProcess(name, f"{name}.main", shared, workdir / name) for name in SERVICES
         }
         self.mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_server.uri, tz_aware=True)
+        self.databases = invariants.Databases(
+            self.mongo.tickets, self.mongo.orders, self.mongo.payments
+        )
         self.nats_url = nats_server.url
 
     def start(self) -> Market:
@@ -114,18 +119,27 @@ class Market:
 
         await eventually(known, within=60)
 
-    async def replica_rewound(self, ticket_id: str, version: int, price_cents: int) -> None:
+    @contextlib.asynccontextmanager
+    async def replica_rewound(
+        self, ticket_id: str, version: int, price_cents: int
+    ) -> AsyncIterator[None]:
         """Wait until orders' replica of the ticket is at `version`, then put it back to an
-        older price: the moment before an edit reached the replica, made to last."""
+        older price — the moment before an edit reached the replica, made to last — and
+        as it was again on leaving."""
         replica = self.mongo.orders.tickets
 
         async def applied() -> bool:
             return await replica.count_documents({"_id": ticket_id, "version": version}) == 1
 
         await eventually(applied, within=60)
+        current = await replica.find_one({"_id": ticket_id}, {"priceCents": 1, "version": 1})
         await replica.update_one(
             {"_id": ticket_id}, {"$set": {"priceCents": price_cents, "version": version - 1}}
         )
+        try:
+            yield
+        finally:
+            await replica.update_one({"_id": ticket_id}, {"$set": current})
 
     async def payable(self, order_id: str) -> None:
         """Payments has heard of the order (its replica has it)."""
@@ -180,14 +194,24 @@ class Market:
         return final
 
     async def audit_clean(self) -> None:
-        """The auditor finds nothing, with no margin: everything is settled."""
+        """The auditor finds nothing, with no margin: everything is settled; and once
+        every listener has caught up, the services' states hold every invariant
+        (`chaos.invariants`: orders, tickets, the replica and the money agree)."""
         nc = await nats.connect(self.nats_url)
+        js = nc.jetstream()
         try:
-            report = await audit(nc.jetstream(), margin=timedelta(0))
+            report = await audit(js, margin=timedelta(0))
+            assert report.clean, report.text()
+            assert report.orders > 0
+
+            async def drained() -> bool:
+                return not await invariants.consumer_violations(js)
+
+            await eventually(drained, within=60)
+            found = await invariants.check(self.databases, js)
         finally:
             await nc.close()
-        assert report.clean, report.text()
-        assert report.orders > 0
+        assert found == [], "\n".join(map(str, found))
 
 
 @pytest.fixture(scope="module")

@@ -171,16 +171,16 @@ async def test_an_order_on_a_replica_the_edit_had_not_reached_is_cancelled_when_
     ticket = await market.sell(seller, 10)
     await market.orderable(ticket["id"])
     assert (await market.edit(seller, ticket["id"], 999)).status_code == 200
-    await market.replica_rewound(ticket["id"], version=1, price_cents=1000)
-    placed = await market.order(buyer, ticket["id"])
-    assert placed.status_code == 201, placed.text
-    order = placed.json()
-    assert order["ticket"]["price"] == 10
+    async with market.replica_rewound(ticket["id"], version=1, price_cents=1000):
+        placed = await market.order(buyer, ticket["id"])
+        assert placed.status_code == 201, placed.text
+        order = placed.json()
+        assert order["ticket"]["price"] == 10
 
-    async def cancelled() -> bool:
-        return (await market.shown_order(buyer, order["id"]))["status"] == "cancelled"
+        async def cancelled() -> bool:
+            return (await market.shown_order(buyer, order["id"]))["status"] == "cancelled"
 
-    await eventually(cancelled, within=30)  # a quarter of the window
+        await eventually(cancelled, within=30)  # a quarter of the window
     shown = await market.shown_order(buyer, order["id"])
     assert shown["reason"] == SELLER_CHANGED
     assert (await market.shown_ticket(ticket["id"])).get("orderId") is None

@@ -1,0 +1,1 @@
+"""The storm's tools: the invariants a quiesced marketplace must hold."""
