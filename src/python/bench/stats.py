@@ -34,6 +34,11 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[index]
 
 
+OP_TIMEOUT = 120.0
+"""Seconds one operation may take before the run fails (a lost answer must not hang the
+benchmark; the slowest case, a first page of 10,000 at c=16, takes a few seconds)."""
+
+
 async def measure(
     name: str, op: Callable[[int], Awaitable[None]], *, ops: int, concurrency: int
 ) -> Result:
@@ -44,7 +49,11 @@ async def measure(
     async def worker() -> None:
         for i in counter:
             start = time.perf_counter()
-            await op(i)
+            try:
+                async with asyncio.timeout(OP_TIMEOUT):
+                    await op(i)
+            except TimeoutError:
+                raise TimeoutError(f"{name}: operation {i} took over {OP_TIMEOUT:.0f} s") from None
             latencies.append(time.perf_counter() - start)
 
     started = time.perf_counter()
