@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -325,7 +326,10 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix=f"storm-{args.seed}-"))
     outcome = asyncio.run(storm(args.seed, args.minutes * 60, args.users, workdir))
     print(outcome.text(), flush=True)
-    sys.exit(1 if outcome.violations else 0)
+    if outcome.violations:
+        print(f"  the servers' and services' logs: {workdir}", flush=True)
+        sys.exit(1)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
