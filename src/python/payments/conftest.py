@@ -9,9 +9,9 @@ import httpx
 import nats
 import pytest
 from bson import ObjectId
-from chaos import invariants
 from pymongo import AsyncMongoClient
 
+from chaos import invariants
 from common.audit import audit
 from harness.servers import ServiceProcess
 from payments.core.config import PaymentsSettings
