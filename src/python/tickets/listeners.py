@@ -54,11 +54,11 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
         ticket = await _ticket(self.context, data.ticket.id)
         if ticket.get("orderId") == data.id:
             pass  # already reserved by this order (a redelivery)
+        elif await repository.was_cancelled(db, data.id):
+            return  # the order is already over, whoever holds the ticket now
         elif ticket.get("orderId") is not None:
             # held by an earlier order whose cancellation has not been handled yet
             raise EventAhead(f"ticket {data.ticket.id} is still held by {ticket['orderId']}")
-        elif await repository.was_cancelled(db, data.id):
-            return  # the order is already over
         elif ticket["priceCents"] != price_to_cents(data.ticket.price):
             log.info(
                 "order %s not given ticket %s: placed at an earlier price", data.id, ticket["_id"]

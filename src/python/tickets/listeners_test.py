@@ -187,6 +187,33 @@ async def test_a_new_order_waits_for_the_previous_ones_release(client, nats_mana
     assert [u.get("orderId") for u in await updates(js)] == ["o1", None, "o2"]
 
 
+async def test_an_order_cancelled_before_its_creation_is_handled_while_another_holds_the_ticket(
+    make_settings, clean_db, nats_manager
+):
+    """Found by the storm (seed 12): o1 lost a version race to the seller's edit, orders
+    cancelled it (stale price), and o2 got the ticket before o1's order.created was
+    retried. That retry is over — o1 was cancelled — not "ahead" of o2's release, which
+    may never come: it is acked at once, not retried until it is poisoned."""
+    js = nats_manager.jetstream
+    app = create_tickets_app(make_settings(), database=clean_db.name)
+    async with app_client(app) as client:
+        ticket = await sell(client)
+        await publish(js, created(ticket, "o2"))
+        await eventually(lambda: _has(client, ticket, orderId="o2", version=1))
+        await publish(js, cancelled(ticket, "o1"))
+        await publish(js, created(ticket, "o1"))
+        listener = app.state.context.listeners[0]
+        assert listener.event is OrderCreatedEvent
+
+        async def handled() -> bool:
+            info = await js.consumer_info(STREAM_NAME, listener.durable)
+            return info.num_pending == 0 and info.num_ack_pending == 0
+
+        await eventually(handled, within=10)
+        assert listener.outcomes["ahead"] == 0
+        assert await _has(client, ticket, orderId="o2", version=1)
+
+
 async def test_two_replicas_share_the_order_consumers(make_settings, clean_db, nats_manager):
     js = nats_manager.jetstream
     first = create_tickets_app(make_settings(), database=clean_db.name)
