@@ -27,3 +27,11 @@ def service_packages(name, **pex_fields):
         wheel=True,
         sdist=False,
     )
+
+
+def service_mains(*names):
+    """The entry modules of the services a tool starts as processes (`python -m
+    <name>.main`: started, not imported, so no import tells Pants of them); all five
+    when no name is given."""
+    services = names or ("auth", "tickets", "orders", "expiration", "payments")
+    return [f"src/python/{name}/main.py:lib" for name in services]
