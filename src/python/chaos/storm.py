@@ -286,19 +286,22 @@ async def storm(
 
 
 async def quiesced_violations(stack: Stack, *, grace: float) -> list[invariants.Violation]:
-    """Wait until every service is ready and every listener has caught up (at most two
-    minutes), then check every invariant."""
+    """Quiesce, then check every invariant. Quiet means: every order placed in the
+    storm has reached its expiry (an order expiring after the check would start work
+    the check then sees half done), every service is ready, and every listener has
+    caught up, twice a second apart (at most two minutes for the last two)."""
+    await asyncio.sleep(stack.window + 2)
     nc = await nats.connect(stack.nats.url)
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongo.uri, tz_aware=True)
     try:
         js = nc.jetstream()
         deadline = time.monotonic() + 120
         unready: list[str] = []
-        while time.monotonic() < deadline:
+        quiet = 0
+        while time.monotonic() < deadline and quiet < 2:
             unready = [name for name in SERVICES if not await _ready(stack.url(name))]
             drained = not await invariants.consumer_violations(js)
-            if not unready and drained:
-                break
+            quiet = quiet + 1 if not unready and drained else 0
             await asyncio.sleep(1)
         dbs = invariants.Databases(mongo.tickets, mongo.orders, mongo.payments)
         found = await invariants.check(dbs, js, grace=timedelta(seconds=grace))
