@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from nats.js.client import JetStreamContext
@@ -69,6 +70,10 @@ class State:
     replica: dict[str, Doc]
     orders: list[Doc]
     payments: list[Doc]
+
+    @cached_property
+    def orders_by_id(self) -> dict[str, Doc]:
+        return {str(o["_id"]): o for o in self.orders}
 
     @classmethod
     async def read(cls, dbs: Databases) -> State:
@@ -157,7 +162,7 @@ def _replica_agrees(state: State) -> list[Violation]:
 
 def _ticket_status_agrees(state: State) -> list[Violation]:
     found = []
-    orders = {str(o["_id"]): o for o in state.orders}
+    orders = state.orders_by_id
     for ticket_id, ticket in state.tickets.items():
         holder = ticket.get("orderId")
         if holder is None:
@@ -188,7 +193,7 @@ def _ticket_status_agrees(state: State) -> list[Violation]:
 
 def _money_matches(state: State) -> list[Violation]:
     found = []
-    orders = {str(o["_id"]): o for o in state.orders}
+    orders = state.orders_by_id
     captured = Counter[str]()
     for payment in state.payments:
         order = orders.get(payment["orderId"], {})

@@ -133,20 +133,18 @@ class User:
     def __init__(self, stack: Stack, tally: Tally, n: int) -> None:
         self.stack, self.tally = stack, tally
         self.email = f"user{n}-{random.getrandbits(32):x}@storm.io"
-        self.cookies = httpx.Cookies()
+        # one client for every service: its cookie jar carries auth's session to all
+        self.client = httpx.AsyncClient(timeout=10)
         self.tickets: list[str] = []  # listed by this user
         self.orders: list[str] = []  # placed by this user
 
     async def call(self, action: str, service: str, method: str, path: str, body: Any = None):
-        async with httpx.AsyncClient(
-            base_url=self.stack.url(service), cookies=self.cookies, timeout=10
-        ) as client:
-            try:
-                response = await client.request(method, path, json=body)
-            except httpx.HTTPError:
-                self.tally.answers[0] += 1  # no answer: the service is down or paused
-                return None
-        self.cookies.update(response.cookies)
+        url = f"{self.stack.url(service)}{path}"
+        try:
+            response = await self.client.request(method, url, json=body)
+        except httpx.HTTPError:
+            self.tally.answers[0] += 1  # no answer: the service is down or paused
+            return None
         return self.tally.answered(action, response)
 
     async def sign_up(self) -> None:
@@ -277,6 +275,7 @@ async def storm(
 
         shoppers = [shopper(p, random.Random(rng.random())) for p in people]
         await asyncio.gather(faulting(), *shoppers)
+        await asyncio.gather(*(p.client.aclose() for p in people))
         stack.heal()
         violations = await quiesced_violations(stack, grace=window)
         violations += [invariants.Violation("no-server-error", e) for e in tally.server_errors]
