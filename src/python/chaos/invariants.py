@@ -17,6 +17,9 @@ check that the services' states agree with it and with each other:
   nothing else is captured;
 - `nothing-held-for-a-final-order`: no authorization is still held for an order that
   ended;
+- `provider-agrees` (given the test provider's ledger, as the storm keeps it): every
+  charge the provider holds, captured, voided or refunded is a payment's, in the state
+  the payment says; the provider's captured total is the complete orders' total;
 - `consumers-drained`: every durable consumer has handled everything (nothing pending,
   nothing waiting for an ack);
 - `stream-audit`: what `common.audit` reports.
@@ -30,6 +33,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from nats.js.client import JetStreamContext
@@ -37,7 +41,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from common.audit import audit
 from common.events import STREAM_NAME, OrderStatus
-from payments.repository import AUTHORIZED, CAPTURED
+from payments.providers import TestProvider, read_ledger
+from payments.repository import AUTHORIZED, AUTHORIZING, CAPTURED, idempotency_key
 
 Doc = dict[str, Any]
 DEFAULT_GRACE = timedelta(seconds=10)
@@ -64,26 +69,33 @@ class Databases:
 @dataclass(frozen=True)
 class State:
     """What the services hold, read once: tickets by id, orders' replica by id, orders,
-    payments."""
+    payments; and the test provider's charges (id → its state, its cents), when its
+    ledger is known."""
 
     tickets: dict[str, Doc]
     replica: dict[str, Doc]
     orders: list[Doc]
     payments: list[Doc]
+    charges: dict[str, tuple[str, int | None]] | None = None
 
     @cached_property
     def orders_by_id(self) -> dict[str, Doc]:
         return {str(o["_id"]): o for o in self.orders}
 
     @classmethod
-    async def read(cls, dbs: Databases) -> State:
+    async def read(cls, dbs: Databases, provider_home: Path | None = None) -> State:
         tickets = await dbs.tickets.tickets.find().to_list()
         replica = await dbs.orders.tickets.find().to_list()
+        charges = None
+        if provider_home is not None:
+            states, amounts = read_ledger(provider_home)
+            charges = {charge: (state, amounts.get(charge)) for charge, state in states.items()}
         return cls(
             {str(t["_id"]): t for t in tickets},
             {str(t["_id"]): t for t in replica},
             await dbs.orders.orders.find().to_list(),
             await dbs.payments.payments.find().to_list(),
+            charges,
         )
 
 
@@ -93,11 +105,13 @@ async def check(
     *,
     now: datetime | None = None,
     grace: timedelta = DEFAULT_GRACE,
+    provider_home: Path | None = None,
 ) -> list[Violation]:
     """Every invariant, on a quiesced system: `grace` is how long an order may wait for
-    tickets to hold its ticket, and how long the stream audit allows a move to take."""
+    tickets to hold its ticket, and how long the stream audit allows a move to take;
+    `provider_home` is the test provider's directory (its ledger), if it keeps one."""
     now = now or datetime.now(UTC)
-    state = await State.read(dbs)
+    state = await State.read(dbs, provider_home)
     found = state_violations(state, now=now, grace=grace)
     found += await consumer_violations(js)
     report = await audit(js, margin=grace, now=now)
@@ -111,6 +125,7 @@ def state_violations(state: State, *, now: datetime, grace: timedelta) -> list[V
         *_replica_agrees(state),
         *_ticket_status_agrees(state),
         *_money_matches(state),
+        *_provider_agrees(state),
     ]
 
 
@@ -233,6 +248,58 @@ def _money_matches(state: State) -> list[Violation]:
                     f"order {order_id} complete with {captured[order_id]} captured payments",
                 )
             )
+    return found
+
+
+def _provider_agrees(state: State) -> list[Violation]:
+    """The provider's view of the money against ours (a lost answer or a crash between
+    the provider's move and our save is where they part)."""
+    if state.charges is None:
+        return []
+    found = []
+    payments = {
+        TestProvider.charge_id(idempotency_key(payment)): payment for payment in state.payments
+    }
+    orders = state.orders_by_id
+    for charge, (held, cents) in sorted(state.charges.items()):
+        payment = payments.get(charge)
+        if payment is None:
+            found.append(
+                Violation("provider-agrees", f"charge {charge} {held} ({cents}¢) is no payment's")
+            )
+            continue
+        status = orders.get(payment["orderId"], {}).get("status", "unknown")
+        if payment["status"] == AUTHORIZING and held == "authorized":
+            if status in (OrderStatus.COMPLETE, OrderStatus.CANCELLED):
+                found.append(
+                    Violation(
+                        "nothing-held-for-a-final-order",
+                        f"charge {charge} held at the provider for order "
+                        f"{payment['orderId']}, {status}; payment {payment['_id']} still "
+                        "authorizing",
+                    )
+                )
+        elif held != payment["status"]:
+            found.append(
+                Violation(
+                    "provider-agrees",
+                    f"charge {charge} {held} at the provider; payment {payment['_id']} "
+                    f"{payment['status']} (order {payment['orderId']}, {status})",
+                )
+            )
+    captured = sum(cents or 0 for held, cents in state.charges.values() if held == CAPTURED)
+    sold = sum(
+        order["ticket"]["priceCents"]
+        for order in state.orders
+        if order["status"] == OrderStatus.COMPLETE
+    )
+    if captured != sold:
+        found.append(
+            Violation(
+                "provider-agrees",
+                f"the provider captured {captured}¢; the complete orders cost {sold}¢",
+            )
+        )
     return found
 
 

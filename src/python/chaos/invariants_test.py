@@ -4,6 +4,7 @@ holds every invariant passes, and each kind of broken state is named with its id
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,8 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from chaos.invariants import Databases, State, check, consumer_violations, state_violations
 from common.events import STREAM_NAME, OrderCreatedEvent, publish
+from payments.providers import TestProvider
+from payments.repository import idempotency_key
 
 NOW = datetime.now(UTC)
 GRACE = timedelta(seconds=10)
@@ -132,3 +135,44 @@ async def test_the_databases_and_the_stream_are_read_as_they_are(mongo_client, n
     assert "consumers-drained" in names(found)
     assert not [v for v in found if v.invariant not in ("stream-audit", "consumers-drained")]
     await js.delete_consumer(STREAM_NAME, durable)
+
+
+def charge(order_id: str, status: str = "authorized") -> str:
+    """The test provider's id for the charge of `payment(order_id, status)`."""
+    return TestProvider.charge_id(idempotency_key(payment(order_id, status)))
+
+
+LEDGER = {charge("o1", "captured"): ("captured", 1000), charge("o3", "voided"): ("voided", 1000)}
+
+
+def with_ledger(state: State, **charges: tuple[str, int]) -> State:
+    return replace(state, charges={**LEDGER, **charges})
+
+
+@pytest.mark.parametrize(
+    "state, ids",
+    [
+        # money moved for nothing: a charge no payment of ours knows
+        (with_ledger(SOLD, pi_test_stranger=("captured", 700)), ["pi_test_stranger", "700"]),
+        # our void saved, the provider's never made: the card still held
+        (with_ledger(SOLD, **{charge("o3", "voided"): ("authorized", 1000)}), ["o3", "voided"]),
+        # captured at the provider, its answer lost, and we voided by our own record
+        (with_ledger(SOLD, **{charge("o3", "voided"): ("captured", 1000)}), ["1000¢"]),
+    ],
+)
+def test_the_providers_ledger_must_agree_with_our_payments(state, ids):
+    assert state_violations(with_ledger(SOLD), now=NOW, grace=GRACE) == []
+    found = state_violations(state, now=NOW, grace=GRACE)
+    assert names(found) and set(names(found)) == {"provider-agrees"}, found
+    detail = " ".join(v.detail for v in found)
+    assert all(i in detail for i in ids), detail
+
+
+def test_a_hold_whose_answer_was_lost_must_be_released_once_its_order_is_over():
+    lost = payment("o3", "authorizing")  # the provider held the card; we never heard
+    state = broken(payments=[lost])
+    state = replace(state, charges={**LEDGER, charge("o3", "authorizing"): ("authorized", 1000)})
+    del state.charges[charge("o3", "voided")]
+    found = state_violations(state, now=NOW, grace=GRACE)
+    assert names(found) == ["nothing-held-for-a-final-order"], found
+    assert "o3" in found[0].detail

@@ -8,10 +8,17 @@ MongoDB-wire server (a database per service), the five services as processes, on
 loopback. The users sign up, sell, edit, browse, order, pay (good and declined cards),
 cancel, let orders expire, and race: pay ∥ cancel, edit ∥ order, two buyers on one
 ticket. The faults (`chaos.schedule`): a service killed and restarted, a server or a
-service paused, nats-server restarted. Afterwards everything is resumed, the storm
-waits until every listener has caught up, and `chaos.invariants` checks the services'
-states and the stream; so does every service's `/readyz`, and no answer may have been
-a 500. Exit 1 on any violation, each printed by name with its ids.
+service paused, nats-server restarted, a service slowed, the payment provider failing
+or losing its answers. Afterwards everything is resumed, the storm waits until every
+listener has caught up, and `chaos.invariants` checks the services' states, the
+provider's ledger and the stream; so does every service's `/readyz`, and no answer may
+have been a 500. Exit 1 on any violation, each printed by name with its ids.
+
+    ./pants run src/python/chaos:storm -- --seed 7 --faults 12.5:kill:orders:2.0,...
+
+replays a schedule (the seed still draws the users' choices); `--shrink` narrows a
+failing seed's schedule to the fewest faults that still fail (`chaos.shrink`) and
+prints the command that replays it.
 """
 
 from __future__ import annotations
@@ -36,11 +43,14 @@ import nats
 from pymongo import AsyncMongoClient
 
 from chaos import invariants
-from chaos.schedule import SERVICES, Fault, schedule
+from chaos.schedule import SERVICES, Fault, parse_faults, schedule, write_faults
+from chaos.shrink import shorter_storm, smallest_failing
 from harness.servers import MongoServer, NatsServer, ServerProcess, ServiceProcess
 
 JWT_KEY = "storm-only-jwt-key-0123456789abcdef0123"  # loopback throwaway servers only
 CARDS = ["tok_visa"] * 4 + ["tok_chargeDeclined"]
+STALE_ATTEMPT = 10  # seconds (the service's default is 60): the storm waits this out
+SLOW = (0.08, 0.02)  # a slowed service: seconds stopped, then running, over and over
 
 
 @dataclass
@@ -63,12 +73,25 @@ class Stack:
             "COOKIE_SECURE": "false",
             "ORDER_EXPIRATION_SECONDS": str(self.window),
             "SETTLE_INTERVAL": "0.5",
+            "STALE_ATTEMPT_SECONDS": str(STALE_ATTEMPT),
+            "TEST_PROVIDER_DIR": str(self.provider_home),
             "LOG_FORMAT": "text",
         }
         for name in SERVICES:
             self.services[name] = ServiceProcess(name, f"{name}.main", env, self.workdir / name)
             self.services[name].start()
         return self
+
+    @property
+    def provider_home(self) -> Path:
+        """The test provider's ledger and its `fault` switch (`payments.providers`)."""
+        return self.workdir / "provider"
+
+    @property
+    def settled_after(self) -> float:
+        """Seconds after the last action until every order and payment attempt can have
+        reached its end: an order its expiry, an attempt its release."""
+        return max(self.window, STALE_ATTEMPT) + 2
 
     def process(self, target: str) -> ServerProcess:
         return {"nats": self.nats, "mongo": self.mongo, **self.services}[target]
@@ -77,6 +100,14 @@ class Stack:
         return self.services[service].url
 
     async def inflict(self, fault: Fault) -> None:
+        if fault.kind == "provider":
+            switch = self.provider_home / "fault"
+            switch.write_text(fault.target)
+            try:
+                await asyncio.sleep(fault.hold)
+            finally:
+                switch.unlink(missing_ok=True)
+            return
         process = self.process(fault.target)
         if fault.kind == "kill":
             process.kill()
@@ -88,6 +119,15 @@ class Stack:
                 await asyncio.sleep(fault.hold)
             finally:
                 _signal_group(process, signal.SIGCONT)
+        elif fault.kind == "slow":
+            until = time.monotonic() + fault.hold
+            while time.monotonic() < until:
+                _signal_group(process, signal.SIGSTOP)
+                try:
+                    await asyncio.sleep(SLOW[0])
+                finally:
+                    _signal_group(process, signal.SIGCONT)
+                await asyncio.sleep(SLOW[1])
         else:  # restart
             process.stop()
             await asyncio.sleep(fault.hold)
@@ -95,6 +135,7 @@ class Stack:
 
     def heal(self) -> None:
         """Everything running and awake again (a storm cut short leaves nothing paused)."""
+        (self.provider_home / "fault").unlink(missing_ok=True)
         for process in (self.nats, self.mongo, *self.services.values()):
             if process.running:
                 _signal_group(process, signal.SIGCONT)
@@ -250,9 +291,16 @@ class Outcome:
 
 
 async def storm(
-    seed: int, seconds: float, users: int, workdir: Path, *, window: int = 20
+    seed: int,
+    seconds: float,
+    users: int,
+    workdir: Path,
+    *,
+    window: int = 20,
+    faults: list[Fault] | None = None,
 ) -> Outcome:
-    faults = schedule(seed, seconds)
+    """`faults`: this schedule instead of the seed's (a replay, a shrink's trial)."""
+    faults = schedule(seed, seconds) if faults is None else faults
     stack = Stack(workdir, window).start()
     tally = Tally()
     try:
@@ -277,19 +325,20 @@ async def storm(
         await asyncio.gather(faulting(), *shoppers)
         await asyncio.gather(*(p.client.aclose() for p in people))
         stack.heal()
-        violations = await quiesced_violations(stack, grace=window)
+        violations = await quiesced_violations(stack)
         violations += [invariants.Violation("no-server-error", e) for e in tally.server_errors]
     finally:
         stack.stop()
     return Outcome(seed, faults, tally, violations)
 
 
-async def quiesced_violations(stack: Stack, *, grace: float) -> list[invariants.Violation]:
+async def quiesced_violations(stack: Stack) -> list[invariants.Violation]:
     """Quiesce, then check every invariant. Quiet means: every order placed in the
-    storm has reached its expiry (an order expiring after the check would start work
-    the check then sees half done), every service is ready, and every listener has
-    caught up, twice a second apart (at most two minutes for the last two)."""
-    await asyncio.sleep(stack.window + 2)
+    storm has reached its expiry and every payment attempt its release (an order
+    expiring after the check would start work the check then sees half done), every
+    service is ready, and every listener has caught up, twice a second apart (at most
+    two minutes for the last two)."""
+    await asyncio.sleep(stack.settled_after)
     nc = await nats.connect(stack.nats.url)
     mongo: AsyncMongoClient[Any] = AsyncMongoClient(stack.mongo.uri, tz_aware=True)
     try:
@@ -303,7 +352,9 @@ async def quiesced_violations(stack: Stack, *, grace: float) -> list[invariants.
             quiet = quiet + 1 if not unready and drained else 0
             await asyncio.sleep(1)
         dbs = invariants.Databases(mongo.tickets, mongo.orders, mongo.payments)
-        found = await invariants.check(dbs, js, grace=timedelta(seconds=grace))
+        found = await invariants.check(
+            dbs, js, grace=timedelta(seconds=stack.window), provider_home=stack.provider_home
+        )
         found += [invariants.Violation("ready", f"{name} /readyz not 200") for name in unready]
         return found
     finally:
@@ -319,19 +370,78 @@ async def _ready(url: str) -> bool:
         return False
 
 
+async def shrink(
+    seed: int, seconds: float, users: int, root: Path, faults: list[Fault]
+) -> tuple[list[Fault], float]:
+    """The fewest of `faults` that still fail the seed's storm, and the shortest storm
+    that still fails with them (`chaos.shrink`); each trial printed as it ends, its
+    workdir kept under `root` when it failed."""
+    trials = 0
+
+    async def fails(subset: list[Fault], length: float = seconds) -> bool:
+        nonlocal trials
+        trials += 1
+        workdir = root / f"trial-{trials}"
+        workdir.mkdir(parents=True)
+        outcome = await storm(seed, length, users, workdir, faults=subset)
+        verdict = f"fails ({outcome.violations[0]})" if outcome.violations else "passes"
+        print(f"  trial {trials}: {len(subset)} fault(s), {length:.0f} s: {verdict}", flush=True)
+        if not outcome.violations:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return bool(outcome.violations)
+
+    smallest = await smallest_failing(faults, fails)
+    length = shorter_storm(smallest, seconds)
+    if length < seconds and await fails(smallest, length):
+        seconds = length
+    return smallest, seconds
+
+
+def replay_command(seed: int, seconds: float, users: int, faults: list[Fault]) -> str:
+    return (
+        f"./pants run src/python/chaos:storm -- --seed {seed} --minutes {seconds / 60:.3f} "
+        f"--users {users} --faults '{write_faults(faults)}'"
+    )
+
+
+def _faults(text: str) -> list[Fault]:
+    try:
+        return parse_faults(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="A seeded storm of users and faults.")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--users", type=int, default=12)
+    parser.add_argument(
+        "--faults",
+        type=_faults,
+        help="replay this schedule (at:kind:target:hold, comma-separated) instead of the seed's",
+    )
+    parser.add_argument(
+        "--shrink", action="store_true", help="if the storm fails, narrow its schedule"
+    )
     args = parser.parse_args()
+    seconds = args.minutes * 60
     workdir = Path(tempfile.mkdtemp(prefix=f"storm-{args.seed}-"))
-    outcome = asyncio.run(storm(args.seed, args.minutes * 60, args.users, workdir))
+    outcome = asyncio.run(storm(args.seed, seconds, args.users, workdir, faults=args.faults))
     print(outcome.text(), flush=True)
-    if outcome.violations:
-        print(f"  the servers' and services' logs: {workdir}", flush=True)
-        sys.exit(1)
-    shutil.rmtree(workdir, ignore_errors=True)
+    if not outcome.violations:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
+    print(f"  the servers' and services' logs: {workdir}", flush=True)
+    print(f"  replay: {replay_command(args.seed, seconds, args.users, outcome.faults)}")
+    if args.shrink:
+        print("shrinking the schedule:", flush=True)
+        faults, seconds = asyncio.run(
+            shrink(args.seed, seconds, args.users, workdir / "shrink", outcome.faults)
+        )
+        print(f"  {len(faults)} fault(s) still fail it: {', '.join(map(str, faults)) or 'none'}")
+        print(f"  replay: {replay_command(args.seed, seconds, args.users, faults)}")
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from common.app import create_app, run_service
@@ -30,7 +32,13 @@ def create_payments_app(
         indexes=INDEXES,
         outbox=[PAYMENTS],
         listeners=LISTENERS,
-        workers=[Settler(provider, interval=settings.settle_interval)],
+        workers=[
+            Settler(
+                provider,
+                interval=settings.settle_interval,
+                stale_after=timedelta(seconds=settings.stale_attempt_seconds),
+            )
+        ],
         provides={PaymentProvider: provider},
         nats=nats,
     )

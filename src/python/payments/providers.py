@@ -7,7 +7,9 @@ a capture that must be undone is `refund`ed. Every call carries an idempotency k
 a retried call (a timeout, a crash and restart) never moves money twice.
 
 - `test` (the default for `./run` and the tests): behaves like Stripe's documented test
-  tokens, moves no money, and is idempotent by key like Stripe;
+  tokens, moves no money, and is idempotent by key like Stripe; given a directory
+  (`TEST_PROVIDER_DIR`, the storm's) it keeps its ledger there, so a restarted
+  service finds its charges as Stripe would, and fails as a `fault` file there says;
 - `stripe`: the official SDK, a PaymentIntent with `capture_method=manual`, confirmed
   with the card token; capture, cancel (void) and refunds by its id.
 
@@ -16,9 +18,13 @@ Amounts are integer cents end to end.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import stripe
@@ -69,54 +75,122 @@ TEST_DECLINES = {
 }
 
 
+FAULTS = ("fail", "timeout")
+"""What a `fault` file in the test provider's directory makes every call do: `fail`
+refuses before anything moves (the provider down); `timeout` makes the move and loses
+its answer (the worst timeout: money moved, the caller cannot know)."""
+LOST_ANSWER_SECONDS = 3.0
+
+
 @dataclass
 class TestProvider:
     """No real money. A charge's id follows from its idempotency key, so the same key
     gives the same charge in any process, after any restart — as Stripe does. `state`
-    and `calls` are this process's record of what it was asked (for the tests)."""
+    and `calls` are this process's record of what it was asked (for the tests); with
+    a `home` directory, `state` is also kept in `home/ledger.jsonl` (one line a move,
+    read back at start) and `home/fault` injects failures (`FAULTS`)."""
 
     __test__ = False  # not a pytest class, despite its name
 
     name: str = "test"
+    home: Path | None = None
     state: dict[str, str] = field(default_factory=dict)  # charge id -> its last state
     amounts: dict[str, int] = field(default_factory=dict)  # charge id -> cents
     calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, charge id)
 
+    def __post_init__(self) -> None:
+        if self.home is not None:
+            self.home.mkdir(parents=True, exist_ok=True)
+            self.state, self.amounts = read_ledger(self.home)
+
+    @staticmethod
+    def charge_id(idempotency_key: str) -> str:
+        return f"pi_test_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
+
     async def authorize(
         self, *, amount_cents: int, currency: str, token: str, idempotency_key: str
     ) -> Charge:
-        if token in TEST_DECLINES:
-            raise CardDeclined(TEST_DECLINES[token])
-        if token not in TEST_CARDS:
-            raise InvalidToken(token)
-        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
-        charge = Charge(id=f"pi_test_{digest}")
-        self.calls.append(("authorize", charge.id))
-        self.state.setdefault(charge.id, "authorized")
-        self.amounts.setdefault(charge.id, amount_cents)
+        charge = Charge(id=self.charge_id(idempotency_key))
+
+        def hold() -> None:
+            if token in TEST_DECLINES:
+                raise CardDeclined(TEST_DECLINES[token])
+            if token not in TEST_CARDS:
+                raise InvalidToken(token)
+            self.calls.append(("authorize", charge.id))
+            self.amounts.setdefault(charge.id, amount_cents)
+            if charge.id not in self.state:
+                self._record(charge.id, "authorized")
+
+        await self._call(hold)
         return charge
 
     async def capture(self, charge_id: str, *, idempotency_key: str) -> None:
-        self._move(charge_id, "capture", frm=("authorized", None), to="captured")
+        await self._call(
+            lambda: self._move(charge_id, "capture", frm=("authorized", None), to="captured")
+        )
 
     async def void(self, charge_id: str, *, idempotency_key: str) -> None:
-        self._move(charge_id, "void", frm=("authorized", None), to="voided")
+        await self._call(
+            lambda: self._move(charge_id, "void", frm=("authorized", None), to="voided")
+        )
 
     async def refund(self, charge_id: str, *, idempotency_key: str) -> None:
-        self._move(charge_id, "refund", frm=("captured", None), to="refunded")
+        await self._call(
+            lambda: self._move(charge_id, "refund", frm=("captured", None), to="refunded")
+        )
 
     def _move(self, charge_id: str, operation: str, *, frm: tuple, to: str) -> None:
         """Idempotent like Stripe's: repeating a move that happened is a no-op; a move
         from the wrong state is the provider refusing it (a bug on our side). A charge
-        this process never saw (authorized by a process since restarted) is taken as
-        being where the move starts."""
+        this process never saw (authorized by a process since restarted, without a
+        ledger) is taken as being where the move starts."""
         self.calls.append((operation, charge_id))
         now = self.state.get(charge_id)
         if now == to:
             return
         if now not in frm:
             raise ProviderUnavailable(f"cannot {operation} a charge that is {now}")
-        self.state[charge_id] = to
+        self._record(charge_id, to)
+
+    async def _call(self, move: Callable[[], None]) -> None:
+        fault = self._fault()
+        if fault == "fail":
+            raise ProviderUnavailable("the test provider is failing (an injected fault)")
+        move()
+        if fault == "timeout":
+            await asyncio.sleep(LOST_ANSWER_SECONDS)
+            raise ProviderUnavailable("the test provider timed out (an injected fault)")
+
+    def _fault(self) -> str | None:
+        if self.home is None:
+            return None
+        try:
+            fault = (self.home / "fault").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return fault if fault in FAULTS else None
+
+    def _record(self, charge_id: str, state: str) -> None:
+        self.state[charge_id] = state
+        if self.home is not None:
+            line = {"charge": charge_id, "state": state, "amountCents": self.amounts.get(charge_id)}
+            with (self.home / "ledger.jsonl").open("a") as ledger:
+                ledger.write(json.dumps(line) + "\n")
+
+
+def read_ledger(home: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """The test provider's charges from its ledger: each one's last state, its amount."""
+    state: dict[str, str] = {}
+    amounts: dict[str, int] = {}
+    path = home / "ledger.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            move = json.loads(line)
+            state[move["charge"]] = move["state"]
+            if move["amountCents"] is not None:
+                amounts[move["charge"]] = move["amountCents"]
+    return state, amounts
 
 
 class StripeProvider:
@@ -200,4 +274,4 @@ def provider_from(settings: PaymentsSettings) -> PaymentProvider:
             settings.stripe_secret_key.get_secret_value(), settings.stripe_api_base
         )
     log.warning("payments: provider test — no real money moves (Stripe's test tokens)")
-    return TestProvider()
+    return TestProvider(home=settings.test_provider_dir)

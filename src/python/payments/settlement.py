@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 
 STALE_ATTEMPT = timedelta(minutes=1)
-"""An attempt still `authorizing` after this long was left by a crash (a request gives
-up long before): the settler may finish it."""
+"""An attempt still `authorizing` after this long was left by a crash or a lost answer
+(a request gives up long before): the settler may finish it (`STALE_ATTEMPT_SECONDS`)."""
 
 
 MOVES: dict[tuple[str, str], tuple[str, str, type[Event]]] = {
@@ -75,9 +75,16 @@ def _event(kind: type[Event], doc: Doc) -> Event:
 class Settler:
     """A payments worker (`common.app.Worker`)."""
 
-    def __init__(self, provider: PaymentProvider, *, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        provider: PaymentProvider,
+        *,
+        interval: float = 1.0,
+        stale_after: timedelta = STALE_ATTEMPT,
+    ) -> None:
         self.provider = provider
         self.interval = interval
+        self.stale_after = stale_after
         self._wake = asyncio.Event()
         self._loop = Loop("payments-settler", self._step, pause=interval)
         self._db: Any = None
@@ -115,7 +122,7 @@ class Settler:
         order_status = order["status"] if order else None
         move = MOVES.get((payment["status"], order_status))
         if move is None:
-            stale = payment["status"] == AUTHORIZING and _stale(payment)
+            stale = payment["status"] == AUTHORIZING and self._stale(payment)
             if stale and order_status == OrderStatus.CANCELLED:
                 return await self._release_stale_attempt(payment)
             if payment.get(DUE):  # looked at: nothing to do until its order changes again
@@ -134,6 +141,11 @@ class Settler:
             return "settled by another"  # a replica got there first
         log.info("payment %s of order %s: %s", payment["_id"], payment["orderId"], name)
         return name
+
+    def _stale(self, payment: Doc) -> bool:
+        created = payment["createdAt"]
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        return created < datetime.now(UTC) - self.stale_after
 
     async def _release_stale_attempt(self, payment: Doc) -> str:
         """An attempt a crash left `authorizing`, for an order that is over: whether
@@ -165,7 +177,7 @@ class Settler:
             async with asyncio.timeout(self.interval):
                 await self._wake.wait()
         self._wake.clear()
-        stale = datetime.now(UTC) - STALE_ATTEMPT
+        stale = datetime.now(UTC) - self.stale_after
         query = {
             "$or": [
                 {"status": AUTHORIZED},
@@ -182,9 +194,3 @@ class Settler:
 
 def _key(move: str, payment: Doc) -> str:
     return f"{move}-{payment['_id']}"
-
-
-def _stale(payment: Doc) -> bool:
-    created = payment["createdAt"]
-    created = created if created.tzinfo else created.replace(tzinfo=UTC)
-    return created < datetime.now(UTC) - STALE_ATTEMPT

@@ -14,7 +14,7 @@ from common.events import (
     publish,
 )
 from payments.main import create_payments_app
-from payments.providers import ProviderUnavailable, TestProvider
+from payments.providers import ProviderUnavailable, TestProvider, read_ledger
 from testkit.auth import TEST_JWT_KEY, session_cookie
 from testkit.http import app_client
 from testkit.streams import stream_payloads
@@ -214,4 +214,36 @@ async def test_an_attempt_a_crash_left_authorizing_is_released_once_its_order_is
     await publish(js, OrderCancelledEvent(id=order_id, version=1, ticket=TICKET))
     voided = await settled(js, clean_db, order_id, "voided", "payment.voided")
     assert provider.state == {held.id: "voided"}
+    assert len(voided) == 1
+
+
+async def test_a_payment_whose_answer_was_lost_is_released_once_its_order_is_over(
+    make_settings, clean_db, nats_manager, tmp_path, monkeypatch
+):
+    """The provider held the card and its answer never came (a timeout): the buyer got
+    502, the attempt stays `authorizing`, the card stays held. Once the order is over
+    (it expired), the settler asks again with the attempt's key and voids the hold —
+    on the provider's own ledger, not just in our database."""
+    monkeypatch.setattr("payments.providers.LOST_ANSWER_SECONDS", 0.01)
+    settings = make_settings(
+        settle_interval=0.1, stale_attempt_seconds=0.5, test_provider_dir=tmp_path
+    )
+    app = create_payments_app(settings, database=clean_db.name)
+    async with app_client(app) as payments:
+        js = nats_manager.jetstream
+        order_id = await known_order(js, clean_db)
+        (tmp_path / "fault").write_text("timeout")
+        response = await payments.post(
+            "/api/payments",
+            json={"orderId": order_id, "token": "tok_visa"},
+            cookies=session_cookie(TEST_JWT_KEY, user_id="buyer"),
+        )
+        (tmp_path / "fault").unlink()
+        assert response.status_code == 502, response.text
+        assert "you will not be charged twice" in response.json()["errors"][0]["message"]
+        assert await status_of(clean_db, order_id) == "authorizing"
+        assert list(read_ledger(tmp_path)[0].values()) == ["authorized"]  # the card is held
+        await publish(js, OrderCancelledEvent(id=order_id, version=1, ticket=TICKET))
+        voided = await settled(js, clean_db, order_id, "voided", "payment.voided")
+    assert list(read_ledger(tmp_path)[0].values()) == ["voided"]
     assert len(voided) == 1

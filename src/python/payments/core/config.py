@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -22,6 +23,17 @@ class PaymentsSettings(EventingSettings):
     currency: str = Field("usd", min_length=3, max_length=3, description="ISO 4217, lower case")
     settle_interval: float = Field(
         1.0, gt=0, description="Seconds between looks for payments to capture, void or refund"
+    )
+    stale_attempt_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="An attempt still authorizing this long after it began was left by a "
+        "crash or a lost answer: once its order is over, the settler releases it",
+    )
+    test_provider_dir: Path | None = Field(
+        None,
+        description="Dev and tests: the test provider keeps its ledger here and fails while "
+        "a `fault` file here says `fail` or `timeout` (the storm's provider faults)",
     )
 
     @field_validator("stripe_secret_key")
