@@ -287,7 +287,7 @@ def pod_specs() -> list[tuple[str, dict[str, Any]]]:
 def test_every_pod_is_hardened():
     """Non-root, no service-account token, the runtime's seccomp profile; every
     container without privilege escalation or capabilities, on a read-only root
-    filesystem (the web client's is the one exception: Reflex writes its app folder)."""
+    filesystem."""
     for name, pod in pod_specs():
         assert pod["automountServiceAccountToken"] is False, name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
@@ -297,7 +297,7 @@ def test_every_pod_is_hardened():
             context = container["securityContext"]
             assert context["allowPrivilegeEscalation"] is False, name
             assert context["capabilities"] == {"drop": ["ALL"]}, name
-            assert context["readOnlyRootFilesystem"] is (name != "web-depl"), name
+            assert context["readOnlyRootFilesystem"] is True, name
             if context["readOnlyRootFilesystem"] and container["name"] != "keyfile":
                 mounts = {m["mountPath"] for m in container["volumeMounts"]}
                 assert "/tmp" in mounts, f"{name}: a writable /tmp (emptyDir)"  # noqa: S108

@@ -118,7 +118,9 @@ class ServerProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the server's process group; SIGKILL it if it lingers."""
+        """SIGTERM the server's process group; SIGKILL it if it lingers. Returns once
+        the whole group is gone — the server's children too, even when the server
+        itself died first — so nothing of it holds its port for a restart."""
         if self.process is not None:
             _signal_group(self.process.pid, signal.SIGTERM)
             try:
@@ -126,6 +128,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 _signal_group(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+            if not _group_gone(self.process.pid, timeout):
+                _signal_group(self.process.pid, signal.SIGKILL)
+                _group_gone(self.process.pid, 5.0)
             self.process = None
         if self._log is not None:
             self._log.close()
@@ -166,6 +171,17 @@ def _die_with_parent() -> None:
 
         pr_set_pdeathsig = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _group_gone(group: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

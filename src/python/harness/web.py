@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
-from harness.servers import LOOPBACK, ServerProcess, free_port, python_path
+from harness.servers import LOOPBACK, ServerProcess, free_port, python_path, wait_http_ok
 
 
 class WebProcess(ServerProcess):
@@ -36,7 +37,18 @@ class WebProcess(ServerProcess):
         ]
 
     def start(self, timeout: float = 600.0) -> ServerProcess:  # a cold build takes minutes
-        return super().start(timeout)
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        super().start(timeout)
+        # Reflex says "App running" before its server listens: ready once it answers
+        deadline = time.monotonic() + 60
+        while self.running and time.monotonic() < deadline:
+            if wait_http_ok(f"{self.url}/ping", 1):
+                return self
+        code = self.process.poll() if self.process else None
+        tail = self.log_path.read_bytes()[offset:][-2000:].decode(errors="replace")
+        self.stop()
+        said = f"exited (code {code})" if code is not None else "did not answer /ping"
+        raise RuntimeError(f"web {said} (log {self.log_path}):\n{tail}")
 
     @property
     def url(self) -> str:

@@ -204,7 +204,9 @@ class Stack:
             find_app_root(),
             {
                 **{f"{name.upper()}_URL": self._url(name) for name in WEB_CALLS},
-                "API_URL": self._gateway_url,  # Reflex's websocket: via the gateway
+                # Reflex's websocket: via the gateway, on the page's own host name (the
+                # browser puts it in place of `localhost`), so another machine can too
+                "API_URL": f"http://localhost:{self.gateway_port}",
                 "TRACES_DIR": str(self.traces_dir),
             },
             log_dir=self.state_dir / "web",
@@ -256,7 +258,9 @@ class Stack:
                 crashes.retry_at = None
                 try:
                     process.restart()
-                except (RuntimeError, FileNotFoundError):
+                except (RuntimeError, FileNotFoundError) as exc:
+                    reason = str(exc).splitlines()[0]
+                    print(f"stack: {process.name} did not start again: {reason}", flush=True)
                     continue  # found dead again on the next call: counted, backed off
                 print(f"stack: {process.name} is running again", flush=True)
 

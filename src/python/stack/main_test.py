@@ -19,7 +19,7 @@ from common.events import STREAM_NAME
 from harness.servers import free_port, python_path
 from testkit.streams import stream_messages
 from testkit.waiting import eventually
-from ticketing_web.launcher import copy_app
+from ticketing_web.launcher import copy_app, group_members
 
 UP = "Ticketing is up at"
 
@@ -152,11 +152,51 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
             assert (await client.get("/api/tickets")).json() == []
             assert (await client.get(f"/api/tickets/{ticket['id']}")).json()["orderId"]
             await crash_tickets_under_load(process, client, table)
+            said = await kill_the_web_client(process, client)
     finally:
         code, rest = stop_stack(process)
     assert code == 0
-    assert "stack: tickets exited (code -9); starting it again in 1 s" in rest
-    assert "stack: tickets is running again" in rest
+    said += rest
+    assert "stack: tickets exited (code -9); starting it again in 1 s" in said
+    assert "stack: tickets is running again" in said
+    assert said.count("stack: web exited (code -9)") == 2, said
+    # built once, on the stack's first start: its restart and the web client's two
+    # restarts served that build
+    web_log = (state / "web" / "web.log").read_text()
+    assert web_log.count("web: building the frontend") == 1, web_log[-3000:]
+
+
+async def kill_the_web_client(stack: subprocess.Popen[str], client: httpx.AsyncClient) -> str:
+    """SIGKILL the web launcher alone (its Reflex server lives on a moment, holding the
+    port), then the Reflex server alone (its launcher exits): ./run starts the web
+    client again each time, killing what was left of it first, and the page comes
+    back with the same frontend files (no rebuild: open tabs keep working). Returns
+    what the stack said meanwhile."""
+    assets = await _page_assets(client)
+    said = []
+    for victim in (b"ticketing_web.launcher", b"ticketing_web.serve_built"):
+        [group] = [g for g in child_groups(stack.pid) if b"ticketing_web.launcher" in _cmdline(g)]
+        pid = min(p for p in group_members(group) if victim in _cmdline(p))
+        os.kill(pid, signal.SIGKILL)
+        said += await asyncio.wait_for(_lines_until(stack, "stack: web is running again"), 90)
+        assert not group_alive(group)
+        assert await _page_assets(client) == assets
+    return "".join(said)
+
+
+async def _lines_until(stack: subprocess.Popen[str], last: str) -> list[str]:
+    lines = []
+    while not lines or last not in lines[-1]:
+        lines.append(await asyncio.to_thread(stack.stdout.readline))
+        assert lines[-1], "the stack stopped"
+    return lines
+
+
+async def _page_assets(client: httpx.AsyncClient) -> set[str]:
+    """The frontend files the landing page names (they change with each build)."""
+    page = await client.get("/")
+    assert page.status_code == 200, page.status_code
+    return set(re.findall(r"/assets/[\w.-]+\.js", page.text))
 
 
 async def crash_tickets_under_load(

@@ -195,3 +195,51 @@ def item_card(title: rx.Var, *lines: rx.Component, class_name: str) -> rx.Compon
         width="100%",
         class_name=class_name,
     )
+
+
+def connection_overlay() -> rx.Component:
+    """While the websocket is down (the web process restarting, the network gone): a
+    word a user understands instead of Reflex's socket addresses; the page reconnects
+    by itself and its state is where it was."""
+    return rx.connection_banner(
+        rx.callout(
+            "Reconnecting… This page comes back by itself in a moment.",
+            icon="refresh_cw",
+            color_scheme="amber",
+            id="reconnecting",
+            role="status",
+            position="fixed",
+            top="0.5em",
+            left="50%",
+            transform="translateX(-50%)",
+            z_index="1000",
+        )
+    )
+
+
+# A tab opened before a new version was deployed asks for the old version's code when
+# it moves to another page; the server no longer has it, so React Router reloads the
+# page the user is on, and the click seems to do nothing. Remember where a click on
+# one of our links goes (for a few seconds), and when the page it was made on is
+# reloaded, go there instead: the new version's code comes with it.
+NEXT_PAGE_AFTER_RELOAD = """
+(() => {
+  const key = "ticketing-next-page";
+  const pending = JSON.parse(sessionStorage.getItem(key) || "null");
+  sessionStorage.removeItem(key);
+  const [load] = performance.getEntriesByType("navigation");
+  if (pending && load && load.type === "reload" && pending.from === location.href
+      && Date.now() - pending.at < 10000) {
+    location.replace(pending.to);
+    return;
+  }
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest("a[href]");
+    if (link && link.origin === location.origin && link.href !== location.href) {
+      const move = {from: location.href, to: link.href, at: Date.now()};
+      sessionStorage.setItem(key, JSON.stringify(move));
+    }
+  }, true);
+  window.addEventListener("popstate", () => sessionStorage.removeItem(key));
+})();
+"""

@@ -7,6 +7,7 @@ Screenshots of each main page go to $E2E_ARTIFACTS_DIR (default: a temp folder).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -47,6 +48,7 @@ class Stack:
     web_url: str  # the gateway: the one origin the browser uses, as in production
     tickets: ServiceProcess
     orders: ServiceProcess
+    web: WebProcess
     traces_dir: Path  # every process's spans (as `./run` keeps them)
 
 
@@ -85,7 +87,8 @@ def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
                     f"{name.upper()}_URL": services[name].url
                     for name in ("auth", "tickets", "orders", "payments")
                 },
-                "API_URL": gateway_url,  # Reflex's websocket, through the gateway
+                # Reflex's websocket, through the gateway (`localhost`: the page's host)
+                "API_URL": f"http://localhost:{gateway_port}",
                 "TRACES_DIR": str(traces_dir),
             },
         )
@@ -99,7 +102,7 @@ def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
             {**upstreams, "WEB_UPSTREAM": f"127.0.0.1:{web.port}"},
         )
         started.append(gateway.start())
-        yield Stack(gateway_url, services["tickets"], services["orders"], traces_dir)
+        yield Stack(gateway_url, services["tickets"], services["orders"], web, traces_dir)
     finally:
         for process in reversed(started):
             process.stop()
@@ -190,8 +193,13 @@ async def countdown_seconds(page: Page) -> int:
 
 async def test_a_seller_signs_up_lists_edits_and_signs_out(stack: Stack, browser) -> None:
     page = await new_user_page(browser)
+    sockets: list[str] = []
+    page.on("websocket", lambda socket: sockets.append(socket.url))
     await page.goto(stack.web_url + "/")
     await expect(page.locator("#no-tickets")).to_be_visible()
+    # the page's websocket goes through the gateway, on the host the page came from
+    gateway_socket = stack.web_url.replace("http://", "ws://") + "/_event"
+    assert sockets and all(url.startswith(gateway_socket) for url in sockets), sockets
     await expect(page.locator("#nav-signup")).to_be_visible()
     await expect(page.locator("#nav-signin")).to_be_visible()
     await snap(page, "01-home-empty")
@@ -624,3 +632,48 @@ async def test_every_page_has_no_serious_accessibility_violation(
     await buyer.context.close()
     failing = {path: v for path, v in found.items() if v}
     assert not failing, json.dumps(failing, indent=1)
+
+
+async def test_an_open_tab_lives_through_a_crash_of_the_web_process(stack: Stack, browser) -> None:
+    """SIGKILL of the web process: the open tab says it is reconnecting (not Reflex's
+    socket addresses), a page opened meanwhile gets the gateway's "Back in a moment"
+    (it retries by itself), and once the process is back the tab is where it was —
+    what the user typed still there, its links working (the same build is served)."""
+    page = await new_user_page(browser)
+    await sign_up(page, stack, "restart@test.com")
+    await page.goto(stack.web_url + "/tickets/new")
+    await page.fill("#title", "Half typed")
+    stack.web.kill()
+    await expect(page.locator("#reconnecting")).to_be_visible()
+    meanwhile = await page.context.new_page()
+    response = await meanwhile.goto(stack.web_url + "/")
+    assert response.status == 503 and response.headers["retry-after"] == "2"
+    await expect(meanwhile.get_by_role("heading")).to_have_text("Back in a moment")
+    await asyncio.to_thread(stack.web.restart)  # on its port, as ./run does
+    await expect(page.locator("#reconnecting")).to_be_hidden(timeout=30_000)
+    await expect(page.locator("#title")).to_have_value("Half typed")
+    await expect(meanwhile.locator("#no-tickets, .ticket-row").first).to_be_visible()
+    await page.click("#nav-my-tickets")
+    await page.wait_for_url(stack.web_url + "/my-tickets")
+    await expect(page.locator("#no-my-tickets")).to_be_visible()
+    await page.context.close()
+
+
+async def test_a_link_whose_code_is_gone_still_opens_its_page(stack: Stack, browser) -> None:
+    """A tab opened before a new version was deployed: the next page's code is no longer
+    on the server (404). The click loads that page in full instead of reloading the one
+    the user was on."""
+    page = await new_user_page(browser)
+    await sign_up(page, stack, "stale@test.com")
+    refused: list[str] = []
+
+    async def gone(route) -> None:
+        refused.append(route.request.url)
+        await route.fulfill(status=404)
+
+    await page.route(re.compile(r"/assets/_my-tickets_[^/]*\.js$"), gone, times=1)
+    await page.click("#nav-my-tickets")
+    await page.wait_for_url(stack.web_url + "/my-tickets")
+    await expect(page.locator("#no-my-tickets")).to_be_visible()
+    assert len(refused) == 1, refused  # the old code was asked for, and was gone
+    await page.context.close()

@@ -2,15 +2,22 @@
 
 Prepares what Reflex needs offline — bun from the npm registry (pinned in
 `tools/package-lock.json`), Reflex's version check and telemetry off, its caches kept
-out of the home folder — then starts `reflex run --env prod` from the app root in its
-own process group, and stops that whole group on SIGINT/SIGTERM (bun/vite children
-included).
+out of the home folder — then builds the frontend unless this code version is built
+already (`.web/build/fingerprint`), and serves it with the Reflex backend
+(`ticketing_web.serve_built`): a restart takes seconds, not a rebuild, and keeps the
+frontend's file names, so tabs opened before it still load their pages.
+
+Its children stay in its process group when it leads one (as under `./run`, which
+kills the group whole before a restart: no server outlives a killed launcher), else
+they get one of their own; SIGINT/SIGTERM stops them all (the backend's workers
+included). The browser's websocket goes to `API_URL` (Reflex reads `REFLEX_API_URL`).
 """
 
 from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -18,6 +25,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 
 ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "aarch64", "arm64": "aarch64"}
@@ -145,6 +155,10 @@ def _cache_dir() -> Path:
 def reflex_command(app_root: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     """argv and environment to run `reflex <args>` for the app at `app_root`, offline:
     pinned bun, no version check or telemetry, caches out of the home folder."""
+    return [sys.executable, "-m", "reflex", *args], reflex_env(app_root)
+
+
+def reflex_env(app_root: Path) -> dict[str, str]:
     cache_dir = _cache_dir()
     env = dict(os.environ)
     if "REFLEX_BUN_PATH" not in env:  # a bun of your own wins; no npm then
@@ -158,48 +172,125 @@ def reflex_command(app_root: Path, *args: str) -> tuple[list[str], dict[str, str
         # the Reflex subprocess imports this package from wherever this one came from
         PYTHONPATH=os.pathsep.join([str(app_root), *(os.path.abspath(p) for p in sys.path if p)]),
     )
-    return [sys.executable, "-m", "reflex", *args], env
+    return env
+
+
+def api_url(port: int) -> str:
+    """Where browsers reach the websocket: `API_URL`, else this server's port. A host of
+    `localhost` stands for the page's own host (Reflex swaps it in the browser; on an
+    https page it also takes the page's port), so `http://localhost:8080` works from any
+    machine that opens the gateway, and the default behind an https ingress. It is
+    compiled into the frontend: the image is built with the default."""
+    return os.environ.get("API_URL", "").rstrip("/") or f"http://localhost:{port}"
+
+
+def fingerprint(app_root: Path, api: str) -> str:
+    """What the built frontend depends on: the app's files, Reflex's version and the
+    websocket's address (compiled into the bundle)."""
+    digest = hashlib.sha256(f"reflex {version('reflex')}\napi {api}\n".encode())
+    for name in APP_FILES:
+        root = app_root / name
+        if name == "ticketing_web" and not root.is_dir():  # an image: the installed wheel's
+            root = Path(__file__).parent
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for path in files:
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(f"{path.relative_to(app_root)}\n".encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stamp(app_root: Path) -> Path:
+    return app_root / ".web" / "build" / "fingerprint"
+
+
+def is_built(app_root: Path, api: str) -> bool:
+    stamp = _stamp(app_root)
+    return stamp.is_file() and stamp.read_text() == fingerprint(app_root, api)
+
+
+def build(app_root: Path, api: str) -> int:
+    """Install the frontend's packages and build it (what a container image bakes in),
+    then stamp the build with its fingerprint."""
+    _stamp(app_root).unlink(missing_ok=True)
+    argv, env = reflex_command(app_root, "export", "--frontend-only", "--no-zip", "--env", "prod")
+    env["REFLEX_API_URL"] = api
+    code = subprocess.run(argv, cwd=app_root, env=env, stdin=subprocess.DEVNULL).returncode
+    if code == 0:
+        _stamp(app_root).write_text(fingerprint(app_root, api))
+    return code
 
 
 def start(app_root: Path, *, host: str, port: int) -> subprocess.Popen[bytes]:
-    """Start Reflex (prod, one port) in its own process group; stop it with `stop()`."""
-    argv, env = reflex_command(
-        app_root,
-        "run",
-        "--env",
-        "prod",
-        "--backend-host",
-        host,
-        "--frontend-port",
-        str(port),
-        "--backend-port",
-        str(port),
-        "--loglevel",
-        "info",
-    )
+    """Build the frontend if this code version is not built yet, then serve it (prod,
+    one port); stop it with `stop()`."""
+    api = api_url(port)
+    if not is_built(app_root, api):
+        print("web: building the frontend (once per code version) ...", flush=True)
+        code = build(app_root, api)
+        if code != 0:
+            raise SystemExit(f"web: the frontend's build failed (exit {code}); see above")
+    env = {**reflex_env(app_root), "REFLEX_API_URL": api}
+    argv = [sys.executable, "-m", "ticketing_web.serve_built", "--host", host, "--port", str(port)]
     return subprocess.Popen(
-        argv, cwd=app_root, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+        argv, cwd=app_root, env=env, stdin=subprocess.DEVNULL, start_new_session=not _leads_group()
     )
 
 
-def build(app_root: Path) -> int:
-    """Install the frontend's packages and build it (what a container image bakes in)."""
-    argv, env = reflex_command(app_root, "export", "--frontend-only", "--no-zip", "--env", "prod")
-    return subprocess.run(argv, cwd=app_root, env=env, stdin=subprocess.DEVNULL).returncode
+def _leads_group() -> bool:
+    return os.getpgrp() == os.getpid()
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
-    """SIGTERM the group (bun/vite included); SIGKILL if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            continue
-    return process.wait()
+    """SIGTERM the server and its workers; SIGKILL what lingers."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # our group's SIGTERM is for them
+    _signal_children(process, signal.SIGTERM)
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        code = None
+    _signal_children(process, signal.SIGKILL)  # whatever is left (workers, a stuck server)
+    return process.wait() if code is None else code
+
+
+def _signal_children(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """The server and its workers: our group but us, when they share it (`start`)."""
+    if _leads_group():
+        for pid in group_members(os.getpgrp()):
+            if pid != os.getpid():
+                _send(os.kill, pid, sig)
+    else:
+        _send(os.killpg, process.pid, sig)  # a group of their own (start_new_session)
+
+
+def _send(kill: Callable[[int, int], None], pid: int, sig: signal.Signals) -> None:
+    try:
+        kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def group_members(group: int) -> list[int]:
+    """The processes of a process group (Linux: /proc)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group:
+                members.append(int(entry.name))
+    return members
+
+
+def _exit_like(code: int) -> None:
+    """Exit as the server did: with its code, or killed by its signal."""
+    if code < 0:
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # the two no handler can catch
+            signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
 
 
 def main() -> None:
@@ -215,16 +306,22 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.build_only:
-        sys.exit(build(find_app_root()))
+        sys.exit(build(find_app_root(), api_url(args.port)))
     process = start(find_app_root(), host=args.host, port=args.port)
-
-    def forward(signum: int, _frame: object) -> None:
-        stop(process)
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    sys.exit(process.wait())
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    # Wait in short steps, not in a signal handler: Popen.wait is not re-entrant (a
+    # handler's wait behind the main thread's hung the launcher until SIGKILL).
+    while not stopping.is_set():
+        try:
+            code = process.wait(0.5)
+        except subprocess.TimeoutExpired:
+            continue
+        _signal_children(process, signal.SIGKILL)  # the server died: its workers go too
+        _exit_like(code)  # whoever supervises us sees how, and starts us again
+    stop(process)
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from pathlib import Path
 import reflex as rx
 
 from common.observability.tracing import configure_tracing
+from ticketing_web.caching import cache_by_kind
+from ticketing_web.components import NEXT_PAGE_AFTER_RELOAD, connection_overlay
 from ticketing_web.pages import auth, home, orders, tickets
 from ticketing_web.paths import pages_without_trailing_slash
 from ticketing_web.state import (
@@ -28,7 +30,12 @@ configure_tracing(
     otlp_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""),
 )
 
-app = rx.App(api_transformer=pages_without_trailing_slash)  # theme: rxconfig.py
+app = rx.App(  # theme: rxconfig.py
+    api_transformer=[pages_without_trailing_slash, cache_by_kind],
+    head_components=[rx.script(NEXT_PAGE_AFTER_RELOAD)],
+)
+# in place of Reflex's connection toast (its socket addresses and errors): ours
+app.app_wraps[(5, "Overlay")] = lambda stateful: connection_overlay() if stateful else None
 app.add_page(home.index, route="/", title="GitTix | Tickets", on_load=TicketListState.load)
 app.add_page(
     home.not_found, route="404", title="GitTix | Page not found", on_load=SessionState.load_user
