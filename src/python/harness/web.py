@@ -19,7 +19,10 @@ class WebProcess(ServerProcess):
     name = "web"
     ready_pattern = re.compile(r"App running at: http://[\d.]+:(\d+)")
 
-    def __init__(self, app_root: Path, env: dict[str, str], log_dir: Path | None = None) -> None:
+    def __init__(
+        self, app_root: Path, env: dict[str, str], log_dir: Path | None = None, name: str = "web"
+    ) -> None:
+        self.name = name  # `web`, `web-2`, ... when several serve one app (with Redis)
         super().__init__(log_dir or app_root)
         self.app_root = app_root
         self.env = {**os.environ, "PYTHONPATH": python_path(), "WEB_APP_DIR": str(app_root), **env}

@@ -29,6 +29,7 @@ from pathlib import Path
 from common.audit import audit
 from common.nats_client import NatsClientManager, NatsConnectError
 from harness.gateway import CaddyGateway
+from harness.redis import RedisServer
 from harness.servers import (
     LOOPBACK,
     MongoServer,
@@ -122,9 +123,10 @@ def wait_http(url: str, what: str, log: Path, within: float = 120.0) -> None:
 
 
 class Stack:
-    def __init__(self, state_dir: Path, gateway_port: int) -> None:
+    def __init__(self, state_dir: Path, gateway_port: int, web_replicas: int = 1) -> None:
         self.state_dir = state_dir
         self.gateway_port = gateway_port
+        self.web_replicas = web_replicas
         self.running: list[Running] = []  # the table
         self.processes: list[ServerProcess] = []  # what to stop, registered before starting
         self.crashes: dict[str, Crashes] = {}  # by process name
@@ -200,24 +202,36 @@ class Stack:
         return upstreams
 
     def _start_web(self) -> str:
-        web = WebProcess(
-            find_app_root(),
-            {
-                **{f"{name.upper()}_URL": self._url(name) for name in WEB_CALLS},
-                # Reflex's websocket: via the gateway, on the page's own host name (the
-                # browser puts it in place of `localhost`), so another machine can too
-                "API_URL": f"http://localhost:{self.gateway_port}",
-                "TRACES_DIR": str(self.traces_dir),
-            },
-            log_dir=self.state_dir / "web",
-        )
+        """The web client: one process, or `web_replicas` of them sharing their tabs'
+        state in Redis (REDIS_URL, else a redis-server of the stack's own); returns the
+        gateway's upstreams."""
+        env = {
+            **{f"{name.upper()}_URL": self._url(name) for name in WEB_CALLS},
+            # Reflex's websocket: via the gateway, on the page's own host name (the
+            # browser puts it in place of `localhost`), so another machine can too
+            "API_URL": f"http://localhost:{self.gateway_port}",
+            "TRACES_DIR": str(self.traces_dir),
+        }
+        if self.web_replicas > 1:
+            env["REDIS_URL"] = os.environ.get("REDIS_URL") or self._start_redis()
         print(
             "stack: building and starting the web client (the first time takes a minute or two) ...",
             flush=True,
         )
-        self._start(web, "the web client")
-        self._started("web", web.url, web)
-        return f"{LOOPBACK}:{web.port}"
+        upstreams = []
+        for number in range(1, self.web_replicas + 1):
+            name = "web" if number == 1 else f"web-{number}"  # the first builds, if needed
+            web = WebProcess(find_app_root(), env, log_dir=self.state_dir / name, name=name)
+            self._start(web, f"the web client ({name})")
+            self._started(name, web.url, web)
+            upstreams.append(f"{LOOPBACK}:{web.port}")
+        return " ".join(upstreams)
+
+    def _start_redis(self) -> str:
+        redis = self._start(RedisServer(self.state_dir / "redis"), "redis-server")
+        url: str = redis.url  # type: ignore[attr-defined]
+        self._started("redis", url, redis)
+        return url
 
     def _start_gateway(self, upstreams: dict[str, str]) -> None:
         gateway = CaddyGateway(self.state_dir / "gateway", self.gateway_port, upstreams)
@@ -366,6 +380,12 @@ def traces_dir(state_dir: Path) -> Path:
     return state_dir / "traces"
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def main() -> None:
     if sys.argv[1:2] == ["traces"]:
         traces_main(sys.argv[2:])
@@ -381,6 +401,13 @@ def main() -> None:
         default=int(os.environ.get("GATEWAY_PORT", "8080")),
         help="the one local address's port (default 8080)",
     )
+    parser.add_argument(
+        "--web-replicas",
+        type=_at_least_one,
+        default=os.environ.get("WEB_REPLICAS", "1"),
+        help="web client processes behind the gateway (default 1); 2 or more share their "
+        "tabs' state in Redis: $REDIS_URL, else a redis-server started here",
+    )
     _state_dir_option(parser)
     args = parser.parse_args()
 
@@ -395,7 +422,7 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
 
-    stack = Stack(args.state_dir.resolve(), args.port)
+    stack = Stack(args.state_dir.resolve(), args.port, args.web_replicas)
     exit_code = 0
     try:
         stack.start()

@@ -14,15 +14,17 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, WebSocket, async_playwright, expect
 
 from harness.gateway import CaddyGateway
+from harness.redis import RedisServer
 from harness.servers import ServerProcess, ServiceProcess, free_port
 from harness.web import WebProcess
 from stack.traces import by_trace, read_spans
@@ -50,6 +52,8 @@ class Stack:
     orders: ServiceProcess
     web: WebProcess
     traces_dir: Path  # every process's spans (as `./run` keeps them)
+    web_env: dict[str, str]  # the web client's settings but API_URL (another gateway's)
+    upstreams: dict[str, str]  # the gateway's, but the web client's
 
 
 @pytest.fixture(scope="session")
@@ -80,18 +84,15 @@ def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
         gateway_port = free_port()
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         app_root = copy_app(tmp_path_factory.mktemp("web-app"))
-        web = WebProcess(
-            app_root,
-            {
-                **{
-                    f"{name.upper()}_URL": services[name].url
-                    for name in ("auth", "tickets", "orders", "payments")
-                },
-                # Reflex's websocket, through the gateway (`localhost`: the page's host)
-                "API_URL": f"http://localhost:{gateway_port}",
-                "TRACES_DIR": str(traces_dir),
+        web_env = {
+            **{
+                f"{name.upper()}_URL": services[name].url
+                for name in ("auth", "tickets", "orders", "payments")
             },
-        )
+            "TRACES_DIR": str(traces_dir),
+        }
+        # Reflex's websocket, through the gateway (`localhost`: the page's host)
+        web = WebProcess(app_root, {**web_env, "API_URL": f"http://localhost:{gateway_port}"})
         started.append(web.start())
         upstreams = {
             f"{name.upper()}_UPSTREAM": f"127.0.0.1:{s.port}" for name, s in services.items()
@@ -102,7 +103,15 @@ def stack(nats_server, mongo_server, tmp_path_factory) -> Iterator[Stack]:
             {**upstreams, "WEB_UPSTREAM": f"127.0.0.1:{web.port}"},
         )
         started.append(gateway.start())
-        yield Stack(gateway_url, services["tickets"], services["orders"], web, traces_dir)
+        yield Stack(
+            gateway_url,
+            services["tickets"],
+            services["orders"],
+            web,
+            traces_dir,
+            web_env,
+            upstreams,
+        )
     finally:
         for process in reversed(started):
             process.stop()
@@ -677,3 +686,201 @@ async def test_a_link_whose_code_is_gone_still_opens_its_page(stack: Stack, brow
     await expect(page.locator("#no-my-tickets")).to_be_visible()
     assert len(refused) == 1, refused  # the old code was asked for, and was gone
     await page.context.close()
+
+
+# Two web processes sharing their tabs' state in a real Redis (./run --web-replicas 2,
+# the web Deployment's 2 replicas): a tab outlives the process it was on.
+
+
+@contextmanager
+def two_web_processes(stack: Stack, tmp_path_factory) -> Iterator[tuple[str, list[WebProcess]]]:
+    """A second front door on the same services: a real redis-server, two web processes
+    with REDIS_URL, and a gateway spreading new connections across them. Yields the
+    gateway's URL and the two processes."""
+    started: list[ServerProcess] = []
+    try:
+        redis = RedisServer(tmp_path_factory.mktemp("redis"))
+        started.append(redis.start())
+        port = free_port()
+        app_root = copy_app(tmp_path_factory.mktemp("web-app-shared"))
+        env = {**stack.web_env, "API_URL": f"http://localhost:{port}", "REDIS_URL": redis.url}
+        webs = []
+        for number in (1, 2):  # the first builds; the second serves that build
+            web = WebProcess(app_root, env, tmp_path_factory.mktemp("web"), name=f"web-{number}")
+            started.append(web.start())
+            webs.append(web)
+        web_upstreams = " ".join(f"127.0.0.1:{web.port}" for web in webs)
+        gateway = CaddyGateway(
+            tmp_path_factory.mktemp("gateway"),
+            port,
+            {**stack.upstreams, "WEB_UPSTREAM": web_upstreams},
+        )
+        started.append(gateway.start())
+        yield f"http://127.0.0.1:{port}", webs
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+@dataclass
+class Tab:
+    """An open tab, what it must show (`check`), and its websockets with the time each
+    opened (newest last)."""
+
+    page: Page
+    check: Callable[[], Awaitable[None]]
+    sockets: list[tuple[WebSocket, float]] = field(default_factory=list)
+
+    def opened(self, socket: WebSocket) -> None:
+        self.sockets.append((socket, asyncio.get_running_loop().time()))
+
+    async def back(self, since: float) -> None:
+        """Connected again (a new websocket if its old one closed), showing what it
+        showed, signed in, with no outage notice."""
+        while self.sockets[-1][0].is_closed():  # not connected again yet
+            assert asyncio.get_running_loop().time() < since + 60, f"{self.page.url} is gone"
+            await asyncio.sleep(0.05)
+        await expect(self.page.locator("#reconnecting")).to_be_hidden()
+        await expect(self.page.locator("#nav-signout")).to_be_visible()
+        await self.check()
+
+
+async def open_tab(
+    context: BrowserContext, url: str, check: Callable[[Page], Awaitable[None]]
+) -> Tab:
+    page = await context.new_page()
+    tab = Tab(page, lambda: check(page))
+    page.on("websocket", tab.opened)
+    await page.goto(url)
+    await tab.check()
+    return tab
+
+
+def established_connections(port: int) -> int:
+    """TCP connections to a local port (Linux: /proc/net/tcp), websockets included."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "01" and int(fields[1].split(":")[1], 16) == port:  # ESTABLISHED
+            count += 1
+    return count
+
+
+async def moved_tabs(tabs: list[Tab], before: list[int], since: float) -> list[float]:
+    """Wait for every tab to be back; returns, for each tab whose connection was cut,
+    the seconds from `since` until its new websocket opened."""
+    await asyncio.sleep(2)  # the dead connections' close reaches the browser
+    await asyncio.gather(*(tab.back(since) for tab in tabs))
+    return [
+        tab.sockets[count][1] - since
+        for tab, count in zip(tabs, before, strict=True)
+        if tab.sockets[count - 1][0].is_closed()
+    ]
+
+
+def percentiles(seconds: list[float]) -> str:
+    ordered = sorted(seconds)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return f"p50 {pick(0.5):.1f} s, p95 {pick(0.95):.1f} s" if ordered else "none"
+
+
+async def test_open_tabs_move_to_the_other_web_process_when_theirs_dies(
+    stack: Stack, browser: Browser, tmp_path_factory
+) -> None:
+    """20 signed-in tabs of 4 users on five kinds of page (a search in the URL, a ticket,
+    an order counting down, My tickets, a half-typed sell form), spread over two web
+    processes. SIGKILL the one holding more connections: every tab is back on the other
+    one, signed in, showing the same, its countdown going. Then a rolling restart (the
+    killed one started again, then the other stopped and started): the same. Then a
+    purchase through them."""
+    with two_web_processes(stack, tmp_path_factory) as (url, webs):
+        site = replace(stack, web_url=url)
+        tabs: list[Tab] = []
+        listed: list[str] = []
+        users: list[BrowserContext] = []
+        for user in range(4):
+            page = await new_user_page(browser)
+            await sign_up(page, site, f"replicas-{user}@test.com")
+            users.append(page.context)
+            await page.close()
+        for user, context in enumerate(users):
+            for title in (f"Listed{user} show", f"Held{user} gig"):
+                created = await context.request.post(
+                    url + "/api/tickets", data={"title": title, "price": 10}
+                )
+                assert created.status == 201, await created.text()
+                listed.append((await created.json())["id"])
+        for user, context in enumerate(users):
+            held_by_next = listed[2 * ((user + 1) % 4) + 1]  # the next user's "Held" ticket
+            order_id = await place_order(context, url, held_by_next)
+            title, listed_id = f"Listed{user} show", listed[2 * user]
+            held_title = f"Held{(user + 1) % 4} gig"
+
+            async def searched(page: Page, user: int = user) -> None:
+                await expect(page.locator("#ticket-count")).to_have_text("1 ticket")
+                await expect(page.locator(".ticket-row")).to_contain_text(f"Listed{user} show")
+
+            async def ticket(page: Page, title: str = title) -> None:
+                await expect(page.locator("#ticket-title")).to_have_text(title)
+
+            async def order(page: Page, title: str = held_title) -> None:
+                await expect(page.locator("#order-title")).to_have_text(title)
+                shown = await page.locator("#countdown").inner_text()
+                await expect(page.locator("#countdown")).not_to_have_text(shown)  # it ticks
+
+            async def mine(page: Page) -> None:
+                await expect(page.locator(".my-ticket-row")).to_have_count(2)
+
+            async def half_typed(page: Page, user: int = user) -> None:
+                field = page.locator("#title")
+                if not await field.input_value():
+                    await field.fill(f"Half typed {user}")
+                await expect(field).to_have_value(f"Half typed {user}")
+
+            for path, check in (
+                (f"/?q=listed{user}", searched),
+                (f"/tickets/{listed_id}", ticket),
+                (f"/orders/{order_id}", order),
+                ("/my-tickets", mine),
+                ("/tickets/new", half_typed),
+            ):
+                tabs.append(await open_tab(context, url + path, check))
+        loop = asyncio.get_running_loop()
+
+        busier = max(webs, key=lambda web: established_connections(web.port))
+        before = [len(tab.sockets) for tab in tabs]
+        busier.kill()
+        seconds = await moved_tabs(tabs, before, loop.time())
+        print(
+            f"SIGKILL of one web process: {len(seconds)} of {len(tabs)} tabs moved, reconnected in {percentiles(seconds)}"
+        )
+        assert len(seconds) >= 5, "the gateway did not spread the tabs"
+
+        await asyncio.to_thread(busier.restart)  # on its port, as ./run or a new pod
+        other = next(web for web in webs if web is not busier)
+        before = [len(tab.sockets) for tab in tabs]
+        since = loop.time()
+        await asyncio.to_thread(other.restart)  # SIGTERM, then started again
+        seconds = await moved_tabs(tabs, before, since)
+        print(
+            f"rolling restart: {len(seconds)} of {len(tabs)} tabs moved, reconnected in {percentiles(seconds)}"
+        )
+        assert seconds, "no tab was on the restarted process"
+
+        buyer = await users[0].new_page()
+        await buyer.goto(f"{url}/tickets/{listed[2]}")  # user 1's listed ticket
+        await buyer.click("#purchase")
+        await buyer.wait_for_url("**/orders/*")
+        await expect(buyer.locator("#order-title")).to_have_text("Listed1 show")
+        for context in users:
+            await context.close()
+
+
+async def place_order(context: BrowserContext, url: str, ticket_id: str) -> str:
+    """An order through the gateway, once orders has heard of the ticket."""
+    for _ in range(100):
+        placed = await context.request.post(url + "/api/orders", data={"ticketId": ticket_id})
+        if placed.status == 201:
+            return (await placed.json())["id"]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"orders never took ticket {ticket_id}: {await placed.text()}")

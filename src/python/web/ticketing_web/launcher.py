@@ -225,16 +225,49 @@ def start(app_root: Path, *, host: str, port: int) -> subprocess.Popen[bytes]:
     """Build the frontend if this code version is not built yet, then serve it (prod,
     one port); stop it with `stop()`."""
     api = api_url(port)
+    settings = state_settings()  # a bad setting stops us before a build
     if not is_built(app_root, api):
         print("web: building the frontend (once per code version) ...", flush=True)
         code = build(app_root, api)
         if code != 0:
             raise SystemExit(f"web: the frontend's build failed (exit {code}); see above")
-    env = {**reflex_env(app_root), "REFLEX_API_URL": api}
+    env = {**reflex_env(app_root), "REFLEX_API_URL": api, **settings}
     argv = [sys.executable, "-m", "ticketing_web.serve_built", "--host", host, "--port", str(port)]
     return subprocess.Popen(
         argv, cwd=app_root, env=env, stdin=subprocess.DEVNULL, start_new_session=not _leads_group()
     )
+
+
+def state_settings() -> dict[str, str]:
+    """Where Reflex keeps each open tab's state, as Reflex's own settings.
+
+    With `REDIS_URL`: in Redis, which every web process shares, so any of them serves
+    any tab and a tab outlives the process it was on. Its lock per tab is held while an
+    event runs: `REFLEX_REDIS_LOCK_EXPIRATION` (ms) defaults to three calls' worth of
+    `API_TIMEOUT` instead of Reflex's 10 s, which one slow call could outlast. Without
+    it: in this process, saved to files, so its tabs outlive a restart of it alone.
+    `WEB_WORKERS` server processes (default 1, not the host's CPU count that Reflex
+    would take — a pod sees the node's); more than one needs Redis."""
+    redis_url = os.environ.get("REDIS_URL", "")
+    workers = os.environ.get("WEB_WORKERS", "1")
+    if not workers.isdigit() or int(workers) < 1:
+        raise SystemExit(f"web: WEB_WORKERS must be a whole number of at least 1, not {workers!r}")
+    if int(workers) > 1 and not redis_url:
+        raise SystemExit(
+            "web: WEB_WORKERS above 1 needs REDIS_URL (each worker would keep its tabs' "
+            "state to itself)"
+        )
+    settings = {"GRANIAN_WORKERS": workers}
+    if redis_url:
+        api_timeout = float(os.environ.get("API_TIMEOUT", "10"))
+        settings.update(
+            REFLEX_STATE_MANAGER_MODE="redis",
+            REFLEX_REDIS_URL=redis_url,
+            REFLEX_REDIS_LOCK_EXPIRATION=os.environ.get(
+                "REFLEX_REDIS_LOCK_EXPIRATION", str(int(3 * api_timeout * 1000))
+            ),
+        )
+    return settings
 
 
 def _leads_group() -> bool:
