@@ -32,13 +32,15 @@ import pytest
 from k8s.manifest_nats import ROOT, USERS, PermissionedNats
 from k8s.pods import Cluster, Pod, config_map, docker, until
 
+from harness.redis import RedisServer
 from harness.servers import MongoServer
 
 BACKENDS = ("auth", "tickets", "orders", "expiration", "payments")
 DATABASES = ("auth", "tickets", "orders", "payments")
 # One NATS node here, not three; and an order expires in seconds, not 15 minutes.
 CONFIG_CHANGES = {"STREAM_REPLICAS": "1", "ORDER_EXPIRATION_SECONDS": "8"}
-NATS_PORT, MONGO_PORT = 4222, 27017  # the manifests' (nats-depl.yaml, *-mongo StatefulSets)
+# the manifests' (nats-depl.yaml, *-mongo StatefulSets, redis-depl.yaml)
+NATS_PORT, MONGO_PORT, REDIS_PORT = 4222, 27017, 6379
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +67,17 @@ def cluster(
     nats.host, nats.requested_port = gateway, NATS_PORT
     mongo = MongoServer(tmp_path_factory.mktemp("mongo"), port=MONGO_PORT)
     mongo.host = gateway
-    with nats, mongo:  # started here, stopped at the end
+    # the web pods' Redis: Debian's redis-server on the host, as NATS and MongoDB are
+    redis = RedisServer(tmp_path_factory.mktemp("redis"), port=REDIS_PORT)
+    redis.host, redis.password = gateway, secrets.token_hex(16)
+    with nats, mongo, redis:  # started here, stopped at the end
         db_passwords = {db: secrets.token_hex(16) for db in DATABASES}
         with pymongo.MongoClient(mongo.uri, serverSelectionTimeoutMS=10_000) as admin:
             for db, password in db_passwords.items():  # as MONGO_INITDB_ROOT_USERNAME does
                 admin.admin.command("createUser", db, pwd=password, roles=["root"])
         hosts = {f"nats-{n}.nats-cluster": gateway for n in range(3)}
         hosts |= {f"{db}-mongo-{n}.{db}-mongo-srv": gateway for db in DATABASES for n in range(3)}
+        hosts["redis-srv"] = gateway
         yield Cluster(
             network=name,
             config={"ticketing-config": config_map() | CONFIG_CHANGES},
@@ -79,6 +85,7 @@ def cluster(
                 "jwt-secret": {"JWT_KEY": secrets.token_hex(32)},
                 "nats-credentials": passwords,
                 "mongo-credentials": db_passwords,
+                "redis-credentials": {"password": redis.password},
             },
             hosts=hosts,
         )
@@ -97,8 +104,12 @@ def pods(cluster: Cluster) -> Iterator[dict[str, Pod]]:
             )
         for pod in started.values():
             pod.wait_ready(within=120)
-        started["web"] = Pod.of("web").start("ticketing/web:latest", cluster)
-        started["web"].wait_ready(within=180)
+        for name in ("web", "web-2"):  # two pods sharing their tabs' state in Redis
+            pod = Pod.of("web")
+            pod.name = f"{name}-depl-test"
+            started[name] = pod.start("ticketing/web:latest", cluster)
+        for name in ("web", "web-2"):
+            started[name].wait_ready(within=180)  # /_health: Redis answers
         yield started
     finally:
         for pod in started.values():
@@ -213,10 +224,14 @@ def test_an_unpaid_order_expires_through_the_containers(pods):
 
 
 def test_the_web_image_serves_its_pages(pods):
-    page = httpx.get(pods["web"].url("/"), timeout=10)
-    assert page.status_code == 200 and "<html" in page.text.lower()
-    # the frontend built into the image is served as it is: no build as the pod starts
-    assert "building the frontend" not in pods["web"].logs()
+    for name in ("web", "web-2"):
+        for path in ("/", "/auth/signin"):
+            page = httpx.get(pods[name].url(path), timeout=10)
+            assert page.status_code == 200 and "<html" in page.text.lower(), (name, path)
+        # the frontend built into the image is served as it is: no build as the pod starts
+        assert "building the frontend" not in pods[name].logs()
+        health = httpx.get(pods[name].url("/_health"), timeout=10).json()
+        assert health == {"status": True, "redis": True}, name
 
 
 # Host independence: an image is the same whatever machine prepared its build context,

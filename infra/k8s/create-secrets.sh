@@ -37,3 +37,6 @@ make_secret mongo-credentials \
   "orders=$(random_hex 24)" \
   "payments=$(random_hex 24)" \
   "keyfile=$(random_hex 384)"
+
+# the password of the Redis that holds the web pods' tab state
+make_secret redis-credentials "password=$(random_hex 24)"

@@ -119,6 +119,7 @@ def test_there_are_manifests_for_every_part():
         "tickets-mongo",
         "orders-mongo",
         "nats",
+        "redis",
         "ingress-service",
         "ticketing-config",
     } <= names
@@ -599,11 +600,16 @@ def test_the_stream_has_a_copy_on_every_nats_node():
         assert "STREAM_REPLICAS" in {e["name"] for e in env_of(service)}, service
 
 
+def clustered() -> list[dict[str, Any]]:
+    """The StatefulSets of several members (NATS, the replica sets; not Redis's one)."""
+    return [w for w in of_kind("StatefulSet") if w["spec"]["replicas"] > 1]
+
+
 def test_statefulset_members_find_each_other_before_they_are_ready():
     """Their headless Service publishes not-ready pods: a member becomes ready only once
     it reaches the others (a NATS quorum, a replica set's members)."""
     services = {s["metadata"]["name"]: s for s in of_kind("Service")}
-    for workload in of_kind("StatefulSet"):
+    for workload in clustered():
         service = services[workload["spec"]["serviceName"]]
         assert service["spec"]["clusterIP"] == "None", service["metadata"]["name"]
         assert service["spec"]["publishNotReadyAddresses"] is True, service["metadata"]["name"]
@@ -623,7 +629,7 @@ def test_each_database_is_a_three_member_replica_set_initiated_by_the_shared_scr
 
 
 def test_every_stateful_member_prefers_a_machine_of_its_own():
-    for workload in of_kind("StatefulSet"):
+    for workload in clustered():
         labels = workload["spec"]["template"]["metadata"]["labels"]
         affinity = workload["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
         [term] = affinity["preferredDuringSchedulingIgnoredDuringExecution"]
@@ -637,7 +643,7 @@ def autoscalers() -> dict[str, dict[str, Any]]:
 
 def test_stateless_services_autoscale_on_cpu_from_two_pods():
     scalers = autoscalers()
-    assert set(scalers) == {f"{service}-depl" for service in EVENTING}  # web: one (its state)
+    assert set(scalers) == {f"{service}-depl" for service in (*EVENTING, "web")}
     for name, scaler in scalers.items():
         assert scaler["spec"]["scaleTargetRef"]["kind"] == "Deployment"
         assert scaler["spec"]["minReplicas"] >= 2
@@ -750,3 +756,29 @@ def test_prometheus_scrapes_each_services_metrics(service):
     response = asyncio.run(scraped())
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+
+
+def test_the_web_pods_share_their_tabs_state_in_a_redis_only_they_reach():
+    from harness.redis import KEYSPACE_EVENTS
+
+    [config] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "redis-config"]
+    settings = dict(
+        line.split(" ", 1) for line in config["data"]["redis.conf"].splitlines() if line
+    )
+    assert settings["save"] == '""' and settings["appendonly"] == "no"  # tab state only
+    assert settings["maxmemory-policy"] == "volatile-lru"  # Reflex's keys all expire
+    assert settings["maxmemory"].endswith("mb")
+    # Reflex's locks wait on them; set here, as a managed Redis that forbids CONFIG SET
+    assert settings["notify-keyspace-events"] == KEYSPACE_EVENTS
+    [redis] = containers(statefulset("redis"))
+    assert "--requirepass" in redis["command"]
+    env = {e["name"]: e for e in redis["env"]}
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "redis-credentials"
+    assert allowed_sources(policy_for("redis")) == ({"web"}, {6379})
+
+    web = {e["name"]: e for c in containers(deployment("web")) for e in c["env"]}
+    assert web["REDIS_PASSWORD"]["valueFrom"] == env["REDIS_PASSWORD"]["valueFrom"]
+    assert web["REDIS_URL"]["value"] == "redis://:$(REDIS_PASSWORD)@redis-srv:6379/0"
+    names = [e["name"] for c in containers(deployment("web")) for e in c["env"]]
+    assert names.index("REDIS_PASSWORD") < names.index("REDIS_URL")  # $(...) needs it first
+    assert web["WEB_WORKERS"]["value"] == "1"  # not the node's CPU count

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 
-from harness.servers import LOOPBACK, ServerProcess, free_port
+from harness.servers import ServerProcess, free_port
 
 # Reflex's flags (reflex.istate.manager.redis): keyspace events for strings, sets,
 # generic commands, expiry and eviction
@@ -21,6 +21,7 @@ KEYSPACE_EVENTS = "K$sgxe"
 class RedisServer(ServerProcess):
     name = "redis"
     ready_pattern = re.compile(r"Ready to accept connections")
+    password = ""  # set: clients must AUTH with it (as the Kubernetes manifest's)
 
     def argv(self) -> list[str]:
         executable = shutil.which("redis-server")
@@ -32,14 +33,16 @@ class RedisServer(ServerProcess):
         self.requested_port = self.requested_port or free_port()
         return [
             executable,
-            "--bind", LOOPBACK,
+            "--bind", self.host,
             "--port", str(self.requested_port),
             "--dir", str(self.workdir),
             "--save", "",
             "--appendonly", "no",
             "--notify-keyspace-events", KEYSPACE_EVENTS,
+            *(["--requirepass", self.password] if self.password else []),
         ]  # fmt: skip
 
     @property
     def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.host}:{self.port}/0"

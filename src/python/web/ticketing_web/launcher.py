@@ -195,7 +195,7 @@ def fingerprint(app_root: Path, api: str) -> str:
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
         for path in files:
             if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(f"{path.relative_to(app_root)}\n".encode())
+                digest.update(f"{name}/{path.relative_to(root)}\n".encode())
                 digest.update(path.read_bytes())
     return digest.hexdigest()
 

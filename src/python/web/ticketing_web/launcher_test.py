@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ticketing_web.launcher import api_url, state_settings
+from ticketing_web.launcher import api_url, fingerprint, state_settings
 
 
 def test_without_redis_one_worker_keeps_its_tabs_to_itself(monkeypatch) -> None:
@@ -46,3 +46,14 @@ def test_the_websocket_goes_to_the_page_host_unless_told(monkeypatch) -> None:
     assert api_url(3000) == "http://localhost:3000"
     monkeypatch.setenv("API_URL", "https://ticketing.dev/")
     assert api_url(3000) == "https://ticketing.dev"
+
+
+def test_a_build_is_known_by_what_it_was_built_from(tmp_path) -> None:
+    """An image's app root holds no `ticketing_web` folder (the package is installed):
+    the installed package counts instead."""
+    (tmp_path / "rxconfig.py").write_text("config = 1")
+    built = fingerprint(tmp_path, "http://localhost:3000")
+    assert fingerprint(tmp_path, "http://localhost:3000") == built
+    assert fingerprint(tmp_path, "http://localhost:8080") != built  # compiled in
+    (tmp_path / "rxconfig.py").write_text("config = 2")
+    assert fingerprint(tmp_path, "http://localhost:3000") != built
