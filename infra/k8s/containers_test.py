@@ -234,6 +234,16 @@ def test_the_web_image_serves_its_pages(pods):
         assert health == {"status": True, "redis": True}, name
 
 
+def test_the_web_image_ships_the_built_frontend_without_node_or_bun(pods):
+    """Node and bun build the frontend in a stage of their own; the image serves it."""
+    found = docker(
+        "run", "--rm", "--entrypoint", "/app/venv/bin/python", "ticketing/web:latest", "-c",
+        "import os, shutil; print([shutil.which(t) for t in ('node', 'npm', 'bun')],"
+        " [d for d, subs, _ in os.walk('/') if 'node_modules' in subs and d.startswith(('/app', '/home', '/usr'))])",
+    )  # fmt: skip
+    assert found == "[None, None, None] []"
+
+
 # Host independence: an image is the same whatever machine prepared its build context,
 # because nothing in the context was made for that machine.
 

@@ -154,15 +154,18 @@ def _cache_dir() -> Path:
 
 def reflex_command(app_root: Path, *args: str) -> tuple[list[str], dict[str, str]]:
     """argv and environment to run `reflex <args>` for the app at `app_root`, offline:
-    pinned bun, no version check or telemetry, caches out of the home folder."""
-    return [sys.executable, "-m", "reflex", *args], reflex_env(app_root)
+    pinned bun (installed on first use; a bun of your own, REFLEX_BUN_PATH, wins), no
+    version check or telemetry, caches out of the home folder."""
+    env = reflex_env(app_root)
+    env.setdefault("REFLEX_BUN_PATH", str(ensure_bun(app_root)))
+    return [sys.executable, "-m", "reflex", *args], env
 
 
 def reflex_env(app_root: Path) -> dict[str, str]:
+    """What every Reflex process of the app gets; serving a built frontend needs no bun
+    (the web image has none)."""
     cache_dir = _cache_dir()
     env = dict(os.environ)
-    if "REFLEX_BUN_PATH" not in env:  # a bun of your own wins; no npm then
-        env["REFLEX_BUN_PATH"] = str(ensure_bun(app_root))
     env.update(
         REFLEX_CHECK_LATEST_VERSION="0",
         REFLEX_TELEMETRY_ENABLED="false",
