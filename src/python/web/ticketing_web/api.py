@@ -274,6 +274,12 @@ class Services:
         url = f"{self.settings.orders_url}/api/orders/{order_id}"
         return await self._call("GET", url, session=session)
 
+    async def cancel_order(self, session: str, order_id: str) -> ApiResult:
+        if not is_id(order_id):
+            return NOT_FOUND
+        url = f"{self.settings.orders_url}/api/orders/{order_id}"
+        return await self._call("DELETE", url, session=session)
+
     async def pay(self, session: str, order_id: str, token: str) -> ApiResult:
         url = f"{self.settings.payments_url}/api/payments"
         body = {"orderId": order_id, "token": token}

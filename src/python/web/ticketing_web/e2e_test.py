@@ -196,8 +196,10 @@ async def open_ticket(page: Page, stack: Stack, title: str) -> None:
 
 
 async def countdown_seconds(page: Page) -> int:
+    """The order page's countdown ("14:58 left to pay", as My orders counts), in seconds."""
     text = await page.locator("#countdown").inner_text()
-    return int(text.split()[0])
+    minutes, seconds = re.fullmatch(r"(\d+):(\d\d) left to pay", text).groups()  # type: ignore[union-attr]
+    return int(minutes) * 60 + int(seconds)
 
 
 async def test_a_seller_signs_up_lists_edits_and_signs_out(stack: Stack, browser) -> None:
@@ -884,3 +886,28 @@ async def place_order(context: BrowserContext, url: str, ticket_id: str) -> str:
             return (await placed.json())["id"]
         await asyncio.sleep(0.1)
     raise AssertionError(f"orders never took ticket {ticket_id}: {await placed.text()}")
+
+
+async def test_a_buyer_cancels_an_order_and_the_page_says_so(stack: Stack, browser) -> None:
+    """An unpaid order can be let go from its page: the page says the buyer cancelled it
+    (not "expired") and that nothing was charged, the ticket is listed again, and My
+    orders reads "cancelled"."""
+    seller = session_cookie(TEST_JWT_KEY, user_id="cancel-seller")
+    async with httpx.AsyncClient(base_url=stack.tickets.url, cookies=seller) as api:
+        created = await api.post("/api/tickets", json={"title": "Change of plans", "price": 14})
+        assert created.status_code == 201
+    page = await new_user_page(browser)
+    await sign_up(page, stack, "canceller@test.com")
+    await page.goto(f"{stack.web_url}/tickets/{created.json()['id']}")
+    await page.click("#purchase")
+    await page.wait_for_url("**/orders/*")
+    assert 0 < await countdown_seconds(page) <= 15 * 60
+    await page.click("#cancel-order")
+    await expect(page.locator("#order-cancelled")).to_contain_text("You cancelled this order")
+    await expect(page.locator("#order-status")).to_have_text("Status: cancelled")
+    await expect(page.locator("#order-expired")).to_have_count(0)
+    await expect(page.locator("#countdown")).to_have_count(0)  # no pay form either
+    await listed(page, stack, "Change of plans", expected=True)
+    await page.goto(stack.web_url + "/orders")
+    await expect(page.locator(".order-row", has_text="Change of plans")).to_contain_text("cancelled")
+    await page.context.close()

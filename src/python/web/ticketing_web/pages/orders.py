@@ -164,6 +164,29 @@ def _expired() -> rx.Component:
     )
 
 
+def _you_cancelled() -> rx.Component:
+    return rx.callout(
+        rx.text(
+            "You cancelled this order: nothing was charged, and the ticket is back on sale. ",
+            rx.link("Back to the ticket", href="/tickets/" + OrderState.order["ticketId"]),
+        ),
+        icon="x",
+        color_scheme="gray",
+        id="order-cancelled",
+    )
+
+
+def _cancel_button() -> rx.Component:
+    return rx.button(
+        "Cancel order",
+        on_click=OrderState.cancel,
+        variant="outline",
+        color_scheme="gray",
+        loading=OrderState.submitting,
+        id="cancel-order",
+    )
+
+
 def _cancelled_note() -> rx.Component:
     """Why the service cancelled it, and what became of the money."""
     return rx.vstack(
@@ -217,11 +240,13 @@ def order_detail() -> rx.Component:
         ),
         rx.cond(OrderState.order["status"] == "cancelled", _cancelled_note()),
         rx.cond(OrderState.expired, _expired()),
+        rx.cond(OrderState.cancelled_by_buyer, _you_cancelled()),
         rx.cond(
             OrderState.payable,
             rx.vstack(
                 rx.text(OrderState.countdown_text, size="4", weight="medium", id="countdown"),
                 _pay_form(),
+                _cancel_button(),
                 spacing="4",
                 width="100%",
             ),

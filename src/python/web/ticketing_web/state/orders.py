@@ -12,7 +12,7 @@ import reflex as rx
 
 from ticketing_web import browser
 from ticketing_web.state.session import SERVICES, SETTINGS, FormState, SessionState
-from ticketing_web.views import expires_at, order_view, seconds_left
+from ticketing_web.views import expires_at, order_view, seconds_left, time_left
 
 TEST_CARD, DECLINED_CARD = "tok_visa", "tok_chargeDeclined"  # the payments test provider's
 POLL_EVERY_SECONDS = 3  # an order page re-reads the order's status this often
@@ -64,10 +64,18 @@ class OrderState(FormState):
 
     @rx.var
     def expired(self) -> bool:
+        """Past its time, or cancelled by the service (a buyer's own cancel is not)."""
         status = self.order.get("status", "")
         if self.processing:  # orders is deciding
             return False
-        return status == "cancelled" or (status == "created" and self.seconds_left <= 0)
+        if status == "cancelled":
+            return not self.cancelled_by_buyer
+        return status == "created" and self.seconds_left <= 0
+
+    @rx.var
+    def cancelled_by_buyer(self) -> bool:
+        """Orders gives a reason only when it cancels an order itself."""
+        return self.order.get("status", "") == "cancelled" and not self.order.get("reason")
 
     @rx.var
     def status_text(self) -> str:
@@ -92,7 +100,7 @@ class OrderState(FormState):
 
     @rx.var
     def countdown_text(self) -> str:
-        return f"{self.seconds_left} seconds until the order expires"
+        return f"{time_left(self.seconds_left)} left to pay"  # as "My orders" counts
 
     def _show_order(self, order: dict[str, Any]) -> None:
         self.order = order_view(order)
@@ -158,6 +166,21 @@ class OrderState(FormState):
         else:  # the pay form has no fields of its own: every message is the form's
             self.form_errors = [*self.form_errors, *self.field_errors.values()]
             self.field_errors = {}
+
+    @rx.event
+    async def cancel(self) -> Any:
+        """The buyer lets the order go: the ticket is back on sale, nothing is charged."""
+        self._begin_submit()
+        yield
+        session, order_id = self._session(), self.order.get("id", "")
+        result = await SERVICES.cancel_order(session, order_id)
+        yield self._end_submit(result)
+        if not result.ok:  # e.g. "Cannot cancel a paid order": the form's own message
+            self.form_errors = [*self.form_errors, *self.field_errors.values()]
+            self.field_errors = {}
+        fresh = await SERVICES.get_order(session, order_id)
+        if fresh.ok and isinstance(fresh.data, dict):
+            self._show_order(fresh.data)
 
     @rx.event
     def mount_card(self) -> Any:
