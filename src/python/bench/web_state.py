@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -45,16 +46,16 @@ def web_rss_mib(stack: Stack) -> dict[str, float]:
 
 
 def redis_used_mib(stack: Stack) -> tuple[float, int]:
-    [redis] = [p for p in stack.processes if p.name == "redis"]
-    info = subprocess.run(
-        ["redis-cli", "-p", str(redis.port), "info", "memory"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    used = int(re.search(r"used_memory:(\d+)", info).group(1))  # type: ignore[union-attr]
-    keys = subprocess.run(
-        ["redis-cli", "-p", str(redis.port), "dbsize"], capture_output=True, text=True, check=True
-    ).stdout
-    return used / 2**20, int(keys)
+    """Redis's memory in use, and its keys (Debian's redis-cli, beside its server)."""
+    [server] = [p for p in stack.processes if p.name == "redis"]
+    cli = [shutil.which("redis-cli") or "/usr/bin/redis-cli", "-p", str(server.port)]
+
+    def ask(*command: str) -> str:
+        return subprocess.run([*cli, *command], capture_output=True, text=True, check=True).stdout
+
+    used = re.search(r"used_memory:(\d+)", ask("info", "memory"))
+    assert used is not None, "redis-cli: no used_memory"
+    return int(used.group(1)) / 2**20, int(ask("dbsize"))
 
 
 async def open_tabs(browser: Browser, url: str, tabs: int) -> list[Page]:

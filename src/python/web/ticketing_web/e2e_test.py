@@ -909,5 +909,7 @@ async def test_a_buyer_cancels_an_order_and_the_page_says_so(stack: Stack, brows
     await expect(page.locator("#countdown")).to_have_count(0)  # no pay form either
     await listed(page, stack, "Change of plans", expected=True)
     await page.goto(stack.web_url + "/orders")
-    await expect(page.locator(".order-row", has_text="Change of plans")).to_contain_text("cancelled")
+    await expect(page.locator(".order-row", has_text="Change of plans")).to_contain_text(
+        "cancelled"
+    )
     await page.context.close()
