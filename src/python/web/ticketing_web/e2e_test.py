@@ -339,11 +339,11 @@ async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, br
     await buyer.click("#pay-test-card")
     await expect(buyer.locator("#order-paid")).to_be_visible()
     await expect(buyer.locator("#pay-form")).to_have_count(0)
-    await expect(buyer.locator("#order-status")).to_contain_text("complete")
+    await expect(buyer.locator("#order-status")).to_have_text("Status: paid")  # not "complete"
     await snap(buyer, "11-order-paid")
     await buyer.goto(stack.web_url + "/orders")
     row = buyer.locator(".order-row", has_text="Opera, box seat")
-    await expect(row.locator(".order-status")).to_contain_text("complete")
+    await expect(row.locator(".order-status")).to_have_text("paid")
     await snap(buyer, "12-my-orders")
     await listed(buyer, stack, "Opera, box seat", expected=False)
     # the ticket reads Sold, to anyone, with no Purchase — on the page the other user
@@ -418,8 +418,8 @@ async def test_an_unpaid_order_expires_on_the_page_and_the_ticket_returns(
         await expect(buyer.locator("#countdown")).to_be_visible()
         # no reload: the page turns to "expired" by itself, and offers the way back
         await expect(buyer.locator("#order-expired")).to_be_visible(timeout=30_000)
-        # one state at a time: never "created" beside "expired" (it was, for ~6 s)
-        await expect(buyer.locator("#order-status")).not_to_contain_text("created")
+        # one state at a time: never "awaiting payment" beside "expired" (it was, for ~6 s)
+        await expect(buyer.locator("#order-status")).not_to_contain_text("awaiting")
         await expect(buyer.locator("#pay-form")).to_have_count(0)
         await expect(buyer.locator("#order-status")).to_contain_text("cancelled", timeout=30_000)
         await snap(buyer, "12-order-expired")

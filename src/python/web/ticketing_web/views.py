@@ -52,6 +52,14 @@ def time_left(seconds: int) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
+# An order's status in a buyer's words (the API's: created, complete, cancelled)
+STATUS_WORDS = {"created": "awaiting payment", "complete": "paid", "cancelled": "cancelled"}
+
+
+def status_word(status: str) -> str:
+    return STATUS_WORDS.get(status, status)
+
+
 def order_view(order: dict[str, Any], now: float | None = None) -> dict[str, str]:
     ticket = order.get("ticket") if isinstance(order.get("ticket"), dict) else {}
     status = str(order.get("status", ""))
@@ -60,7 +68,7 @@ def order_view(order: dict[str, Any], now: float | None = None) -> dict[str, str
     return {
         "id": str(order.get("id", "")),
         "status": status,
-        "status_text": shown.get(status, status),
+        "status_text": shown.get(status, status_word(status)),
         "title": str(ticket.get("title", "")),
         "price": format_money(ticket.get("price")),
         "ticketId": str(ticket.get("id", "")),

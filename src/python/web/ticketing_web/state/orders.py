@@ -12,7 +12,7 @@ import reflex as rx
 
 from ticketing_web import browser
 from ticketing_web.state.session import SERVICES, SETTINGS, FormState, SessionState
-from ticketing_web.views import expires_at, order_view, seconds_left, time_left
+from ticketing_web.views import expires_at, order_view, seconds_left, status_word, time_left
 
 TEST_CARD, DECLINED_CARD = "tok_visa", "tok_chargeDeclined"  # the payments test provider's
 POLL_EVERY_SECONDS = 3  # an order page re-reads the order's status this often
@@ -82,7 +82,7 @@ class OrderState(FormState):
         """The order's status, one state at a time: past its expiry an unpaid order
         reads "expired" at once (orders' own cancel follows within seconds)."""
         status = self.order.get("status", "")
-        return "expired" if status == "created" and self.expired else status
+        return "expired" if status == "created" and self.expired else status_word(status)
 
     @rx.var
     def payable(self) -> bool:
