@@ -161,11 +161,14 @@ async def sign_up(page: Page, stack: Stack, email: str, password: str = "secret1
 
 
 async def sell(page: Page, stack: Stack, title: str, price: str) -> None:
+    """List a ticket: the seller lands on its page, told it is on sale."""
     await page.goto(stack.web_url + "/tickets/new")
     await page.fill("#title", title)
     await page.fill("#price", price)
     await page.click("#submit")
-    await page.wait_for_url(stack.web_url + "/")
+    await page.wait_for_url(re.compile(r"/tickets/[0-9a-f]{24}\?listed=1$"))
+    await expect(page.locator("#listed")).to_contain_text("Listed: your ticket is on sale")
+    await expect(page.locator("#ticket-title")).to_have_text(title)
 
 
 async def sign_out(page: Page, stack: Stack, *, everywhere: bool = False) -> None:
@@ -250,10 +253,16 @@ async def test_a_seller_signs_up_lists_edits_and_signs_out(stack: Stack, browser
     await expect(page.locator("#price-error")).to_have_text("Price must be greater than 0")
     await snap(page, "03-new-ticket-error")
 
-    # create → it appears on the home page
+    # create → its own page says it is listed (a word the original never said); it
+    # appears on the home page; the word is for its seller arriving from the form only
     await page.fill("#price", "25")
     await page.click("#submit")
-    await page.wait_for_url(stack.web_url + "/")
+    await page.wait_for_url(re.compile(r"/tickets/[0-9a-f]{24}\?listed=1$"))
+    await expect(page.locator("#listed")).to_contain_text("Listed: your ticket is on sale")
+    await page.goto(page.url.removesuffix("?listed=1"))
+    await expect(page.locator("#ticket-title")).to_have_text("Front row, Friday")
+    await expect(page.locator("#listed")).to_have_count(0)
+    await page.goto(stack.web_url + "/")
     row = page.locator(".ticket-row", has_text="Front row, Friday")
     await expect(row).to_be_visible()
     await expect(row.locator(".ticket-price")).to_have_text("$25.00")
@@ -286,6 +295,7 @@ async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, br
     seller = await new_user_page(browser)
     await sign_up(seller, stack, "seller2@test.com")
     await sell(seller, stack, "Opera, box seat", "80")
+    await seller.goto(stack.web_url + "/")  # the list, left open (below)
 
     buyer = await new_user_page(browser)
     await sign_up(buyer, stack, "buyer@test.com", "secret2")

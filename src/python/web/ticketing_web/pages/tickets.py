@@ -132,6 +132,15 @@ def ticket_detail() -> rx.Component:
             rx.cond(
                 TicketDetailState.ticket.contains("id"),
                 rx.vstack(
+                    rx.cond(
+                        TicketDetailState.just_listed,
+                        rx.callout(
+                            "Listed: your ticket is on sale. Buyers find it on the home page.",
+                            icon="check",
+                            color_scheme="green",
+                            id="listed",
+                        ),
+                    ),
                     _details(),
                     rx.cond(
                         TicketDetailState.ticket["status"] == "available",

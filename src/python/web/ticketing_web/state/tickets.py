@@ -113,7 +113,11 @@ class NewTicketState(FormState):
         result = await SERVICES.create_ticket(
             self._session(), str(form.get("title", "")), str(form.get("price", ""))
         )
-        yield self._end_submit(result) or (rx.redirect("/") if result.ok else None)
+        listed = result.data.get("id", "") if result.ok and isinstance(result.data, dict) else ""
+        # on its own page, saying it is on sale (the original went back to the list, silently)
+        yield self._end_submit(result) or (
+            rx.redirect(f"/tickets/{listed}?listed=1") if listed else None
+        )
 
 
 class TicketDetailState(FormState):
@@ -126,6 +130,11 @@ class TicketDetailState(FormState):
     @rx.var
     def is_owner(self) -> bool:
         return bool(self.user_id) and self.ticket.get("userId") == self.user_id
+
+    @rx.var
+    def just_listed(self) -> bool:
+        """Its seller arrives here from the sell form (`?listed=1`)."""
+        return self.is_owner and self.router.url.query_parameters.get("listed") == "1"
 
     @rx.event
     def set_edit_title(self, value: str) -> None:
