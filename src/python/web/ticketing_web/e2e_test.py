@@ -490,15 +490,33 @@ async def test_a_buyer_searches_filters_sorts_and_pages_through_every_match(
     await page.go_back()
     await page.wait_for_url(re.compile(r"/\?q=zebra&sort=price_asc$"))
     await expect(page.locator("#ticket-count")).to_have_text("55 tickets")
+    # the fields follow the search shown: back, they show it again
+    await expect(page.locator("#q")).to_have_value("zebra")
+    await expect(page.locator("#max")).to_have_value("")
+    # the words cleared and a price set: the words stay cleared (they came back before)
+    await page.fill("#q", "")
+    await page.fill("#min", "40")
+    await page.click("#find")
+    await page.wait_for_url(re.compile(r"/\?min=40&sort=price_asc$"))
+    await expect(page.locator("#q")).to_have_value("")
+    await expect(page.locator("#min")).to_have_value("40")
+    await page.go_back()
+    await expect(page.locator("#q")).to_have_value("zebra")
+    await expect(page.locator("#min")).to_have_value("")
 
     # an unknown address: the site's own page, with its header
     await page.goto(stack.web_url + "/no/such/page")
     await expect(page.locator("#page-not-found")).to_be_visible()
     await expect(page.locator("#nav-signin")).to_be_visible()
 
-    # a bad value in a shared link: the API's message, no crash
-    await page.goto(stack.web_url + "/?q=zebra&min=1.234")
-    await expect(page.locator("#search-error")).to_contain_text("MinPrice")
+    # a bad value in a shared link: said in the page's words, left out of the search
+    for bad in ("abc", "-5", "1.234"):
+        await page.goto(f"{stack.web_url}/?q=zebra&min={bad}")
+        await expect(page.locator("#search-error")).to_have_text(
+            "Min price must be an amount like 10 or 10.50"
+        )
+        await expect(page.locator("#min")).to_have_value("")  # not "-5", not the bad value
+        await expect(page.locator("#ticket-count")).to_have_text("55 tickets")
     await page.context.close()
 
 

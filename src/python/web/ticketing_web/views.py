@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
@@ -95,6 +96,29 @@ def my_ticket_view(ticket: dict[str, Any], now: float | None = None) -> dict[str
         "sold": (f"Sold for {view['price']}", "Sold: it cannot be edited."),
     }.get(view["status"], (view["status"], ""))
     return {**view, "state": state, "why_not": why_not}
+
+
+PRICE_LIMITS = {"min": "Min price", "max": "Max price"}
+
+
+def checked_search(asked: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The URL's search as the list can use it, and what was wrong with the rest, in
+    the page's words: a price limit that is not an amount (0 or more, cents at most) is
+    left out (a typed address, an old link), as is an order we do not offer."""
+    search, problems = {}, []
+    for key, value in asked.items():
+        if key in PRICE_LIMITS:
+            try:
+                number = Decimal(value)
+            except InvalidOperation:
+                number = Decimal(-1)
+            if not number.is_finite() or number < 0 or number.as_tuple().exponent < -2:  # type: ignore[operator]
+                problems.append(f"{PRICE_LIMITS[key]} must be an amount like 10 or 10.50")
+                continue
+        if key == "sort" and value not in SORTS:
+            continue
+        search[key] = value
+    return search, problems
 
 
 def search_url(search: dict[str, str]) -> str:

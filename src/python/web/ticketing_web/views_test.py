@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ticketing_web.api import ApiResult, format_money, price_for_form, price_problem
 from ticketing_web.views import (
+    checked_search,
     first_error,
     my_ticket_view,
     order_view,
@@ -105,3 +106,22 @@ def test_the_first_error_is_a_fields_before_the_forms():
     )
     assert first_error(result) == "minPrice must be a number"
     assert first_error(ApiResult(status=400)) == ""
+
+
+def test_a_search_keeps_what_the_list_can_use_and_says_what_it_left_out():
+    assert checked_search({"q": "jazz", "min": "10", "max": "50.5", "sort": "price_asc"}) == (
+        {"q": "jazz", "min": "10", "max": "50.5", "sort": "price_asc"},
+        [],
+    )
+    assert checked_search({"min": "abc", "max": "-5", "sort": "cheapest", "q": "x"}) == (
+        {"q": "x"},
+        [
+            "Min price must be an amount like 10 or 10.50",
+            "Max price must be an amount like 10 or 10.50",
+        ],
+    )
+    for bad in ("NaN", "Infinity", "1.234"):
+        assert checked_search({"max": bad}) == (
+            {},
+            ["Max price must be an amount like 10 or 10.50"],
+        )

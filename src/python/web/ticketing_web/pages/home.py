@@ -54,7 +54,7 @@ def search_form() -> rx.Component:
         ),
         on_submit=TicketListState.find,
         id="search-form",
-        key=TicketListState.router.url.to(str),  # a new URL: the fields show its search
+        key=TicketListState.search_key,  # a new search shown: the fields show it
     )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from ticketing_web.state.session import SERVICES, FormState, SessionState
 from ticketing_web.views import (
     SEARCH_PARAMS,
     SORTS,
+    checked_search,
     first_error,
     my_ticket_view,
     search_url,
@@ -36,6 +37,12 @@ class TicketListState(SessionState):
         return "1 ticket" if self.total == 1 else f"{self.total:,} tickets"
 
     @rx.var
+    def search_key(self) -> str:
+        """Changes with the search the list shows, so the form is drawn again with its
+        values (not those of the search before, nor what was typed and not found)."""
+        return search_url(self.search)
+
+    @rx.var
     def sort_links(self) -> list[dict[str, str]]:
         """The three orders, each a link to this search in that order."""
         current = self.search.get("sort", "newest")
@@ -53,10 +60,12 @@ class TicketListState(SessionState):
         """on_load of /: the first page of the search the URL holds."""
         await self.load_user()
         params = self.router.url.query_parameters
-        self.search = {k: str(params[k]).strip() for k in SEARCH_PARAMS if params.get(k)}
+        asked = {k: str(params[k]).strip() for k in SEARCH_PARAMS if params.get(k)}
+        self.search, problems = checked_search(asked)
         result = await SERVICES.list_tickets({**self._api_search(), "count": "true"})
         self._note(result)
-        self.search_error = "" if result.ok or result.unavailable else first_error(result)
+        refused = "" if result.ok or result.unavailable else first_error(result)
+        self.search_error = " ".join([*problems, refused]).strip()
         self.tickets = [ticket_view(t) for t in result.data] if result.ok else []
         self.total = (result.total or 0) if result.ok else 0
         self.next_cursor = result.next_cursor if result.ok else ""
