@@ -20,7 +20,8 @@ async def test_a_page_asked_while_nothing_answers_retries_by_itself_and_an_api_c
         tmp_path, free_port(), {f"{name}_UPSTREAM": nobody for name in ROUTES}
     ).start()
     try:
-        async with httpx.AsyncClient(base_url=gateway.url) as client:  # type: ignore[attr-defined]
+        # the web route waits up to 3 s for a web process before it answers so
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=15) as client:  # type: ignore[attr-defined]
             page = await client.get("/tickets/abc", headers={"Accept": "text/html"})
             assert page.status_code == 503
             assert page.headers["content-type"].startswith("text/html")
