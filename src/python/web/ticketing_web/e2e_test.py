@@ -192,8 +192,9 @@ async def listed(page: Page, stack: Stack, title: str, *, expected: bool) -> Non
 
 
 async def open_ticket(page: Page, stack: Stack, title: str) -> None:
+    """From the list, by the ticket's title (a link as wide as its column)."""
     await page.goto(stack.web_url + "/")
-    await page.locator(".ticket-row", has_text=title).get_by_role("link", name="View").click()
+    await page.locator(".ticket-row", has_text=title).locator(".ticket-link").click()
     await page.wait_for_url("**/tickets/*")
     await expect(page.locator("#ticket-title")).to_have_text(title)
 
@@ -303,10 +304,16 @@ async def test_a_buyer_purchases_watches_the_countdown_and_pays(stack: Stack, br
     ticket_url = buyer.url
     await expect(buyer.locator("#edit-ticket-form")).to_have_count(0)
     await expect(seller.locator(".ticket-row", has_text="Opera, box seat")).to_have_count(1)
+    listed_before = int((await seller.locator("#ticket-count").inner_text()).split()[0])
     await buyer.click("#purchase")
     await buyer.wait_for_url("**/orders/*")
-    # the seller's list, left open on "/", drops the reserved ticket by itself (live)
+    # the seller's list, left open on "/", drops the reserved ticket by itself (live),
+    # and its count follows
     await expect(seller.locator(".ticket-row", has_text="Opera, box seat")).to_have_count(0)
+    fewer = listed_before - 1
+    await expect(seller.locator("#ticket-count")).to_have_text(
+        "1 ticket" if fewer == 1 else f"{fewer:,} tickets"
+    )
     await expect(buyer.locator("#order-title")).to_have_text("Opera, box seat")
     await expect(buyer.locator("#order-price")).to_contain_text("$80.00")
     await expect(buyer.locator("#test-mode")).to_contain_text("no real money")
@@ -940,4 +947,16 @@ async def test_a_buyer_cancels_an_order_and_the_page_says_so(stack: Stack, brows
     await expect(page.locator(".order-row", has_text="Change of plans")).to_contain_text(
         "cancelled"
     )
+    # ordered again, and let go from My orders this time
+    await page.goto(f"{stack.web_url}/tickets/{created.json()['id']}")
+    await page.click("#purchase")
+    await page.wait_for_url("**/orders/*")
+    await page.goto(stack.web_url + "/orders")
+    unpaid = page.locator(".order-row", has_text="awaiting payment")
+    await expect(unpaid).to_have_count(1)
+    await unpaid.locator(".order-cancel").click()
+    await expect(unpaid).to_have_count(0)
+    rows = page.locator(".order-row", has_text="Change of plans")
+    await expect(rows.filter(has_text="cancelled")).to_have_count(2)
+    await expect(page.locator(".order-cancel")).to_have_count(0)  # none left to cancel
     await page.context.close()

@@ -9,8 +9,14 @@ from ticketing_web.state import TicketListState
 
 
 def ticket_row(ticket: rx.Var) -> rx.Component:
+    # the title opens the ticket too: a target as wide as the column, not only "View"
     return rx.table.row(
-        rx.table.cell(ticket["title"], style=WRAP_ANYWHERE),
+        rx.table.cell(
+            rx.link(
+                ticket["title"], href="/tickets/" + ticket["id"].to(str), class_name="ticket-link"
+            ),
+            style=WRAP_ANYWHERE,
+        ),
         rx.table.cell(ticket["price"], class_name="ticket-price"),
         rx.table.cell(rx.link("View", href="/tickets/" + ticket["id"].to(str))),
         class_name="ticket-row",
@@ -27,24 +33,24 @@ def search_form() -> rx.Component:
             spacing="1",
         )
 
-    search = TicketListState.search
     return rx.form(
         rx.flex(
             labelled(
                 "Search",
-                rx.input(name="q", id="q", aria_label="Search", placeholder="e.g. jazz", default_value=search.get("q", "")),
+                rx.input(name="q", id="q", aria_label="Search", placeholder="e.g. jazz",
+                         value=TicketListState.q_field, on_change=TicketListState.set_q_field),
                 "q",
             ),
             labelled(
                 "Min price",
                 rx.input(name="min", id="min", aria_label="Min price", type="number", min=0, step="0.01", width="7em",
-                         default_value=search.get("min", "")),
+                         value=TicketListState.min_field, on_change=TicketListState.set_min_field),
                 "min",
             ),
             labelled(
                 "Max price",
                 rx.input(name="max", id="max", aria_label="Max price", type="number", min=0, step="0.01", width="7em",
-                         default_value=search.get("max", "")),
+                         value=TicketListState.max_field, on_change=TicketListState.set_max_field),
                 "max",
             ),
             rx.button("Find", type="submit", id="find"),
@@ -54,7 +60,6 @@ def search_form() -> rx.Component:
         ),
         on_submit=TicketListState.find,
         id="search-form",
-        key=TicketListState.search_key,  # a new search shown: the fields show it
     )  # fmt: skip
 
 

@@ -39,12 +39,29 @@ def _status_badge(order: rx.Var) -> rx.Component:
     )
 
 
+def _list_cancel(order: rx.Var) -> rx.Component:
+    """An unpaid order can be let go from the list too."""
+    return rx.cond(
+        order["status"] == "created",
+        rx.button(
+            "Cancel",
+            on_click=OrderListState.cancel(order["id"]),
+            size="1",
+            variant="ghost",
+            color_scheme="gray",
+            class_name="order-cancel",
+        ),
+    )
+
+
 def order_row(order: rx.Var) -> rx.Component:
     return rx.table.row(
         rx.table.cell(order["title"], style=WRAP_ANYWHERE),
         rx.table.cell(order["price"]),
         rx.table.cell(_status_badge(order), class_name="order-status"),
-        rx.table.cell(rx.link("View", href="/orders/" + order["id"].to(str))),
+        rx.table.cell(
+            rx.hstack(rx.link("View", href="/orders/" + order["id"].to(str)), _list_cancel(order))
+        ),
         class_name="order-row",
     )
 
@@ -58,7 +75,7 @@ def order_card(order: rx.Var) -> rx.Component:
             spacing="3",
             class_name="order-card-status",
         ),
-        rx.link("View", href="/orders/" + order["id"].to(str)),
+        rx.hstack(rx.link("View", href="/orders/" + order["id"].to(str)), _list_cancel(order)),
         class_name="order-card",
     )
 

@@ -35,6 +35,15 @@ class OrderListState(SessionState):
         self.loaded = True
         return OrderListState.tick if any(o["status"] == "created" for o in self.orders) else None
 
+    @rx.event
+    async def cancel(self, order_id: str) -> Any:
+        """An unpaid order let go from the list; the list is read again, and shows what
+        became of it (cancelled; or paid, if its payment got there first)."""
+        result = await SERVICES.cancel_order(self._session(), order_id)
+        if result.status == 401:
+            return rx.redirect(self._signin_link())
+        return OrderListState.load
+
     @rx.event(background=True)
     async def tick(self) -> None:
         """Each unpaid order's "m:ss left" counts down every second, until none is

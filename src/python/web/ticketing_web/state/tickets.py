@@ -22,6 +22,7 @@ from ticketing_web.views import (
 )
 
 WATCH_EVERY_SECONDS = 1  # an open list or ticket page re-reads its tickets this often
+COUNT_EVERY_TICKS = 3  # ... and the list its count ("12 tickets") every third time
 
 
 class TicketListState(SessionState):
@@ -31,16 +32,26 @@ class TicketListState(SessionState):
     next_cursor: str = ""
     search: dict[str, str] = {}  # the URL's q, min, max, sort
     search_error: str = ""
+    # the search form's fields: set from the search shown (a new URL, Back), then typed
+    q_field: str = ""
+    min_field: str = ""
+    max_field: str = ""
+
+    @rx.event
+    def set_q_field(self, value: str) -> None:
+        self.q_field = value
+
+    @rx.event
+    def set_min_field(self, value: str) -> None:
+        self.min_field = value
+
+    @rx.event
+    def set_max_field(self, value: str) -> None:
+        self.max_field = value
 
     @rx.var
     def count_text(self) -> str:
         return "1 ticket" if self.total == 1 else f"{self.total:,} tickets"
-
-    @rx.var
-    def search_key(self) -> str:
-        """Changes with the search the list shows, so the form is drawn again with its
-        values (not those of the search before, nor what was typed and not found)."""
-        return search_url(self.search)
 
     @rx.var
     def sort_links(self) -> list[dict[str, str]]:
@@ -62,6 +73,9 @@ class TicketListState(SessionState):
         params = self.router.url.query_parameters
         asked = {k: str(params[k]).strip() for k in SEARCH_PARAMS if params.get(k)}
         self.search, problems = checked_search(asked)
+        self.q_field, self.min_field, self.max_field = (
+            self.search.get(k, "") for k in ("q", "min", "max")
+        )
         result = await SERVICES.list_tickets({**self._api_search(), "count": "true"})
         self._note(result)
         refused = "" if result.ok or result.unavailable else first_error(result)
@@ -79,12 +93,16 @@ class TicketListState(SessionState):
         list, and one released comes back, without a reload."""
         async with self:
             view = self._countdown = uuid.uuid4().hex
+        ticks = 0
         while True:
             await asyncio.sleep(WATCH_EVERY_SECONDS)
+            ticks += 1
             async with self:
                 if self._countdown != view:
                     return
                 search = {**self._api_search(), "limit": str(min(200, max(1, len(self.tickets))))}
+            if ticks % COUNT_EVERY_TICKS == 0:  # the count too, less often (it reads more)
+                search["count"] = "true"
             fresh = await SERVICES.list_tickets(search)
             async with self:
                 if self._countdown != view:
@@ -92,6 +110,8 @@ class TicketListState(SessionState):
                 if fresh.ok and isinstance(fresh.data, list):
                     self.tickets = [ticket_view(t) for t in fresh.data]
                     self.next_cursor = fresh.next_cursor  # "Load more" goes on from here
+                    if fresh.total is not None:
+                        self.total = fresh.total
 
     @rx.event
     async def load_more(self) -> None:
