@@ -246,4 +246,20 @@ class MyTicketsState(SessionState):
         redirect, found = await self._signed_in_list(SERVICES.my_tickets)
         self.tickets = [my_ticket_view(t) for t in found]
         self.loaded = True
-        return redirect
+        return redirect or MyTicketsState.watch
+
+    @rx.event(background=True)
+    async def watch(self) -> None:
+        """Live state: every second the seller's tickets are read again, so a reservation,
+        its release and a sale show without a reload, until this tab loads another page."""
+        async with self:
+            view = self._countdown = uuid.uuid4().hex
+            session = self._session()
+        while True:
+            await asyncio.sleep(WATCH_EVERY_SECONDS)
+            fresh = await SERVICES.my_tickets(session)
+            async with self:
+                if self._countdown != view:
+                    return
+                if fresh.ok and isinstance(fresh.data, list):
+                    self.tickets = [my_ticket_view(t) for t in fresh.data]
