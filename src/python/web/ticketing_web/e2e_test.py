@@ -963,3 +963,28 @@ async def test_a_buyer_cancels_an_order_and_the_page_says_so(stack: Stack, brows
     await expect(rows.filter(has_text="cancelled")).to_have_count(2)
     await expect(page.locator(".order-cancel")).to_have_count(0)  # none left to cancel
     await page.context.close()
+
+
+async def test_a_session_ended_elsewhere_is_said_at_the_next_step(stack: Stack, browser) -> None:
+    """One user in two browsers; "Sign out everywhere" in the first. The second, idle,
+    is sent to sign in at its next step, and told why (it used to land there without
+    a word); one signed out by choice is not told so."""
+    first = await new_user_page(browser)
+    await sign_up(first, stack, "two-browsers@test.com")
+    second = await new_user_page(browser)
+    await second.goto(stack.web_url + "/auth/signin")
+    await second.fill("#email", "two-browsers@test.com")
+    await second.fill("#password", "secret1")
+    await second.click("#submit")
+    await second.wait_for_url(stack.web_url + "/")
+    await expect(second.locator("#nav-sell")).to_be_visible()
+    await sign_out(first, stack, everywhere=True)
+    await second.click("#nav-sell")
+    await second.wait_for_url(re.compile(r"/auth/signin\?next=/tickets/new/?&ended=1$"))
+    await expect(second.locator("#session-ended")).to_contain_text("Your session ended")
+    await first.goto(stack.web_url + "/tickets/new")  # signed out by choice: no such word
+    await first.wait_for_url(re.compile(r"/auth/signin\?next=/tickets/new/?$"))
+    await expect(first.locator("#signin-form")).to_be_visible()
+    await expect(first.locator("#session-ended")).to_have_count(0)
+    await first.context.close()
+    await second.context.close()

@@ -29,7 +29,18 @@ def signup() -> rx.Component:
 
 
 def signin() -> rx.Component:
-    return page(_credentials_form(AuthFormState.signin, "Sign in", "signin-form"), title="Sign in")
+    ended = rx.cond(
+        AuthFormState.session_ended,
+        rx.callout(
+            "Your session ended — you were signed out, here or on another device. "
+            "Sign in again to go on.",
+            icon="info",
+            id="session-ended",
+        ),
+    )
+    return page(
+        ended, _credentials_form(AuthFormState.signin, "Sign in", "signin-form"), title="Sign in"
+    )
 
 
 def signout() -> rx.Component:

@@ -71,16 +71,24 @@ class SessionState(rx.State):
         self.user_id = self.user_email = ""
         return rx.call_script(browser.load_page("/"))
 
-    def _signin_link(self) -> str:
-        return f"/auth/signin?next={self.router.url.path}"
+    def _signin_link(self, ended: bool = False) -> str:
+        """Sign in, then back here; `ended`: this tab's session ended meanwhile (signed
+        out elsewhere, or out of time), and the sign-in page says so."""
+        return f"/auth/signin?next={self.router.url.path}" + ("&ended=1" if ended else "")
 
     @rx.event
     async def require_user(self) -> Any:
         """on_load for pages that need a signed-in user."""
+        was_signed_in = bool(self.user_id)
         await self.load_user()
         if not self.user_id and not self.banner:
-            return rx.redirect(self._signin_link())
+            return rx.redirect(self._signin_link(ended=was_signed_in))
         return None
+
+    @rx.var
+    def session_ended(self) -> bool:
+        """The sign-in page was reached because a session ended, not by choice."""
+        return self.router.url.query_parameters.get("ended") == "1"
 
     async def _signed_in_list(
         self, fetch: Callable[[str], Awaitable[ApiResult]]
@@ -135,8 +143,8 @@ class FormState(SessionState):
         self.submitting = False
         if result.ok:
             return None
-        if result.status == 401:
-            return rx.redirect(self._signin_link())
+        if result.status == 401:  # it was signed in when the form was sent
+            return rx.redirect(self._signin_link(ended=True))
         self._show_errors(result)
         return None
 
