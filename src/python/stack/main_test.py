@@ -19,7 +19,7 @@ from common.events import STREAM_NAME
 from harness.servers import free_port, python_path
 from testkit.streams import stream_messages
 from testkit.waiting import eventually
-from ticketing_web.launcher import copy_app, group_members
+from ticketing_web.launcher import copy_app, group_members, processes
 
 UP = "Ticketing is up at"
 
@@ -47,16 +47,7 @@ def start_stack(state: Path, app: Path, port: int) -> tuple[subprocess.Popen[str
 
 def child_groups(pid: int) -> set[int]:
     """Process groups of `pid`'s children (each child runs in a session of its own)."""
-    groups = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:  # ppid
-                groups.add(int(fields[2]))  # pgrp
-    return groups
+    return {pgrp for _child, parent, pgrp in processes() if parent == pid}
 
 
 def group_alive(group: int) -> bool:

@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -306,18 +306,20 @@ def _send(kill: Callable[[int, int], None], pid: int, sig: signal.Signals) -> No
         pass
 
 
-def group_members(group: int) -> list[int]:
-    """The processes of a process group (Linux: /proc)."""
-    members = []
+def processes() -> Iterator[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every process (Linux: /proc)."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
-                continue
-            if int(fields[2]) == group:
-                members.append(int(entry.name))
-    return members
+                continue  # gone meanwhile
+            yield int(entry.name), int(fields[1]), int(fields[2])
+
+
+def group_members(group: int) -> list[int]:
+    """The processes of a process group."""
+    return [pid for pid, _parent, pgrp in processes() if pgrp == group]
 
 
 def _exit_like(code: int) -> None:

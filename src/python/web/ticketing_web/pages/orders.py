@@ -169,27 +169,28 @@ def _pay_form() -> rx.Component:
     )
 
 
-def _expired() -> rx.Component:
+def _over(text: str, icon: str, callout_id: str) -> rx.Component:
+    """An order that can no longer be paid: why, and the way back to its ticket."""
     return rx.callout(
         rx.text(
-            "This order has expired: the ticket is back on sale. ",
+            text + " ",
             rx.link("Back to the ticket", href="/tickets/" + OrderState.order["ticketId"]),
         ),
-        icon="clock",
+        icon=icon,
         color_scheme="gray",
-        id="order-expired",
+        id=callout_id,
     )
 
 
+def _expired() -> rx.Component:
+    return _over("This order has expired: the ticket is back on sale.", "clock", "order-expired")
+
+
 def _you_cancelled() -> rx.Component:
-    return rx.callout(
-        rx.text(
-            "You cancelled this order: nothing was charged, and the ticket is back on sale. ",
-            rx.link("Back to the ticket", href="/tickets/" + OrderState.order["ticketId"]),
-        ),
-        icon="x",
-        color_scheme="gray",
-        id="order-cancelled",
+    return _over(
+        "You cancelled this order: nothing was charged, and the ticket is back on sale.",
+        "x",
+        "order-cancelled",
     )
 
 
