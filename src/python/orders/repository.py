@@ -1,7 +1,7 @@
 """The orders collection and the replica of tickets this service keeps.
 
 Orders: {_id, userId, status, expiresAt, ticket: {id, title, priceCents, version},
-activeTicketId, unpaidSlot, reason?, payment?, version, createdAt}.
+activeTicketId, unpaidSlot, requestKey?, reason?, payment?, version, createdAt}.
 
 - `activeTicketId` is the ticket's id while the order holds it (created, complete) and
   null once cancelled; a unique index on it admits one such order per ticket, so
@@ -9,6 +9,9 @@ activeTicketId, unpaidSlot, reason?, payment?, version, createdAt}.
   gets the ticket, and a ticket is sold (`complete`) at most once.
 - `unpaidSlot` is `<userId>:<k>` (k < MAX_UNPAID_ORDERS_PER_USER) while the order is
   `created`, null after; a unique index on it caps a user's unpaid orders, race-free.
+- `requestKey` is `<userId>:<Idempotency-Key>` when the buyer's request carried one; a
+  unique index on it makes a repeated request (its first answer was lost) find the
+  order the first one placed instead of placing another, even when both run at once.
 - `reason`: why the service (not the buyer) cancelled it; `payment`: what payments
   last said of its money (captured, voided, refunded), shown to the buyer.
 
@@ -44,7 +47,7 @@ from common.events import (
 )
 from common.money import cents_to_price, price_to_cents
 from common.mongo import VersionConflict, parse_object_id
-from common.outbox import Outbox, find_documents, get_by_id
+from common.outbox import Outbox, find_documents, find_one, get_by_id
 from common.replica import apply_in_order
 from orders.schemas import OrderOut, OrderTicketOut
 
@@ -52,6 +55,7 @@ ORDERS = "orders"
 TICKETS = "tickets"
 ACTIVE = "activeTicketId"
 SLOT = "unpaidSlot"
+REQUEST_KEY = "requestKey"
 INDEXES = {
     ORDERS: [
         IndexModel(
@@ -65,6 +69,12 @@ INDEXES = {
             name="unpaid_orders_per_user",
             unique=True,
             partialFilterExpression={SLOT: {"$type": "string"}},
+        ),
+        IndexModel(
+            REQUEST_KEY,
+            name="one_order_per_request_key",
+            unique=True,
+            partialFilterExpression={REQUEST_KEY: {"$type": "string"}},
         ),
         IndexModel([("userId", 1), ("_id", DESCENDING)], name="by_user_newest"),
     ]
@@ -84,6 +94,10 @@ class TicketReserved(Exception):
 
 class TooManyUnpaid(Exception):
     """The user holds the most unpaid orders allowed."""
+
+
+class RequestRepeated(Exception):
+    """An order with this request key exists (placed by the same request, sent before)."""
 
 
 def to_out(doc: Doc) -> OrderOut:
@@ -133,12 +147,19 @@ async def get_ticket(db: AsyncDatabase[Any], ticket_id: str) -> Doc | None:
 
 
 async def create(
-    outbox: Outbox, ticket: Doc, user_id: str, expires_at: datetime, *, max_unpaid: int
+    outbox: Outbox,
+    ticket: Doc,
+    user_id: str,
+    expires_at: datetime,
+    *,
+    max_unpaid: int,
+    request_key: str | None = None,
 ) -> Doc:
     """Reserve `ticket` for `user_id` until `expires_at` and record `order.created`, in
     one insert that also takes one of the user's `max_unpaid` unpaid-order slots (0: no
     cap). TicketReserved if another order holds the ticket; TooManyUnpaid if every slot
-    is taken (simultaneous orders by one user each try a free slot: the index decides)."""
+    is taken (simultaneous orders by one user each try a free slot: the index decides);
+    RequestRepeated if an order of this user has this `request_key`."""
     doc = {
         "_id": ObjectId(),
         "userId": user_id,
@@ -152,6 +173,7 @@ async def create(
         },
         ACTIVE: ticket["_id"],
         SLOT: None,
+        **({REQUEST_KEY: _request_key(user_id, request_key)} if request_key else {}),
         "version": 0,
         "createdAt": datetime.now(expires_at.tzinfo),
     }
@@ -180,9 +202,21 @@ async def _insert(outbox: Outbox, doc: Doc) -> Doc:
     try:
         return await outbox.insert(ORDERS, doc, created_event(doc))
     except DuplicateKeyError as exc:
-        if SLOT in ((exc.details or {}).get("keyPattern") or {}):
+        index = (exc.details or {}).get("keyPattern") or {}
+        if SLOT in index:
             raise SlotTaken() from None
+        if REQUEST_KEY in index:
+            raise RequestRepeated() from None
         raise TicketReserved() from None
+
+
+def _request_key(user_id: str, key: str) -> str:
+    return f"{user_id}:{key}"  # a key is one user's: another's same key is another request
+
+
+async def by_request_key(db: AsyncDatabase[Any], user_id: str, key: str) -> Doc | None:
+    """The order this user's request with `key` placed, if one did."""
+    return await find_one(db[ORDERS], {REQUEST_KEY: _request_key(user_id, key)})
 
 
 async def holder(db: AsyncDatabase[Any], ticket_id: str) -> Doc | None:

@@ -121,6 +121,7 @@ async def call(
     session: str = "",
     json: Any = None,
     timeout: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> ApiResult:
     """One call to a service, in a client span whose `traceparent` it sends: the trace
     of what the user clicked starts here and follows the request and its events."""
@@ -129,13 +130,11 @@ async def call(
         kind=SpanKind.CLIENT,
         attributes={"http.request.method": method, "url.full": url},
     ) as span:
-        headers = current_carrier()
+        sent = {**current_carrier(), **(headers or {})}
         if session:
-            headers["cookie"] = f"{SESSION_COOKIE}={session}"
+            sent["cookie"] = f"{SESSION_COOKIE}={session}"
         try:
-            response = await client().request(
-                method, url, json=json, headers=headers, timeout=timeout
-            )
+            response = await client().request(method, url, json=json, headers=sent, timeout=timeout)
         except httpx.HTTPError as exc:
             span.set_status(StatusCode.ERROR, type(exc).__name__)
             return ApiResult.from_response(0, None)
@@ -250,12 +249,15 @@ class Services:
         url = f"{self.settings.tickets_url}/api/tickets/{ticket_id}"
         return await self._call("PUT", url, session=session, json=body)
 
-    async def create_order(self, session: str, ticket_id: str) -> ApiResult:
+    async def create_order(self, session: str, ticket_id: str, request_key: str = "") -> ApiResult:
+        """Reserve the ticket. `request_key` (the Idempotency-Key): the same purchase sent
+        again, when its first answer was lost, gets the order it placed, not a second."""
         url = f"{self.settings.orders_url}/api/orders"
+        headers = {"Idempotency-Key": request_key} if request_key else None
         with tracer.start_as_current_span("buy ticket"):  # its retries: one trace
             for _ in range(ORDER_404_RETRIES):
                 body = {"ticketId": ticket_id}
-                result = await self._call("POST", url, session=session, json=body)
+                result = await self._call("POST", url, session=session, json=body, headers=headers)
                 if result.status != 404:
                     break
                 await asyncio.sleep(ORDER_404_DELAY)

@@ -101,6 +101,16 @@ async def test_order_and_payment_calls(fake_http):
     assert all(r.headers["cookie"] == "session=s" for r in seen)
 
 
+async def test_a_purchase_carries_its_key_so_a_resend_places_one_order(fake_http):
+    """The key the tab noted goes as the Idempotency-Key, on every retry of the call;
+    no key, no header (a purchase from an old tab)."""
+    seen = fake_http(lambda r: httpx.Response(201, json={"id": ORDER_ID}))
+    await Services(SETTINGS).create_order("s", "t" * 24, "k" * 32)
+    await Services(SETTINGS).create_order("s", "t" * 24)
+    assert seen[0].headers["idempotency-key"] == "k" * 32
+    assert "idempotency-key" not in seen[1].headers
+
+
 async def test_an_order_for_a_ticket_orders_has_not_heard_of_yet_is_retried(fake_http, monkeypatch):
     monkeypatch.setattr(api, "ORDER_404_DELAY", 0)
     answers = iter([404, 404, 201])

@@ -58,6 +58,28 @@ def stripe_mount(publishable_key: str) -> str:
     )
 
 
+# A purchase this tab sent and has not seen the outcome of, noted in its sessionStorage
+# before it is sent: {key, path, at}. Its key is the order request's Idempotency-Key, so
+# a purchase whose answer was lost (the web process died) is sent again — by the next
+# click, or by the page as it reconnects — and placed once. Older than this, forgotten.
+PURCHASE_NOTE = "ticketing.purchase"
+PURCHASE_NOTE_SECONDS = 120
+_NOTED_PURCHASE = (  # JS: this page's fresh purchase note, or null
+    f"(() => {{ try {{ const n = JSON.parse(sessionStorage.getItem('{PURCHASE_NOTE}'));"
+    " return n && n.path === location.pathname"
+    f" && Date.now() - n.at < {PURCHASE_NOTE_SECONDS * 1000} ? n : null;"
+    " } catch (e) { return null; } })()"
+)
+NOTE_PURCHASE = (  # JS: the key of the purchase this click sends (a pending one's again)
+    f"(() => {{ const noted = {_NOTED_PURCHASE}; if (noted) {{ return noted.key; }}"
+    " const key = Array.from(crypto.getRandomValues(new Uint8Array(16)),"
+    " (b) => b.toString(16).padStart(2, '0')).join('');"
+    f" sessionStorage.setItem('{PURCHASE_NOTE}',"
+    " JSON.stringify({key, path: location.pathname, at: Date.now()})); return key; })()"
+)
+PENDING_PURCHASE = f"(({_NOTED_PURCHASE}) || {{key: ''}}).key"  # JS: its key, or ''
+FORGET_PURCHASE = f"sessionStorage.removeItem('{PURCHASE_NOTE}')"  # JS: its outcome is seen
+
 READ_STRIPE_CARD = (  # JS: the card field as a Stripe token id, or the error
     "(window.ticketingCard ? window.ticketingCard.stripe.createToken(window.ticketingCard.card)"
     ".then((r) => r.token ? {token: r.token.id} : {error: r.error.message})"

@@ -12,11 +12,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -30,6 +32,7 @@ from harness.web import WebProcess
 from stack.traces import by_trace, read_spans
 from testkit.auth import TEST_JWT_KEY, session_cookie
 from testkit.waiting import eventually
+from ticketing_web.browser import PURCHASE_NOTE
 from ticketing_web.launcher import copy_app
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -732,11 +735,11 @@ async def test_a_link_whose_code_is_gone_still_opens_its_page(stack: Stack, brow
 # the web Deployment's 2 replicas): a tab outlives the process it was on.
 
 
-@contextmanager
-def two_web_processes(stack: Stack, tmp_path_factory) -> Iterator[tuple[str, list[WebProcess]]]:
+@pytest.fixture(scope="session")
+def replicas(stack: Stack, tmp_path_factory) -> Iterator[tuple[str, list[WebProcess]]]:
     """A second front door on the same services: a real redis-server, two web processes
     with REDIS_URL, and a gateway spreading new connections across them. Yields the
-    gateway's URL and the two processes."""
+    gateway's URL and the two processes (a test leaves both running)."""
     started: list[ServerProcess] = []
     try:
         redis = RedisServer(tmp_path_factory.mktemp("redis"))
@@ -825,7 +828,7 @@ def percentiles(seconds: list[float]) -> str:
 
 
 async def test_open_tabs_move_to_the_other_web_process_when_theirs_dies(
-    stack: Stack, browser: Browser, tmp_path_factory
+    stack: Stack, browser: Browser, replicas: tuple[str, list[WebProcess]]
 ) -> None:
     """20 signed-in tabs of 4 users on five kinds of page (a search in the URL, a ticket,
     an order counting down, My tickets, a half-typed sell form), spread over two web
@@ -833,87 +836,211 @@ async def test_open_tabs_move_to_the_other_web_process_when_theirs_dies(
     one, signed in, showing the same, its countdown going. Then a rolling restart (the
     killed one started again, then the other stopped and started): the same. Then a
     purchase through them."""
-    with two_web_processes(stack, tmp_path_factory) as (url, webs):
-        site = replace(stack, web_url=url)
-        tabs: list[Tab] = []
-        listed: list[str] = []
-        users: list[BrowserContext] = []
-        for user in range(4):
-            page = await new_user_page(browser)
-            await sign_up(page, site, f"replicas-{user}@test.com")
-            users.append(page.context)
-            await page.close()
-        for user, context in enumerate(users):
-            for title in (f"Listed{user} show", f"Held{user} gig"):
-                created = await context.request.post(
-                    url + "/api/tickets", data={"title": title, "price": 10}
-                )
-                assert created.status == 201, await created.text()
-                listed.append((await created.json())["id"])
-        for user, context in enumerate(users):
-            held_by_next = listed[2 * ((user + 1) % 4) + 1]  # the next user's "Held" ticket
-            order_id = await place_order(context, url, held_by_next)
-            title, listed_id = f"Listed{user} show", listed[2 * user]
-            held_title = f"Held{(user + 1) % 4} gig"
+    url, webs = replicas
+    site = replace(stack, web_url=url)
+    tabs: list[Tab] = []
+    listed: list[str] = []
+    users: list[BrowserContext] = []
+    for user in range(4):
+        page = await new_user_page(browser)
+        await sign_up(page, site, f"replicas-{user}@test.com")
+        users.append(page.context)
+        await page.close()
+    for user, context in enumerate(users):
+        for title in (f"Listed{user} show", f"Held{user} gig"):
+            created = await context.request.post(
+                url + "/api/tickets", data={"title": title, "price": 10}
+            )
+            assert created.status == 201, await created.text()
+            listed.append((await created.json())["id"])
+    for user, context in enumerate(users):
+        held_by_next = listed[2 * ((user + 1) % 4) + 1]  # the next user's "Held" ticket
+        order_id = await place_order(context, url, held_by_next)
+        title, listed_id = f"Listed{user} show", listed[2 * user]
+        held_title = f"Held{(user + 1) % 4} gig"
 
-            async def searched(page: Page, user: int = user) -> None:
-                await expect(page.locator("#ticket-count")).to_have_text("1 ticket")
-                await expect(page.locator(".ticket-row")).to_contain_text(f"Listed{user} show")
+        async def searched(page: Page, user: int = user) -> None:
+            await expect(page.locator("#ticket-count")).to_have_text("1 ticket")
+            await expect(page.locator(".ticket-row")).to_contain_text(f"Listed{user} show")
 
-            async def ticket(page: Page, title: str = title) -> None:
-                await expect(page.locator("#ticket-title")).to_have_text(title)
+        async def ticket(page: Page, title: str = title) -> None:
+            await expect(page.locator("#ticket-title")).to_have_text(title)
 
-            async def order(page: Page, title: str = held_title) -> None:
-                await expect(page.locator("#order-title")).to_have_text(title)
-                shown = await page.locator("#countdown").inner_text()
-                await expect(page.locator("#countdown")).not_to_have_text(shown)  # it ticks
+        async def order(page: Page, title: str = held_title) -> None:
+            await expect(page.locator("#order-title")).to_have_text(title)
+            shown = await page.locator("#countdown").inner_text()
+            await expect(page.locator("#countdown")).not_to_have_text(shown)  # it ticks
 
-            async def mine(page: Page) -> None:
-                await expect(page.locator(".my-ticket-row")).to_have_count(2)
+        async def mine(page: Page) -> None:
+            await expect(page.locator(".my-ticket-row")).to_have_count(2)
 
-            async def half_typed(page: Page, user: int = user) -> None:
-                field = page.locator("#title")
-                if not await field.input_value():
-                    await field.fill(f"Half typed {user}")
-                await expect(field).to_have_value(f"Half typed {user}")
+        async def half_typed(page: Page, user: int = user) -> None:
+            field = page.locator("#title")
+            if not await field.input_value():
+                await field.fill(f"Half typed {user}")
+            await expect(field).to_have_value(f"Half typed {user}")
 
-            for path, check in (
-                (f"/?q=listed{user}", searched),
-                (f"/tickets/{listed_id}", ticket),
-                (f"/orders/{order_id}", order),
-                ("/my-tickets", mine),
-                ("/tickets/new", half_typed),
-            ):
-                tabs.append(await open_tab(context, url + path, check))
-        loop = asyncio.get_running_loop()
+        for path, check in (
+            (f"/?q=listed{user}", searched),
+            (f"/tickets/{listed_id}", ticket),
+            (f"/orders/{order_id}", order),
+            ("/my-tickets", mine),
+            ("/tickets/new", half_typed),
+        ):
+            tabs.append(await open_tab(context, url + path, check))
+    loop = asyncio.get_running_loop()
 
-        busier = max(webs, key=lambda web: established_connections(web.port))
-        before = [len(tab.sockets) for tab in tabs]
-        busier.kill()
-        seconds = await moved_tabs(tabs, before, loop.time())
-        print(
-            f"SIGKILL of one web process: {len(seconds)} of {len(tabs)} tabs moved, reconnected in {percentiles(seconds)}"
+    busier = max(webs, key=lambda web: established_connections(web.port))
+    before = [len(tab.sockets) for tab in tabs]
+    busier.kill()
+    seconds = await moved_tabs(tabs, before, loop.time())
+    print(
+        f"SIGKILL of one web process: {len(seconds)} of {len(tabs)} tabs moved, reconnected in {percentiles(seconds)}"
+    )
+    assert len(seconds) >= 5, "the gateway did not spread the tabs"
+
+    await asyncio.to_thread(busier.restart)  # on its port, as ./run or a new pod
+    other = next(web for web in webs if web is not busier)
+    before = [len(tab.sockets) for tab in tabs]
+    since = loop.time()
+    await asyncio.to_thread(other.restart)  # SIGTERM, then started again
+    seconds = await moved_tabs(tabs, before, since)
+    print(
+        f"rolling restart: {len(seconds)} of {len(tabs)} tabs moved, reconnected in {percentiles(seconds)}"
+    )
+    assert seconds, "no tab was on the restarted process"
+
+    buyer = await users[0].new_page()
+    await buyer.goto(f"{url}/tickets/{listed[2]}")  # user 1's listed ticket
+    await buyer.click("#purchase")
+    await buyer.wait_for_url("**/orders/*")
+    await expect(buyer.locator("#order-title")).to_have_text("Listed1 show")
+    for context in users:
+        await context.close()
+
+
+@contextmanager
+def frozen(server: ServerProcess) -> Iterator[None]:
+    """The server's process group stopped (SIGSTOP): its connections stay open and
+    nothing is answered — a hung process, or one about to die with its work undone.
+    Thawed after, if it still lives."""
+    assert server.process is not None
+    group = server.process.pid
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGCONT)
+
+
+async def tab_on(web: WebProcess, other: WebProcess, context: BrowserContext, url: str) -> Page:
+    """A tab whose websocket is on `web` (`other` is stopped while it connects, then
+    started again on its port)."""
+    await asyncio.to_thread(other.stop)
+    page = await context.new_page()
+    await page.goto(url)
+    await expect(page.locator("#purchase")).to_be_visible()
+    await asyncio.to_thread(other.restart)
+    return page
+
+
+async def orders_of(context: BrowserContext, url: str, ticket_id: str) -> list[dict]:
+    listed = await context.request.get(url + "/api/orders")
+    return [o for o in await listed.json() if o["ticket"]["id"] == ticket_id]
+
+
+async def test_a_purchase_cut_off_by_a_dying_web_process_is_placed_once_or_said_not_to_be(
+    stack: Stack, browser: Browser, replicas: tuple[str, list[WebProcess]]
+) -> None:
+    """Purchase is clicked, and the web process serving the tab dies before the answer
+    is back. The tab reconnects to the other process, which sends the purchase again
+    under the key the tab noted before sending it. Whichever way it was cut off, the
+    buyer holds one order or none, and the page says which:
+    1. the click never reached orders (its web process frozen, then killed): placed as
+       the tab comes back, once;
+    2. orders had it when its answer was lost (orders frozen while the web process dies,
+       thawed as the tab sends it again: the two race): one order, the first one's;
+    3. another buyer took the ticket meanwhile: "did not go through", nothing held."""
+    url, (web, other) = replicas
+    site = replace(stack, web_url=url)
+    people = []
+    for who in ("seller", "buyer", "rival"):
+        page = await new_user_page(browser)
+        await sign_up(page, site, f"cut-off-{who}@test.com")
+        people.append(page.context)
+    seller, buyer, rival = people
+    ticket_ids = []
+    for title in ("Cut off before", "Cut off in flight", "Cut off and taken"):
+        created = await seller.request.post(
+            url + "/api/tickets", data={"title": title, "price": 12}
         )
-        assert len(seconds) >= 5, "the gateway did not spread the tabs"
+        assert created.status == 201, await created.text()
+        ticket_ids.append((await created.json())["id"])
 
-        await asyncio.to_thread(busier.restart)  # on its port, as ./run or a new pod
-        other = next(web for web in webs if web is not busier)
-        before = [len(tab.sockets) for tab in tabs]
-        since = loop.time()
-        await asyncio.to_thread(other.restart)  # SIGTERM, then started again
-        seconds = await moved_tabs(tabs, before, since)
-        print(
-            f"rolling restart: {len(seconds)} of {len(tabs)} tabs moved, reconnected in {percentiles(seconds)}"
+    async def click_purchase(page: Page) -> None:
+        await page.click("#purchase")
+        await page.wait_for_function(f"sessionStorage.getItem('{PURCHASE_NOTE}') !== null")
+
+    async def placed_once(page: Page, ticket_id: str, title: str) -> None:
+        await page.wait_for_url(re.compile(r"/orders/[0-9a-f]{24}\?resumed=1$"), timeout=30_000)
+        await expect(page.locator("#purchase-resumed")).to_contain_text("went through, once")
+        await expect(page.locator("#order-title")).to_have_text(title)
+        [held] = await orders_of(buyer, url, ticket_id)
+        assert page.url.split("/orders/")[1].startswith(held["id"])
+        assert await page.evaluate(f"sessionStorage.getItem('{PURCHASE_NOTE}')") is None
+
+    # 1. the click is lost with its process
+    page = await tab_on(web, other, buyer, f"{url}/tickets/{ticket_ids[0]}")
+    with frozen(web):
+        await click_purchase(page)
+        await asyncio.to_thread(web.kill)
+    await placed_once(page, ticket_ids[0], "Cut off before")
+    await asyncio.to_thread(web.restart)
+
+    # 2. orders has it; its answer is lost with the web process
+    page = await tab_on(web, other, buyer, f"{url}/tickets/{ticket_ids[1]}")
+    in_flight_since = datetime.now(UTC).isoformat()
+    with frozen(stack.orders):
+        await click_purchase(page)
+        await expect(page.locator("#purchase")).to_be_disabled()  # sent, no answer
+        await asyncio.sleep(1)  # its request waits in orders' socket
+        await asyncio.to_thread(web.kill)
+        await expect(page.locator("#reconnecting")).to_be_hidden(timeout=30_000)
+        await asyncio.sleep(1)  # the page's resend waits there too
+    await placed_once(page, ticket_ids[1], "Cut off in flight")
+
+    def answers() -> list[int]:  # orders' to the purchase and to its resend
+        return sorted(
+            span["attributes"].get("http.response.status_code")
+            for span in read_spans(stack.traces_dir)
+            if span["service"] == "orders"
+            and span["name"] == "POST /api/orders"
+            and span["start"] > in_flight_since
         )
-        assert seconds, "no tab was on the restarted process"
 
-        buyer = await users[0].new_page()
-        await buyer.goto(f"{url}/tickets/{listed[2]}")  # user 1's listed ticket
-        await buyer.click("#purchase")
-        await buyer.wait_for_url("**/orders/*")
-        await expect(buyer.locator("#order-title")).to_have_text("Listed1 show")
-        for context in users:
-            await context.close()
+    # orders ran both: the one whose answer was lost placed it, the resend found it
+    await eventually(lambda: answers() == [200, 201], within=15)
+    await asyncio.to_thread(web.restart)
+
+    # 3. someone else takes the ticket before the purchase is sent again
+    page = await tab_on(web, other, buyer, f"{url}/tickets/{ticket_ids[2]}")
+    with frozen(web):
+        await click_purchase(page)
+        await place_order(rival, url, ticket_ids[2])
+        await asyncio.to_thread(web.kill)
+    await expect(page.locator("#not-placed")).to_have_text(
+        "The purchase you started did not go through: Ticket is already reserved. "
+        "Nothing was reserved for you or charged."
+    )
+    assert await orders_of(buyer, url, ticket_ids[2]) == []
+    assert await page.evaluate(f"sessionStorage.getItem('{PURCHASE_NOTE}')") is None
+    await page.reload()  # said once: the purchase is not sent again
+    await expect(page.locator("#ticket-title")).to_have_text("Cut off and taken")
+    await expect(page.locator("#not-placed")).to_have_count(0)
+    await asyncio.to_thread(web.restart)
+    for context in people:
+        await context.close()
 
 
 async def place_order(context: BrowserContext, url: str, ticket_id: str) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 
 from common.auth import CurrentUser, RequiredUser
-from common.deps import DbDep, OutboxDep, get_settings
+from common.deps import IDEMPOTENCY_KEY, DbDep, IdempotencyKeyDep, OutboxDep, get_settings
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.events import OrderStatus
 from common.limits import LimitedWriter
@@ -60,14 +60,25 @@ def _expiry(settings: OrdersSettings) -> datetime:
     responses=error_responses(400, 401, 404, 413, 429, 503),
 )
 async def create_order(
-    body: OrderIn, user: LimitedWriter, db: DbDep, outbox: OutboxDep, settings: SettingsDep
+    body: OrderIn,
+    user: LimitedWriter,
+    db: DbDep,
+    outbox: OutboxDep,
+    settings: SettingsDep,
+    request_key: IdempotencyKeyDep,
 ) -> ModelResponse:
     """400 `TicketId must be provided`; 404 `Ticket not found`; 400 `You cannot buy your
     own ticket`; 400 `Ticket is sold`; 400 `Ticket is already reserved` — one atomic
     insert decides, so of many simultaneous buyers exactly one gets the ticket; 400
     `You already hold N unpaid orders` (MAX_UNPAID_ORDERS_PER_USER, race-free too); 429
     past the user's write budget (`common.limits`).
-    Publishes `order.created`."""
+    With an `Idempotency-Key` header, the order an earlier request with that key placed
+    (for the same ticket) is answered 200 with `Idempotent-Replayed: true`, as it is
+    now, instead of a second order or "already reserved" — simultaneous ones too; 400
+    if that key placed an order for another ticket.
+    Publishes `order.created` (once per key)."""
+    if request_key and (earlier := await repository.by_request_key(db, user.id, request_key)):
+        return _replayed(earlier, body.ticketId)
     ticket = await repository.get_ticket(db, body.ticketId)
     if ticket is None:
         raise TicketNotFound()
@@ -75,18 +86,37 @@ async def create_order(
         raise BadRequestError("You cannot buy your own ticket")
     cap = settings.max_unpaid_orders_per_user
     try:
-        doc = await repository.create(outbox, ticket, user.id, _expiry(settings), max_unpaid=cap)
-    except repository.TicketReserved:
+        doc = await repository.create(
+            outbox, ticket, user.id, _expiry(settings), max_unpaid=cap, request_key=request_key
+        )
+    except (
+        repository.TicketReserved,
+        repository.TooManyUnpaid,
+        repository.RequestRepeated,
+    ) as lost:
+        # the same request, sent twice at once, may have lost to itself
+        if request_key and (twin := await repository.by_request_key(db, user.id, request_key)):
+            return _replayed(twin, body.ticketId)
+        if isinstance(lost, repository.TooManyUnpaid):
+            raise BadRequestError(
+                f"You already hold {cap} unpaid orders: pay or cancel one first"
+            ) from None
         held_by = await repository.holder(db, body.ticketId)
         if held_by is not None and held_by["status"] == OrderStatus.COMPLETE:
             raise BadRequestError("Ticket is sold") from None
         raise BadRequestError("Ticket is already reserved") from None
-    except repository.TooManyUnpaid:
-        raise BadRequestError(
-            f"You already hold {cap} unpaid orders: pay or cancel one first"
-        ) from None
     log.info("order %s placed for ticket %s", doc["_id"], body.ticketId)
     return ModelResponse(repository.to_out(doc), status.HTTP_201_CREATED)
+
+
+def _replayed(doc: dict[str, Any], ticket_id: str) -> ModelResponse:
+    if doc["ticket"]["id"] != ticket_id:
+        raise BadRequestError(
+            "This Idempotency-Key was used for another ticket; send a new key", IDEMPOTENCY_KEY
+        )
+    response = ModelResponse(repository.to_out(doc))
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @router.get("", response_model=list[OrderOut], summary="Your orders, newest first")

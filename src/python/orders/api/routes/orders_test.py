@@ -152,6 +152,105 @@ async def test_a_sold_ticket_says_so(client, clean_db):
     assert errors(response) == [{"message": "Ticket is sold"}]
 
 
+def keyed(key: str) -> dict[str, str]:
+    return {"Idempotency-Key": key}
+
+
+async def test_a_repeated_request_gets_the_order_it_placed_not_a_second(
+    client, clean_db, recording_nats
+):
+    """A buyer whose answer was lost sends the same request again (same Idempotency-Key):
+    the order the first placed, 200 and marked replayed; one order, one event. Without a
+    key, or with a new one, a repeat is a new request as before."""
+    ticket, me = await a_ticket(clean_db), signed_in()
+    first = await client.post(
+        URL, json={"ticketId": ticket["_id"]}, cookies=me, headers=keyed("k1")
+    )
+    assert first.status_code == 201
+    assert "idempotent-replayed" not in first.headers
+    again = await client.post(
+        URL, json={"ticketId": ticket["_id"]}, cookies=me, headers=keyed("k1")
+    )
+    assert again.status_code == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert (await order(client, ticket, me)).status_code == 400  # no key: a new request
+    fresh = await client.post(
+        URL, json={"ticketId": ticket["_id"]}, cookies=me, headers=keyed("k2")
+    )
+    assert errors(fresh) == [{"message": "Ticket is already reserved"}]
+    assert await clean_db.orders.count_documents({}) == 1
+    assert len(recording_nats.payloads("order.created")) == 1
+    # replayed as it is now: cancelled since
+    assert (await client.delete(f"{URL}/{first.json()['id']}", cookies=me)).status_code == 204
+    later = await client.post(
+        URL, json={"ticketId": ticket["_id"]}, cookies=me, headers=keyed("k1")
+    )
+    assert (later.status_code, later.json()["status"]) == (200, "cancelled")
+    assert await clean_db.orders.count_documents({}) == 1
+
+
+async def test_twelve_simultaneous_copies_of_one_request_place_one_order(
+    client, clean_db, recording_nats
+):
+    """The same request sent at once over many connections (a retry racing the original,
+    on the real database): every copy answers with the one order placed."""
+    ticket, me = await a_ticket(clean_db), signed_in()
+    body = {"ticketId": ticket["_id"]}
+    responses = await asyncio.gather(
+        *(client.post(URL, json=body, cookies=me, headers=keyed("same")) for _ in range(12))
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 11 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert await clean_db.orders.count_documents({}) == 1
+    assert len(recording_nats.payloads("order.created")) == 1
+
+
+async def test_a_key_is_one_users_and_one_tickets(client, clean_db):
+    """Another user's same key is another request; the same key for another ticket is a
+    client's mistake, said as such (nothing placed)."""
+    first_ticket, second_ticket = await a_ticket(clean_db), await a_ticket(clean_db)
+    me = signed_in()
+    placed = await client.post(
+        URL, json={"ticketId": first_ticket["_id"]}, cookies=me, headers=keyed("mine")
+    )
+    assert placed.status_code == 201
+    other = await client.post(
+        URL, json={"ticketId": second_ticket["_id"]}, cookies=signed_in(), headers=keyed("mine")
+    )
+    assert other.status_code == 201
+    misuse = await client.post(
+        URL, json={"ticketId": second_ticket["_id"]}, cookies=me, headers=keyed("mine")
+    )
+    assert misuse.status_code == 400
+    assert errors(misuse) == [
+        {
+            "message": "This Idempotency-Key was used for another ticket; send a new key",
+            "field": "Idempotency-Key",
+        }
+    ]
+    assert await clean_db.orders.count_documents({}) == 2
+
+
+@pytest.mark.parametrize("key", ["", "x" * 201, "caf\u00e9", "tab\there"])
+async def test_a_malformed_idempotency_key_is_400_naming_it(client, clean_db, key):
+    ticket = await a_ticket(clean_db)
+    response = await client.post(
+        URL,
+        json={"ticketId": ticket["_id"]},
+        cookies=signed_in(),
+        headers={"Idempotency-Key": key.encode().decode("unicode_escape").encode("latin-1")},
+    )
+    assert response.status_code == 400
+    assert errors(response) == [
+        {
+            "message": "Idempotency-Key must be 1 to 200 printable ASCII characters",
+            "field": "Idempotency-Key",
+        }
+    ]
+    assert await clean_db.orders.count_documents({}) == 0
+
+
 async def test_ten_simultaneous_orders_by_one_user_reserve_at_most_three(
     client, clean_db, recording_nats
 ):

@@ -239,6 +239,16 @@ def _details() -> rx.Component:
 
 def order_detail() -> rx.Component:
     body = rx.vstack(
+        rx.cond(
+            OrderState.resumed,
+            rx.callout(
+                "Your purchase went through, once: the connection dropped while it was "
+                "being placed, and it was finished when the page came back.",
+                icon="check",
+                color_scheme="green",
+                id="purchase-resumed",
+            ),
+        ),
         _details(),
         rx.cond(
             OrderState.order["status"] == "complete",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from ticketing_web import browser
 from ticketing_web.components import (
     WRAP_ANYWHERE,
     data_table,
@@ -109,7 +110,7 @@ def _purchase() -> rx.Component:
             rx.button(
                 "Purchase",
                 size="3",
-                on_click=TicketDetailState.purchase,
+                on_click=rx.call_script(browser.NOTE_PURCHASE, callback=TicketDetailState.purchase),
                 loading=TicketDetailState.submitting,
                 id="purchase",
             ),
@@ -139,6 +140,17 @@ def ticket_detail() -> rx.Component:
                             icon="check",
                             color_scheme="green",
                             id="listed",
+                        ),
+                    ),
+                    rx.cond(
+                        TicketDetailState.not_placed != "",
+                        rx.callout(
+                            "The purchase you started did not go through: "
+                            + TicketDetailState.not_placed
+                            + " Nothing was reserved for you or charged.",
+                            icon="circle_alert",
+                            color_scheme="red",
+                            id="not-placed",
                         ),
                     ),
                     _details(),

@@ -82,6 +82,11 @@ class OrderState(FormState):
         return status == "created" and self.seconds_left <= 0
 
     @rx.var
+    def resumed(self) -> bool:
+        """Its purchase was sent again as the page reconnected (`?resumed=1`)."""
+        return self.router.url.query_parameters.get("resumed") == "1"
+
+    @rx.var
     def cancelled_by_buyer(self) -> bool:
         """Orders gives a reason only when it cancels an order itself."""
         return self.order.get("status", "") == "cancelled" and not self.order.get("reason")

@@ -9,6 +9,7 @@ from typing import Any
 
 import reflex as rx
 
+from ticketing_web import browser
 from ticketing_web.api import price_for_form, price_problem
 from ticketing_web.state.session import SERVICES, FormState, SessionState
 from ticketing_web.views import (
@@ -155,6 +156,8 @@ class TicketDetailState(FormState):
     edit_title: str = ""
     edit_price: str = ""
     saved: bool = False
+    resuming: bool = False  # sending again a purchase whose answer this tab never saw
+    not_placed: str = ""  # ... which did not go through: why
 
     @rx.var
     def is_owner(self) -> bool:
@@ -176,14 +179,20 @@ class TicketDetailState(FormState):
     @rx.event
     async def load(self) -> Any:
         self._reset_form()
-        self.saved = False
+        self.saved = self.resuming = False
         self.submitting = False
+        self.not_placed = ""
         await self.load_user()
         result = await SERVICES.get_ticket(self.ticketId)  # type: ignore[attr-defined]
         self._note(result)
         self.not_found = result.status == 404
         self._show_ticket(result.data if result.ok else {})
-        return TicketDetailState.watch if result.ok else None
+        if not result.ok:
+            return None
+        if not self.user_id:
+            return TicketDetailState.watch
+        pending = rx.call_script(browser.PENDING_PURCHASE, callback=TicketDetailState.resume)
+        return [TicketDetailState.watch, pending]
 
     @rx.event(background=True)
     async def watch(self) -> None:
@@ -225,13 +234,34 @@ class TicketDetailState(FormState):
             self.saved = True
 
     @rx.event
-    async def purchase(self) -> Any:
+    def resume(self, key: Any) -> Any:
+        """load's last step: this tab sent a purchase of this ticket and never saw its
+        answer (the web process died meanwhile). Sent again with its key, it is placed
+        once — or the page says why it was not."""
+        if not (isinstance(key, str) and key):
+            return None
+        self.resuming = True
+        return TicketDetailState.purchase(key)
+
+    @rx.event
+    async def purchase(self, key: Any) -> Any:
+        """Reserve the ticket (the Purchase button's callback: the tab noted the purchase
+        and its `key` in the browser before sending it)."""
         self._begin_submit()
         yield
-        result = await SERVICES.create_order(self._session(), self.ticket.get("id", ""))
+        request_key = key if isinstance(key, str) else ""
+        result = await SERVICES.create_order(
+            self._session(), self.ticket.get("id", ""), request_key
+        )
+        if not result.unavailable:  # an answer: the note's work is done
+            yield rx.call_script(browser.FORGET_PURCHASE)
         yield self._end_submit(result)
         if result.ok and isinstance(result.data, dict):
-            yield rx.redirect(f"/orders/{result.data.get('id', '')}")
+            after = "?resumed=1" if self.resuming else ""
+            yield rx.redirect(f"/orders/{result.data.get('id', '')}{after}")
+        elif self.resuming and not result.unavailable:
+            why = " ".join([*result.errors, *result.field_errors.values()])
+            self.not_placed = why if why.endswith(".") else f"{why}."
 
 
 class MyTicketsState(SessionState):
