@@ -1092,10 +1092,14 @@ async def test_a_buyer_cancels_an_order_and_the_page_says_so(stack: Stack, brows
     await page.context.close()
 
 
-async def test_a_session_ended_elsewhere_is_said_at_the_next_step(stack: Stack, browser) -> None:
-    """One user in two browsers; "Sign out everywhere" in the first. The second, idle,
-    is sent to sign in at its next step, and told why (it used to land there without
-    a word); one signed out by choice is not told so."""
+async def test_a_session_ended_elsewhere_is_said_at_the_next_step_or_while_idle(
+    stack: Stack, browser
+) -> None:
+    """One user in two browsers; "Sign out everywhere" in the first. In the second, a tab
+    that clicks next is sent to sign in and told why (it used to land there without a
+    word), and an idle one goes there by itself within seconds, told the same (it used
+    to keep its signed-in header until its next click); one signed out by choice is not
+    told so."""
     first = await new_user_page(browser)
     await sign_up(first, stack, "two-browsers@test.com")
     second = await new_user_page(browser)
@@ -1105,10 +1109,18 @@ async def test_a_session_ended_elsewhere_is_said_at_the_next_step(stack: Stack, 
     await second.click("#submit")
     await second.wait_for_url(stack.web_url + "/")
     await expect(second.locator("#nav-sell")).to_be_visible()
+    idle = await second.context.new_page()
+    await idle.goto(stack.web_url + "/my-tickets")
+    await expect(idle.locator("#nav-signout")).to_be_visible()
     await sign_out(first, stack, everywhere=True)
     await second.click("#nav-sell")
     await second.wait_for_url(re.compile(r"/auth/signin\?next=/tickets/new/?&ended=1$"))
     await expect(second.locator("#session-ended")).to_contain_text("Your session ended")
+    await idle.wait_for_url(
+        re.compile(r"/auth/signin\?next=/my-tickets/?&ended=1$"), timeout=30_000
+    )
+    await expect(idle.locator("#session-ended")).to_contain_text("Your session ended")
+    await expect(idle.locator("#nav-signout")).to_have_count(0)
     await first.goto(stack.web_url + "/tickets/new")  # signed out by choice: no such word
     await first.wait_for_url(re.compile(r"/auth/signin\?next=/tickets/new/?$"))
     await expect(first.locator("#signin-form")).to_be_visible()

@@ -36,9 +36,13 @@ app = rx.App(  # theme: rxconfig.py
 )
 # in place of Reflex's connection toast (its socket addresses and errors): ours
 app.app_wraps[(5, "Overlay")] = lambda stateful: connection_overlay() if stateful else None
-app.add_page(home.index, route="/", title="GitTix | Tickets", on_load=TicketListState.load)
+WATCH = SessionState.watch_session  # last on every page a signed-in user may idle on
+app.add_page(home.index, route="/", title="GitTix | Tickets", on_load=[TicketListState.load, WATCH])
 app.add_page(
-    home.not_found, route="404", title="GitTix | Page not found", on_load=SessionState.load_user
+    home.not_found,
+    route="404",
+    title="GitTix | Page not found",
+    on_load=[SessionState.load_user, WATCH],
 )
 app.add_page(
     auth.signup, route="/auth/signup", title="GitTix | Sign up", on_load=FormState.open_form
@@ -59,26 +63,29 @@ app.add_page(
     tickets.new_ticket,
     route="/tickets/new",
     title="GitTix | Sell a ticket",
-    on_load=FormState.open_signed_in_form,
+    on_load=[FormState.open_signed_in_form, WATCH],
 )
 app.add_page(
     tickets.ticket_detail,
     route="/tickets/[ticketId]",
     title="GitTix | Ticket",
-    on_load=TicketDetailState.load,
+    on_load=[TicketDetailState.load, WATCH],
 )
 app.add_page(
-    orders.order_list, route="/orders", title="GitTix | My orders", on_load=OrderListState.load
+    orders.order_list,
+    route="/orders",
+    title="GitTix | My orders",
+    on_load=[OrderListState.load, WATCH],
 )
 app.add_page(
     tickets.my_tickets,
     route="/my-tickets",
     title="GitTix | My tickets",
-    on_load=MyTicketsState.load,
+    on_load=[MyTicketsState.load, WATCH],
 )
 app.add_page(
     orders.order_detail,
     route="/orders/[orderId]",
     title="GitTix | Order",
-    on_load=OrderState.load,
+    on_load=[OrderState.load, WATCH],
 )

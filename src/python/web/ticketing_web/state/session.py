@@ -8,6 +8,8 @@ never stored in state or sent to the page.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +21,7 @@ from ticketing_web.settings import WebSettings
 
 SETTINGS = WebSettings.from_env()
 SERVICES = Services(SETTINGS)
+SESSION_CHECK_SECONDS = 10  # a signed-in tab asks auth this often if its session holds
 
 
 class SessionState(rx.State):
@@ -26,6 +29,7 @@ class SessionState(rx.State):
     user_email: str = ""
     banner: str = ""  # a service could not be reached
     _countdown: str = ""  # the order page view whose countdown runs; any page load ends it
+    _session_watch: str = ""  # the page view whose session check runs (the latest)
 
     @rx.var
     def signed_in(self) -> bool:
@@ -75,6 +79,26 @@ class SessionState(rx.State):
         """Sign in, then back here; `ended`: this tab's session ended meanwhile (signed
         out elsewhere, or out of time), and the sign-in page says so."""
         return f"/auth/signin?next={self.router.url.path}" + ("&ended=1" if ended else "")
+
+    @rx.event(background=True)
+    async def watch_session(self) -> Any:
+        """Every page's last on_load step: while the tab stays signed in on this page, ask
+        auth every few seconds if its session still holds. One that ended elsewhere
+        ("Sign out everywhere", its time) takes even an idle tab to sign in, told why,
+        instead of leaving its signed-in header up until the next click."""
+        async with self:
+            watch = self._session_watch = uuid.uuid4().hex
+            session = self._session()
+        while session:
+            await asyncio.sleep(SESSION_CHECK_SECONDS)
+            result = await SERVICES.current_user(session)
+            async with self:
+                if self._session_watch != watch or not self.user_id:
+                    return None
+                if result.ok and not (result.data or {}).get("currentUser"):
+                    self.user_id = self.user_email = ""
+                    return rx.redirect(self._signin_link(ended=True))
+        return None
 
     @rx.event
     async def require_user(self) -> Any:
