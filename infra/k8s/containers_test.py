@@ -9,10 +9,12 @@ values changed, below), Secrets with random values, the pod name, and one nats-s
 (with the manifest's nats.conf: each service its own user) and one MongoDB-wire server
 (a database user per service, as each StatefulSet makes its root user). The cluster's
 DNS names lead to them; the containers reach them on a Docker network of the test's
-own, on the ports the manifests name.
+own, on the ports the manifests name. Redis runs as a container of its own, from its
+StatefulSet (redis-depl.yaml: its image, command, ConfigMap and probes), and the two
+web pods keep their tabs' state in it.
 
-Needs a Docker engine (`.ci/run` starts one) and the base images (`.ci/run` makes
-stand-ins where no registry is reachable: infra/images/stand-in-bases.sh).
+Needs a Docker engine (`.ci/run` starts one) and the base images and Redis's (`.ci/run`
+makes stand-ins where no registry is reachable: infra/images/stand-in-bases.sh).
 """
 
 from __future__ import annotations
@@ -32,15 +34,14 @@ import pytest
 from k8s.manifest_nats import ROOT, USERS, PermissionedNats
 from k8s.pods import Cluster, Pod, config_map, docker, until
 
-from harness.redis import RedisServer
 from harness.servers import MongoServer
 
 BACKENDS = ("auth", "tickets", "orders", "expiration", "payments")
 DATABASES = ("auth", "tickets", "orders", "payments")
 # One NATS node here, not three; and an order expires in seconds, not 15 minutes.
 CONFIG_CHANGES = {"STREAM_REPLICAS": "1", "ORDER_EXPIRATION_SECONDS": "8"}
-# the manifests' (nats-depl.yaml, *-mongo StatefulSets, redis-depl.yaml)
-NATS_PORT, MONGO_PORT, REDIS_PORT = 4222, 27017, 6379
+# the manifests' (nats-depl.yaml, *-mongo StatefulSets)
+NATS_PORT, MONGO_PORT = 4222, 27017
 
 
 @pytest.fixture(scope="module")
@@ -67,32 +68,45 @@ def cluster(
     nats.host, nats.requested_port = gateway, NATS_PORT
     mongo = MongoServer(tmp_path_factory.mktemp("mongo"), port=MONGO_PORT)
     mongo.host = gateway
-    # the web pods' Redis: Debian's redis-server on the host, as NATS and MongoDB are
-    redis = RedisServer(tmp_path_factory.mktemp("redis"), port=REDIS_PORT)
-    redis.host, redis.password = gateway, secrets.token_hex(16)
-    with nats, mongo, redis:  # started here, stopped at the end
+    with nats, mongo:  # started here, stopped at the end
         db_passwords = {db: secrets.token_hex(16) for db in DATABASES}
         with pymongo.MongoClient(mongo.uri, serverSelectionTimeoutMS=10_000) as admin:
             for db, password in db_passwords.items():  # as MONGO_INITDB_ROOT_USERNAME does
                 admin.admin.command("createUser", db, pwd=password, roles=["root"])
         hosts = {f"nats-{n}.nats-cluster": gateway for n in range(3)}
         hosts |= {f"{db}-mongo-{n}.{db}-mongo-srv": gateway for db in DATABASES for n in range(3)}
-        hosts["redis-srv"] = gateway
         yield Cluster(
             network=name,
-            config={"ticketing-config": config_map() | CONFIG_CHANGES},
+            config={
+                "ticketing-config": config_map() | CONFIG_CHANGES,
+                "redis-config": config_map("redis-config", "redis-depl.yaml"),
+            },
             secrets={
                 "jwt-secret": {"JWT_KEY": secrets.token_hex(32)},
                 "nats-credentials": passwords,
                 "mongo-credentials": db_passwords,
-                "redis-credentials": {"password": redis.password},
+                "redis-credentials": {"password": secrets.token_hex(16)},
             },
             hosts=hosts,
         )
 
 
 @pytest.fixture(scope="module")
-def pods(cluster: Cluster) -> Iterator[dict[str, Pod]]:
+def redis(cluster: Cluster) -> Iterator[Pod]:
+    """The web pods' Redis, as its StatefulSet runs it (`redis-srv` on the network)."""
+    pod = Pod.of("redis")
+    pod.name = "redis-0"
+    try:
+        pod.start(pod.container["image"], cluster, ("redis-srv",))
+        pod.wait_ready(within=60)  # redis-cli ping, with the password
+        yield pod
+    finally:
+        pod.remove()
+
+
+@pytest.fixture(scope="module")
+def pods(cluster: Cluster, redis: Pod) -> Iterator[dict[str, Pod]]:
+    """Our six images (the two web pods sharing their tabs' state in `redis`)."""
     started: dict[str, Pod] = {}
     try:
         for service in BACKENDS:  # `<service>-srv`: the name the web pod calls it by
@@ -232,6 +246,32 @@ def test_the_web_image_serves_its_pages(pods):
         assert "building the frontend" not in pods[name].logs()
         health = httpx.get(pods[name].url("/_health"), timeout=10).json()
         assert health == {"status": True, "redis": True}, name
+
+
+def test_redis_runs_as_its_manifest_says_and_holds_the_web_pods_state(pods, redis, cluster):
+    """Its StatefulSet's user, read-only root and probes; its ConfigMap's settings in
+    force (memory bound, eviction, the keyspace events Reflex's locks wait on, the
+    password); both web pods connected to it."""
+    assert redis.probe_ok("livenessProbe") and redis.probe_ok("readinessProbe")
+    config = json.loads(docker("inspect", redis.container_id))[0]
+    assert config["Config"]["User"] == "999:999"
+    assert config["HostConfig"]["ReadonlyRootfs"]
+
+    def cli(*args: str) -> str:  # as its readiness probe calls it: with the password
+        command = 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ' + " ".join(args)
+        return docker("exec", redis.container_id, "sh", "-c", command)
+
+    def setting(name: str) -> str:
+        return cli("CONFIG GET", name).splitlines()[1]
+
+    assert setting("maxmemory") == str(192 * 1024 * 1024)
+    assert setting("maxmemory-policy") == "volatile-lru"
+    assert set(setting("notify-keyspace-events")) == set("K$sgxe")
+    assert "NOAUTH" in docker("exec", redis.container_id, "redis-cli", "ping", both=True)
+    connected = {line.split(" addr=")[1].split(":")[0] for line in cli("CLIENT LIST").splitlines()}
+    for name in ("web", "web-2"):
+        address = pods[name].address(cluster.network)
+        assert address in connected, (name, address, connected)
 
 
 def test_the_web_image_ships_the_built_frontend_without_node_or_bun(pods):

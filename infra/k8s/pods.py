@@ -1,6 +1,7 @@
-"""A Deployment of infra/k8s as `docker run` runs it: what the manifest says of the
-container — image, environment, ports, user, read-only root, capabilities, scratch
-volumes, limits and probes — read from the manifest, not copied by hand.
+"""A Deployment or StatefulSet of infra/k8s as `docker run` runs it: what the manifest
+says of the container — image, command, environment, ports, user, read-only root,
+capabilities, scratch and ConfigMap volumes, limits and probes — read from the
+manifest, not copied by hand.
 
 What a cluster would provide is given by the caller: the ConfigMap's and Secrets'
 values, the pod's name, and where the cluster's DNS names (`nats-0.nats-cluster`,
@@ -12,10 +13,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,19 +30,23 @@ K8S = ROOT / "infra" / "k8s"
 REFERENCE = re.compile(r"\$\(([A-Z0-9_]+)\)")  # $(VAR): an earlier variable, as Kubernetes
 
 
-def deployment(name: str) -> dict[str, Any]:
+def workload(name: str) -> dict[str, Any]:
+    """The Deployment or StatefulSet named `name` in `<name>-depl.yaml` (a service's
+    file also holds its database's StatefulSet)."""
     [doc] = [
         doc
         for doc in yaml.safe_load_all((K8S / f"{name}-depl.yaml").read_text())
-        if doc and doc["kind"] == "Deployment"
+        if doc
+        and doc["kind"] in ("Deployment", "StatefulSet")
+        and doc["metadata"]["name"] in (name, f"{name}-depl")
     ]
     return doc
 
 
-def config_map(name: str = "ticketing-config") -> dict[str, str]:
+def config_map(name: str = "ticketing-config", manifest: str = "config.yaml") -> dict[str, str]:
     [doc] = [
         doc
-        for doc in yaml.safe_load_all((K8S / "config.yaml").read_text())
+        for doc in yaml.safe_load_all((K8S / manifest).read_text())
         if doc and doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == name
     ]
     return dict(doc["data"])
@@ -75,7 +83,7 @@ class Pod:
 
     @classmethod
     def of(cls, service: str, container: str | None = None) -> Pod:
-        spec = deployment(service)["spec"]["template"]["spec"]
+        spec = workload(service)["spec"]["template"]["spec"]
         [found] = [c for c in spec["containers"] if c["name"] == (container or service)]
         return cls(name=f"{service}-depl-test", container=found, spec=spec)
 
@@ -127,8 +135,13 @@ class Pod:
         if security.get("readOnlyRootFilesystem"):
             args.append("--read-only")
         for mount in self.container.get("volumeMounts", []):
-            assert "emptyDir" in volumes[mount["name"]], "only scratch volumes are run here"
-            args += ["--tmpfs", mount["mountPath"]]
+            volume = volumes[mount["name"]]
+            if "configMap" in volume:  # its keys as files, read-only
+                files = _files(cluster.config[volume["configMap"]["name"]])
+                args += ["--volume", f"{files}:{mount['mountPath']}:ro"]
+            else:
+                assert "emptyDir" in volume, "only scratch and ConfigMap volumes are run here"
+                args += ["--tmpfs", mount["mountPath"]]
         args += [arg for cap in security["capabilities"]["drop"] for arg in ("--cap-drop", cap)]
         if security.get("allowPrivilegeEscalation") is False:
             args += ["--security-opt", "no-new-privileges"]
@@ -138,9 +151,16 @@ class Pod:
         if "cpu" in limits:
             args += ["--cpus", _cpus(limits["cpu"])]
         args += ["--publish", f"127.0.0.1::{self.container_port}"]
-        for name, value in self.env(cluster).items():
+        env = self.env(cluster)
+        for name, value in env.items():
             args += ["--env", f"{name}={value}"]
-        return [*args, image]
+        command = [  # Kubernetes replaces $(VAR) in a command with the container's VAR
+            REFERENCE.sub(lambda m: env.get(m[1], m[0]), part)
+            for part in self.container.get("command", [])
+        ]
+        if command:
+            args += ["--entrypoint", command[0]]
+        return [*args, image, *command[1:]]
 
     def start(self, image: str, cluster: Cluster, aliases: tuple[str, ...] = ()) -> Pod:
         self.container_id = docker("run", "--detach", *self.run_args(image, cluster, aliases))
@@ -148,16 +168,32 @@ class Pod:
         self.port = int(published["Ports"][f"{self.container_port}/tcp"][0]["HostPort"])
         return self
 
+    def address(self, network: str) -> str:
+        """The container's address on a Docker network."""
+        networks = json.loads(docker("inspect", self.container_id))[0]["NetworkSettings"]
+        return str(networks["Networks"][network]["IPAddress"])
+
     def url(self, path: str = "") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def probe_ok(self, probe: str) -> bool:
-        """The manifest's httpGet probe (`livenessProbe`, `readinessProbe`) answers 200."""
-        get = self.container[probe]["httpGet"]
-        assert get["port"] == self.container_port, "probes are on the port the pod publishes"
+        """The manifest's probe (`livenessProbe`, `readinessProbe`) passes: its httpGet
+        answers 200, its tcpSocket accepts, or its exec command exits 0 in the container."""
+        check = self.container[probe]
+        if "exec" in check:
+            done = subprocess.run(
+                ["docker", "exec", self.container_id, *check["exec"]["command"]],
+                capture_output=True,
+            )
+            return done.returncode == 0
+        [kind] = [kind for kind in ("httpGet", "tcpSocket") if kind in check]
+        assert check[kind]["port"] == self.container_port, "probes are on the published port"
         try:
-            return httpx.get(self.url(get["path"]), timeout=3).status_code == 200
-        except httpx.HTTPError:
+            if kind == "tcpSocket":
+                socket.create_connection(("127.0.0.1", self.port), timeout=3).close()
+                return True
+            return httpx.get(self.url(check[kind]["path"]), timeout=3).status_code == 200
+        except (OSError, httpx.HTTPError):
             return False
 
     def wait_ready(self, within: float) -> None:
@@ -187,6 +223,17 @@ def until(condition: Callable[[], bool], within: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not so within {within} s: {condition.__qualname__}")
         time.sleep(0.3)
+
+
+def _files(data: dict[str, str]) -> str:
+    """A ConfigMap's keys as files in a directory of their own (readable by any user, as
+    a ConfigMap volume is)."""
+    folder = Path(tempfile.mkdtemp(prefix="configmap-"))
+    for key, text in data.items():
+        (folder / key).write_text(text)
+        (folder / key).chmod(0o644)
+    folder.chmod(0o755)
+    return str(folder)
 
 
 def _bytes(quantity: str) -> str:
