@@ -54,13 +54,17 @@ def config_map(name: str = "ticketing-config", manifest: str = "config.yaml") ->
 
 def docker(*args: str, check: bool = True, both: bool = False) -> str:
     """Run the docker client; its output (stripped), or an error with docker's message."""
-    executable = shutil.which("docker")
-    if executable is None:
-        raise RuntimeError("no docker client on PATH: a Docker engine is needed")
-    done = subprocess.run([executable, *args], capture_output=True, text=True)
+    done = _docker_run(*args)
     if check and done.returncode != 0:
         raise RuntimeError(f"docker {' '.join(args[:2])} failed: {done.stderr.strip()}")
     return (done.stdout + done.stderr if both else done.stdout).strip()
+
+
+def _docker_run(*args: str) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("docker")
+    if executable is None:
+        raise RuntimeError("no docker client on PATH: a Docker engine is needed")
+    return subprocess.run([executable, *args], capture_output=True, text=True)
 
 
 @dataclass
@@ -181,11 +185,7 @@ class Pod:
         answers 200, its tcpSocket accepts, or its exec command exits 0 in the container."""
         check = self.container[probe]
         if "exec" in check:
-            done = subprocess.run(
-                ["docker", "exec", self.container_id, *check["exec"]["command"]],
-                capture_output=True,
-            )
-            return done.returncode == 0
+            return _docker_run("exec", self.container_id, *check["exec"]["command"]).returncode == 0
         [kind] = [kind for kind in ("httpGet", "tcpSocket") if kind in check]
         assert check[kind]["port"] == self.container_port, "probes are on the published port"
         try:
