@@ -19,7 +19,6 @@ services agree on), and reports each violation of the buying invariants:
 from __future__ import annotations
 
 import contextlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
 from common.events.contracts import STREAM_NAME, Subject
+from common.events.versions import read_payload
 
 DEFAULT_MARGIN = timedelta(seconds=60)
 
@@ -191,8 +191,8 @@ async def read_stream(js: JetStreamContext, *, batch: int = 500) -> list[Event]:
                 break  # nothing more (the stream's last messages were purged meanwhile)
             for message in messages:
                 if message.subject.startswith(("order.", "payment.")):
-                    with contextlib.suppress(ValueError):
-                        payload = json.loads(message.data)
+                    with contextlib.suppress(ValueError):  # as its subject's newest version
+                        payload = read_payload(message.subject, message.data, message.headers)
                         events.append((message.subject, payload, message.metadata.timestamp))
             if messages[-1].metadata.num_pending == 0:
                 break

@@ -1,7 +1,8 @@
 """The `ticketing-common` wheel (`./pants package src/python/common:dist`) as a service
 outside this repository gets it: installed alone into a clean venv (pip fetching its
 requirements), it publishes an event to a REAL nats-server through its own client
-manager, and validates one; nothing of the repository's sources is on its path."""
+manager, validates one, and reads the contract's JSON Schemas it ships; nothing of the
+repository's sources is on its path."""
 
 import asyncio
 import json
@@ -29,6 +30,8 @@ async def main(url):
         TicketCreatedEvent.model_validate_json(b'{"id": "t1", "version": 0}')
     except ValueError as exc:  # pydantic's ValidationError: a payload missing fields
         print("refused:", type(exc).__name__)
+    from common.events.registry import committed, problems
+    print("schema:", committed("order.cancelled", 2)["$id"], len(problems()))
     await manager.drain()
 
 asyncio.run(main(sys.argv[1]))
@@ -58,6 +61,7 @@ def test_the_wheel_holds_the_runtime_modules_only_and_is_typed():
         "common/outbox/__init__.py" in names
         and "common/outbox/relay.py" in names
         and "common/events/contracts.py" in names
+        and "common/events/schemas/order.cancelled/2.json" in names  # the contract's schemas
     )
     assert not [n for n in names if n.endswith("_test.py") or "/testing/" in n or "conftest" in n]
     metadata = next(n for n in names if n.endswith("METADATA"))
@@ -100,8 +104,9 @@ async def test_a_service_outside_the_repo_publishes_and_validates_with_it(
         timeout=120,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.strip() == "refused: ValidationError"
+    assert run.stdout.split("\n")[:2] == ["refused: ValidationError", "schema: order.cancelled/2 0"]
     [message] = await stream_messages(nats_manager.jetstream)
     assert message.headers["Nats-Msg-Id"] == "ticket.created:t1:0"
+    assert message.headers["Ticketing-Schema"] == "ticket.created/1"
     assert json.loads(message.data)["title"] == "From outside"
     assert (await nats_manager.jetstream.stream_info(STREAM_NAME)).state.messages == 1

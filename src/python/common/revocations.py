@@ -30,6 +30,7 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from common.events.contracts import STREAM_NAME, SessionRevokedEvent, Subject
+from common.events.versions import read_event
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ class RevokedSessions:
 
         async def on_message(msg: Any) -> None:
             try:
-                event = SessionRevokedEvent.model_validate_json(msg.data)
-            except ValidationError:
+                event = read_event(SessionRevokedEvent, msg.data, msg.headers)
+            except (ValidationError, ValueError):
                 log.warning("Ignoring an invalid session.revoked message: %r", msg.data[:200])
             else:
                 self.apply(event)

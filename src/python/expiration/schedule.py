@@ -15,7 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 from nats.js.client import JetStreamContext
 
-from common.events import STREAM_NAME, ExpirationCompleteEvent, Subject, publish, publish_raw
+from common.events import (
+    STREAM_NAME,
+    ExpirationCompleteEvent,
+    Subject,
+    publish,
+    publish_raw,
+    schema_header,
+)
 
 SCHEDULES = "expiration.schedule"
 
@@ -49,6 +56,7 @@ async def schedule_expiration(
         headers={
             "Nats-Schedule": f"@at {at_second(expires_at)}",
             "Nats-Schedule-Target": Subject.EXPIRATION_COMPLETE.value,
+            **schema_header(Subject.EXPIRATION_COMPLETE.value, event.schema_version),
         },
     )
     return "scheduled"

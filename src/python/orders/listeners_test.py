@@ -3,6 +3,7 @@ ticket replica follows ticket.created / ticket.updated in version order; an expi
 order is cancelled; an authorized payment completes its order — or, if the order is
 over, late or at a price the ticket no longer has, cancels it (each once)."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -21,7 +22,7 @@ from common.events import (
 from orders.main import create_orders_app
 from testkit.auth import TEST_JWT_KEY, session_cookie
 from testkit.http import app_client
-from testkit.streams import stream_payloads
+from testkit.streams import stream_messages, stream_payloads
 from testkit.waiting import eventually
 
 
@@ -161,8 +162,14 @@ async def test_expiration_cancels_the_order_publishes_order_cancelled_and_acks(
     assert stored["activeTicketId"] is None  # ticket let go
     assert stored["unpaidSlot"] is None  # and the buyer's unpaid-order slot
     await eventually(lambda: settled(app, ExpirationCompleteEvent, js, 1))
-    [cancelled] = await stream_payloads(js, "order.cancelled")
-    assert cancelled == {"id": order["id"], "version": 1, "ticket": {"id": order["ticket"]["id"]}}
+    [cancelled] = await stream_messages(js, "order.cancelled")
+    assert json.loads(cancelled.data) == {  # version 2: it says why
+        "id": order["id"],
+        "version": 1,
+        "ticket": {"id": order["ticket"]["id"]},
+        "reason": "The order expired before it was paid",
+    }
+    assert cancelled.headers["Ticketing-Schema"] == "order.cancelled/2"
     # a second expiration for it (past the dedupe window) publishes nothing new
     again = ExpirationCompleteEvent(orderId=order["id"])
     await js.publish(again.subject, again.encode(), headers={"Nats-Msg-Id": "again"})

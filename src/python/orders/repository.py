@@ -132,7 +132,10 @@ def created_event(doc: Doc) -> OrderCreatedEvent:
 
 def cancelled_event(doc: Doc) -> OrderCancelledEvent:
     return OrderCancelledEvent(
-        id=str(doc["_id"]), version=doc["version"], ticket={"id": doc["ticket"]["id"]}
+        id=str(doc["_id"]),
+        version=doc["version"],
+        ticket={"id": doc["ticket"]["id"]},
+        reason=doc.get("reason"),  # the service's reason; none when the buyer cancelled
     )
 
 

@@ -30,7 +30,8 @@ class _SettlingListener(Listener[Any]):
     async def on_message(self, data: Any, msg: Msg) -> None:
         await repository.apply_order(self.context.db, data)
         outcome = await self.context.worker(Settler).settle_order(data.id)
-        log.info("order %s %s: %s", data.id, self.subject.value.split(".")[1], outcome)
+        why = f" ({data.reason})" if getattr(data, "reason", None) else ""  # order.cancelled/2
+        log.info("order %s %s%s: %s", data.id, self.subject.value.split(".")[1], why, outcome)
 
 
 class OrderCompletedListener(_SettlingListener):

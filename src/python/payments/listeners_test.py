@@ -57,6 +57,16 @@ async def test_orders_are_copied_with_exact_cents_then_cancelled_in_order(
     }
 
 
+async def test_why_orders_cancelled_an_order_is_kept_with_it(payments_app, clean_db, nats_manager):
+    """order.cancelled version 2 says why (version 1, from an older orders, does not)."""
+    js = nats_manager.jetstream
+    await publish(js, created())
+    why = "The order expired before it was paid"
+    await publish(js, OrderCancelledEvent(id=ORDER_ID, version=1, ticket={"id": "t1"}, reason=why))
+    await eventually(lambda: _status_is(clean_db, "cancelled"))
+    assert (await replica(clean_db))["reason"] == why
+
+
 async def _status_is(db, status: str) -> bool:
     doc = await replica(db)
     return doc is not None and doc["status"] == status

@@ -14,7 +14,8 @@ stays payable; the next attempt gets a new key). Every later move is made by the
 settler (`payments.settlement`), each with its own idempotency key and event.
 
 Orders (replica, from order.created / .completed / .cancelled, in version order):
-{_id: order id, userId, status, priceCents, expiresAt, version}.
+{_id: order id, userId, status, priceCents, expiresAt, version, reason?} — `reason`: why
+orders cancelled it (order.cancelled version 2; none for a buyer's cancel or a version 1).
 """
 
 from __future__ import annotations
@@ -129,8 +130,10 @@ async def apply_order(
         }
     elif isinstance(event, OrderCompletedEvent):
         fields = {"status": OrderStatus.COMPLETE.value}
-    else:
+    else:  # why orders cancelled it (version 2), kept beside what became of its payment
         fields = {"status": OrderStatus.CANCELLED.value}
+        if event.reason:
+            fields["reason"] = event.reason
     applied = await apply_in_order(db[ORDERS], event.id, event.version, fields)
     if isinstance(event, OrderCancelledEvent):  # the one change that moves a capture
         await db[PAYMENTS].update_one(

@@ -24,6 +24,7 @@ from common.events.contracts import (
 )
 from common.events.listener import EventAhead, Listener, durable_name
 from common.events.publisher import DEFAULT_PUBLISH_TIMEOUT, PublishError, publish, publish_raw
+from common.events.versions import SCHEMA_HEADER, read_event, read_payload, schema_header, upcast
 
 __all__ = [
     "DEFAULT_PUBLISH_TIMEOUT",
@@ -44,6 +45,7 @@ __all__ = [
     "PaymentRefundedEvent",
     "PaymentVoidedEvent",
     "PublishError",
+    "SCHEMA_HEADER",
     "SessionRevokedEvent",
     "Subject",
     "TicketCreatedEvent",
@@ -53,4 +55,8 @@ __all__ = [
     "iso_utc",
     "publish",
     "publish_raw",
+    "read_event",
+    "read_payload",
+    "schema_header",
+    "upcast",
 ]

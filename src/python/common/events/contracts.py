@@ -2,14 +2,22 @@
 
 The Python twin of the original's `Subjects` enum and `TicketCreatedEvent`-style interfaces.
 Payloads are validated when published and when received.
+
+Each model has a schema version (`schema_version`), sent with every message in its
+`Ticketing-Schema` header (`common.events.versions`), its JSON Schema per version
+committed in `schemas/<subject>/<n>.json`; a version may only add optional fields to
+the one before (the gate: `schemas_test.py`), and each step n → n+1 has an upcaster
+beside the model, so a listener always receives the newest version, whatever version
+the stream holds (docs/development.md, "Changing an event").
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
@@ -45,6 +53,9 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
     subject: ClassVar[Subject]
+    schema_version: ClassVar[int] = 1  # the payload's version: a new one adds optional fields
+    # version n's payload (a dict, as JSON) → version n+1's, for n < schema_version
+    upcasters: ClassVar[Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
     def dedupe_key(self) -> str:
         """The part of `Nats-Msg-Id` after the subject: `<id>:<version>` for versioned data."""
@@ -124,11 +135,24 @@ class OrderCreatedEvent(Event):
         return iso_utc(moment)
 
 
+def _cancelled_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 said nothing of why: no reason (as for a buyer's own cancel)."""
+    return {"reason": None, **payload}
+
+
 class OrderCancelledEvent(Event):
+    """Version 2 adds `reason`: why orders cancelled the order ("The order expired
+    before it was paid", ...), absent when the buyer cancelled it — what the order's
+    API shows, now also where the cancellation travels: payments keeps it with the
+    authorization it voids, so a void says why without asking orders."""
+
     subject = Subject.ORDER_CANCELLED
+    schema_version = 2
+    upcasters = {1: _cancelled_v1_to_v2}
     id: str
     version: int = Field(ge=0)
     ticket: OrderTicketRef
+    reason: str | None = None
 
 
 class OrderCompletedEvent(Event):

@@ -49,6 +49,7 @@ from pydantic import ValidationError
 
 from common.errors import ConflictError
 from common.events.contracts import STREAM_NAME, Event, Subject
+from common.events.versions import read_event
 from common.observability import logs, tracing
 from common.tasks import Loop
 
@@ -247,9 +248,10 @@ class Listener(ABC, Generic[E]):
             await self._settle(msg, "ack")
             return
         try:
-            data = self.event.model_validate_json(msg.data)
-        except ValidationError as exc:
-            log.error("%s: invalid payload, terminated: %s", where, exc.errors(include_url=False))
+            data = read_event(self.event, msg.data, msg.headers)  # as its newest version
+        except (ValidationError, ValueError) as exc:
+            problem = exc.errors(include_url=False) if isinstance(exc, ValidationError) else exc
+            log.error("%s: invalid payload, terminated: %s", where, problem)
             self._outcome("invalid", failed=True)
             await self._settle(msg, "term")
             return

@@ -13,6 +13,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 
 from common.events.contracts import Event
+from common.events.versions import schema_header
 from common.observability import tracing
 
 DEFAULT_PUBLISH_TIMEOUT = 5.0
@@ -56,5 +57,8 @@ async def publish_raw(
 async def publish(
     js: JetStreamContext, event: Event, timeout: float = DEFAULT_PUBLISH_TIMEOUT
 ) -> PubAck:
-    """Publish `event` on its own subject, deduplicated by `event.message_id()`."""
-    return await publish_raw(js, event.subject.value, event.encode(), event.message_id(), timeout)
+    """Publish `event` on its own subject, deduplicated by `event.message_id()`, saying
+    its payload's version."""
+    subject = event.subject.value
+    headers = schema_header(subject, event.schema_version)
+    return await publish_raw(js, subject, event.encode(), event.message_id(), timeout, headers)

@@ -83,7 +83,10 @@ async def test_publish_times_out_with_a_clear_error_when_server_is_gone(nats_ser
 async def test_recording_fake_records_what_would_be_published(recording_nats):
     await publish(recording_nats.jetstream, TicketCreatedEvent(**TICKET))
     assert recording_nats.payloads("ticket.created") == [TICKET]
-    assert recording_nats.published[0].headers == {"Nats-Msg-Id": "ticket.created:t1:0"}
+    assert recording_nats.published[0].headers == {
+        "Nats-Msg-Id": "ticket.created:t1:0",
+        "Ticketing-Schema": "ticket.created/1",  # the payload's version
+    }
 
 
 async def test_recording_fake_can_simulate_a_failure(recording_nats):

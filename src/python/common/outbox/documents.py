@@ -76,6 +76,7 @@ def pending_event(event: Event, writer: str | None = None, n: int = 0) -> Docume
     entry: Document = {
         "id": event.message_id(),
         "subject": event.subject.value,
+        "schema": event.schema_version,
         "data": event.encode().decode(),
         "at": datetime.now(UTC),
     }

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from common.events.publisher import PublishError, publish_raw
+from common.events.versions import schema_header
 from common.mongo import Document
 from common.outbox.documents import PENDING
 from common.outbox.ledger import Ledger
@@ -115,6 +116,8 @@ class Relay:
                 entry["data"].encode(),
                 entry["id"],
                 self.publish_timeout,
+                # the version it was written in (none: written before versions, 1)
+                headers=schema_header(entry["subject"], entry.get("schema", 1)),
                 trace=entry.get("trace"),
             )
             self.published[entry["subject"]] += 1

@@ -104,7 +104,10 @@ async def test_ordering_reserves_the_ticket_and_publishes_order_created(
     }
     [message] = recording_nats.published
     assert message.subject == "order.created"
-    assert message.headers == {"Nats-Msg-Id": f"order.created:{body['id']}:0"}
+    assert message.headers == {
+        "Nats-Msg-Id": f"order.created:{body['id']}:0",
+        "Ticketing-Schema": "order.created/1",
+    }
     assert message.data == {
         "id": body["id"],
         "version": 0,
@@ -358,7 +361,8 @@ async def test_cancel_marks_cancelled_and_publishes_order_cancelled_once(
     cancelled = recording_nats.payloads("order.cancelled")
     assert cancelled == [{"id": created["id"], "version": 1, "ticket": {"id": ticket["_id"]}}]
     assert recording_nats.published[-1].headers == {
-        "Nats-Msg-Id": f"order.cancelled:{created['id']}:1"
+        "Nats-Msg-Id": f"order.cancelled:{created['id']}:1",
+        "Ticketing-Schema": "order.cancelled/2",  # no reason: the buyer cancelled it
     }
 
 

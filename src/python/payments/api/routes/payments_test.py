@@ -124,7 +124,10 @@ async def test_paying_authorizes_the_exact_cents_saves_the_payment_and_publishes
         "amountCents": 1999,
         "orderVersion": 0,
     }
-    assert message.headers == {"Nats-Msg-Id": f"payment.authorized:{body['id']}"}
+    assert message.headers == {
+        "Nats-Msg-Id": f"payment.authorized:{body['id']}",
+        "Ticketing-Schema": "payment.authorized/1",
+    }
 
 
 @pytest.mark.parametrize(

@@ -137,7 +137,10 @@ async def test_create_publishes_ticket_created_with_exact_payload(client, record
         "price": 20,
         "userId": user,
     }
-    assert message.headers == {"Nats-Msg-Id": f"ticket.created:{body['id']}:0"}
+    assert message.headers == {
+        "Nats-Msg-Id": f"ticket.created:{body['id']}:0",
+        "Ticketing-Schema": "ticket.created/1",
+    }
 
 
 # --- show / index ---------------------------------------------------------------------

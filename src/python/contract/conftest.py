@@ -1,0 +1,1 @@
+from testkit.fixtures import *  # noqa: F403
