@@ -1,7 +1,8 @@
 """The recorded corpus: real messages of both releases, as the stream held them.
 
 `corpus.jsonl` is what the stream held after buyers traded through the previous
-release and this one side by side (`rolling.two_releases`): every message with its
+release and this one side by side (`rolling.two_releases`), then raced a payment
+against its cancel and an order against a price change (`scenario.race`): every message with its
 subject, its headers that matter (`Nats-Msg-Id`, `Ticketing-Schema`), its payload as
 published and when the stream stored it. `corpus_test.py` reads it as today's
 listeners and the auditor do. Record it again (after a new version of an event):
@@ -20,9 +21,11 @@ from pathlib import Path
 
 from common.events import SCHEMA_HEADER
 from common.nats_client import NatsClientManager
-from contract.rolling import trade_through_both, two_releases
+from contract.rolling import drained, trade_through_both, two_releases
+from contract.scenario import race
 from harness.servers import MongoServer, NatsServer
 from testkit.streams import stream_messages
+from testkit.waiting import eventually
 
 CORPUS = Path(__file__).parent / "corpus.jsonl"
 IN_REPO = Path("src/python/contract/corpus.jsonl")  # from the build root (`./pants run`)
@@ -57,6 +60,9 @@ async def record(out: Path) -> int:
             fleet = two_releases(mongo.uri, nats.url, workdir)
             try:
                 await trade_through_both(fleet, manager.jetstream, "corpus")
+                raced = await race(fleet, manager.jetstream, "corpus")
+                print(f"races made {sorted(raced)}")
+                await eventually(lambda: drained(manager.jetstream), within=60)
                 messages = await stream_messages(manager.jetstream)
             finally:
                 fleet.stop()

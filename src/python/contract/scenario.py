@@ -10,8 +10,10 @@ import itertools
 from dataclasses import dataclass
 
 import httpx
+from nats.js.client import JetStreamContext
 
 from contract.fleet import Fleet
+from testkit.streams import stream_messages
 
 PAID, CANCELLED, EXPIRED = "paid", "cancelled", "expired"
 ENDINGS = (PAID, CANCELLED, EXPIRED)
@@ -115,3 +117,54 @@ async def _pay(
         assert paid.status_code == 404, paid.text
         await asyncio.sleep(0.05)
     raise AssertionError(f"payments never heard of order {order_id}")
+
+
+async def race(fleet: Fleet, js: JetStreamContext, tag: str, tries: int = 40) -> set[str]:
+    """The two races the product settles with events of their own, run until each has
+    gone that way once (or `tries` times): a buyer paying as they cancel (the cancel
+    first, the authorization is voided: `payment.voided`), and a seller changing the
+    price as a buyer orders (the order at the old price: `ticket.refused`). Returns the
+    subjects they made."""
+    auth, tickets = fleet.url("auth"), fleet.url("tickets")
+    orders, payments = fleet.url("orders", -1), fleet.url("payments", -1)
+
+    async def made(subject: str) -> bool:
+        return bool(await stream_messages(js, subject))
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        seller = await _signed_up(client, auth, f"race-seller-{tag}@test.com")
+        buyer = await _signed_up(client, auth, f"race-buyer-{tag}@test.com")
+        for n in range(tries):
+            if await made("payment.voided"):
+                break
+            ticket_id = await _listed(client, tickets, seller, f"Race {n}", 15)
+            order_id = await _placed(client, orders, buyer, ticket_id)
+            await asyncio.sleep(0.3)  # payments hears of the order
+            await asyncio.gather(
+                client.post(
+                    f"{payments}/api/payments",
+                    json={"orderId": order_id, "token": "tok_visa"},
+                    cookies=buyer,
+                ),
+                client.delete(f"{orders}/api/orders/{order_id}", cookies=buyer),
+            )
+            await asyncio.sleep(0.5)  # decided
+        for n in range(tries):
+            if await made("ticket.refused"):
+                break
+            ticket_id = await _listed(client, tickets, seller, f"Edited {n}", 15)
+            first = await _placed(client, orders, buyer, ticket_id)  # orders knows the ticket
+            await client.delete(f"{orders}/api/orders/{first}", cookies=buyer)
+            await asyncio.sleep(0.3)  # released
+            _, placed = await asyncio.gather(
+                client.put(
+                    f"{tickets}/api/tickets/{ticket_id}",
+                    json={"title": f"Edited {n}", "price": 16},
+                    cookies=seller,
+                ),
+                client.post(f"{orders}/api/orders", json={"ticketId": ticket_id}, cookies=buyer),
+            )
+            await asyncio.sleep(0.5)  # decided
+            if placed.status_code == 201:
+                await client.delete(f"{orders}/api/orders/{placed.json()['id']}", cookies=buyer)
+    return {subject for subject in ("payment.voided", "ticket.refused") if await made(subject)}
