@@ -23,32 +23,31 @@ from harness.servers import ServiceProcess, python_path
 from testkit.auth import TEST_JWT_KEY
 
 SERVICES = ("auth", "tickets", "orders", "payments", "expiration")
-CURRENT = "current"  # this checkout's code
 REPO_ENV = "TICKETING_REPO"  # where the repository is (pants.toml passes the build root)
 METRIC = re.compile(r"^(\w+)\{([^}]*)\} ([0-9.e+-]+)$")
 
 
 def source_tree(commit: str, into: Path) -> Path:
-    """`src/python` of an earlier commit of this repository (git archive), or a
-    directory that already is one; for CURRENT, None's stand-in: this process's path."""
+    """`src/python` of an earlier commit of this repository (git archive), or `commit`
+    itself if it is a directory (a `src/python` tree)."""
     given = Path(commit)
     if given.is_dir():
         return given
     repo = os.environ.get(REPO_ENV) or str(Path.cwd())
     archive = into / f"{commit}.tar"
+    git = shutil.which("git") or "git"
     with archive.open("wb") as out:
-        subprocess.run(
-            [
-                shutil.which("git") or "git",
-                "-C",
-                repo,
-                "archive",
-                "--format=tar",
-                commit,
-                "src/python",
-            ],
+        done = subprocess.run(
+            [git, "-C", repo, "archive", "--format=tar", commit, "src/python"],
             stdout=out,
-            check=True,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"no code of commit {commit} in {repo} ({done.stderr.strip()}): a shallow "
+            "clone? `git fetch --unshallow`, or set ROLLING_FROM to another commit or to "
+            "a src/python directory"
         )
     with tarfile.open(archive) as tar:
         tar.extractall(into / commit, filter="data")
