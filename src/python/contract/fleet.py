@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tarfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,11 +29,20 @@ METRIC = re.compile(r"^(\w+)\{([^}]*)\} ([0-9.e+-]+)$")
 
 
 def source_tree(commit: str, into: Path) -> Path:
-    """`src/python` of an earlier commit of this repository (git archive), or `commit`
-    itself if it is a directory (a `src/python` tree)."""
+    """The code of an earlier release, as a directory to put first on a service's
+    path: `src/python` of an earlier commit of this repository (git archive); or wheels
+    (`ticketing-orders-….whl` and the `ticketing-common` it was built with, separated by
+    `os.pathsep`), unpacked together; or `commit` itself if it is a directory."""
     given = Path(commit)
     if given.is_dir():
         return given
+    wheels = [Path(part) for part in commit.split(os.pathsep)]
+    if all(wheel.suffix == ".whl" and wheel.is_file() for wheel in wheels):
+        tree = into / "wheels"
+        for wheel in wheels:
+            with zipfile.ZipFile(wheel) as unpacked:
+                unpacked.extractall(tree)
+        return tree
     repo = os.environ.get(REPO_ENV) or str(Path.cwd())
     archive = into / f"{commit}.tar"
     git = shutil.which("git") or "git"

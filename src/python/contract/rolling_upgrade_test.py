@@ -6,7 +6,8 @@ version 2 ignoring what it adds; this one publishes version 2 and reads version 
 through its upcaster. Every order ends as its buyer meant it, every consumer drains, no
 delivery is given up on, and the auditor finds nothing on the stream.
 
-Point it at any earlier commit (or a directory holding a `src/python` tree):
+Point it at any earlier commit, a `src/python` directory, or an earlier release's
+wheels (orders', payments' and the ticketing-common they were built with, `:`-separated):
     ROLLING_FROM=<commit> ./pants test src/python/contract/rolling_upgrade_test.py
 """
 
