@@ -59,7 +59,9 @@ SERVICES = ("tickets", "orders", "expiration", "payments")
 class Market:
     """The four services, and what a buyer and a seller do with them."""
 
-    def __init__(self, mongo_server, nats_server, workdir, expires_in: int) -> None:
+    def __init__(
+        self, mongo_server, nats_server, workdir, expires_in: int, env: dict[str, str] | None = None
+    ) -> None:
         shared = process_env(
             mongo_server,
             nats_server,
@@ -67,6 +69,7 @@ class Market:
             SETTLE_INTERVAL="0.2",
             ORDER_EXPIRATION_SECONDS=str(expires_in),
             LOG_FORMAT="text",
+            **(env or {}),  # e.g. the Stripe path's settings
         )
         self.processes = {
             name: ServiceProcess(name, f"{name}.main", shared, workdir / name) for name in SERVICES

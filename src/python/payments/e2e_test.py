@@ -2,12 +2,14 @@
 as a service of their own on a REAL nats-server and MongoDB-wire server."""
 
 import asyncio
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from bson import ObjectId
 
 from harness.servers import ServiceProcess
+from harness.stripe import SECRET_KEY, StripeServer
 from testkit.auth import TEST_JWT_KEY, session_cookie
 from testkit.settings import process_env
 from testkit.waiting import eventually
@@ -15,13 +17,34 @@ from testkit.waiting import eventually
 EXPIRES_IN = 10  # seconds: payments closes 5 s before, so pay within the first 5
 
 
+@pytest.fixture(params=["test", "stripe"])
+def provider(request, tmp_path) -> Iterator[StripeServer | None]:
+    """The payments test provider, or Stripe's path (the SDK) against a stateful
+    Stripe-compatible server (harness.stripe)."""
+    if request.param == "test":
+        yield None
+        return
+    with StripeServer(tmp_path / "stripe") as server:
+        yield server  # type: ignore[misc]
+
+
 @pytest.fixture
-def services(mongo_server, nats_server, nats_manager, tmp_path):
+def services(mongo_server, nats_server, nats_manager, provider, tmp_path):
+    stripe = (
+        {
+            "PAYMENT_PROVIDER": "stripe",
+            "STRIPE_SECRET_KEY": SECRET_KEY,
+            "STRIPE_API_BASE": provider.url,
+        }
+        if provider
+        else {}
+    )
     shared = process_env(
         mongo_server,
         nats_server,
         OUTBOX_INTERVAL="0.2",
         ORDER_EXPIRATION_SECONDS=str(EXPIRES_IN),
+        **stripe,
     )
     started = [
         ServiceProcess(name, f"{name}.main", shared, tmp_path / name).start()
@@ -32,7 +55,7 @@ def services(mongo_server, nats_server, nats_manager, tmp_path):
         process.stop()
 
 
-async def test_sell_order_pay_complete_and_the_expiry_changes_nothing(services):
+async def test_sell_order_pay_complete_and_the_expiry_changes_nothing(services, provider):
     seller = session_cookie(TEST_JWT_KEY, user_id=str(ObjectId()))
     buyer = session_cookie(TEST_JWT_KEY, user_id=str(ObjectId()))
     tickets = httpx.AsyncClient(base_url=services["tickets"], cookies=seller)
@@ -67,6 +90,9 @@ async def test_sell_order_pay_complete_and_the_expiry_changes_nothing(services):
         shown = (await tickets.get(f"/api/tickets/{ticket['id']}")).json()
         assert shown["orderId"] == order["id"]  # sold: still held by the paid order
         assert (await pay("tok_visa")).json() == {"errors": [{"message": "Order already paid"}]}
+    if provider is not None:  # the provider's own view: the declined card, and one capture
+        by_amount = sorted((i["amount"], i["status"]) for i in provider.intents())
+        assert by_amount == [(1999, "requires_payment_method"), (1999, "succeeded")]
 
 
 async def _when_known(request) -> httpx.Response:
