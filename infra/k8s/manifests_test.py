@@ -47,7 +47,7 @@ API_SERVICES = {
 EVENTING = ("auth", "tickets", "orders", "expiration", "payments")
 # Secrets made by hand (never committed); docs/deploying.md must say how. The others are made
 # by infra/k8s/create-secrets.sh (`secrets_the_script_makes`).
-EXTERNAL_SECRETS = {"stripe-secret": {"STRIPE_SECRET_KEY"}}
+EXTERNAL_SECRETS = {"stripe-secret": {"STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"}}
 DATABASES = ("auth", "tickets", "orders", "payments")  # the services with a MongoDB
 SHUTDOWN_BOUND_SECONDS = 5 + 20 + 10  # preStop + uvicorn's graceful timeout + NATS drain
 WEB_PROBES = {"/ping", "/_health"}  # Reflex's own endpoints
@@ -264,8 +264,9 @@ def test_every_referenced_configmap_and_secret_key_exists():
     readme = (ROOT / "docs/deploying.md").read_text()
     assert "infra/k8s/create-secrets.sh" in readme
     for secret, keys in EXTERNAL_SECRETS.items():
+        assert f"kubectl create secret generic {secret} --from-literal=" in readme
         for key in keys:
-            assert f"kubectl create secret generic {secret} --from-literal={key}=" in readme
+            assert f"--from-literal={key}=" in readme, key
     for workload in workloads():
         for container in containers(workload):
             for env in container.get("env", []):

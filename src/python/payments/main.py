@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from common.app import create_app, run_service
 from common.nats_client import NatsClientManager
 from common.settings import load_settings
-from payments.api.routes.payments import router
+from payments.api.routes import payments, webhooks
 from payments.core.config import PaymentsSettings
 from payments.listeners import LISTENERS
 from payments.providers import PaymentProvider, provider_from
@@ -28,7 +28,7 @@ def create_payments_app(
         name="payments",
         settings=settings,
         database=database,
-        routers=[router],
+        routers=[payments.router, webhooks.router],
         indexes=INDEXES,
         outbox=[PAYMENTS],
         listeners=LISTENERS,

@@ -56,8 +56,17 @@ class PaymentProvider(Protocol):
     name: str
 
     async def authorize(
-        self, *, amount_cents: int, currency: str, token: str, idempotency_key: str
-    ) -> Charge: ...
+        self,
+        *,
+        amount_cents: int,
+        currency: str,
+        token: str,
+        idempotency_key: str,
+        reference: str = "",
+    ) -> Charge:
+        """A hold; `reference`: our payment's id, kept with the provider's charge (a
+        webhook about a charge whose answer we lost names the payment by it)."""
+        ...
 
     async def capture(self, charge_id: str, *, idempotency_key: str) -> None: ...
 
@@ -108,7 +117,13 @@ class TestProvider:
         return f"pi_test_{hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]}"
 
     async def authorize(
-        self, *, amount_cents: int, currency: str, token: str, idempotency_key: str
+        self,
+        *,
+        amount_cents: int,
+        currency: str,
+        token: str,
+        idempotency_key: str,
+        reference: str = "",
     ) -> Charge:
         charge = Charge(id=self.charge_id(idempotency_key))
 
@@ -206,13 +221,20 @@ class StripeProvider:
         )
 
     async def authorize(
-        self, *, amount_cents: int, currency: str, token: str, idempotency_key: str
+        self,
+        *,
+        amount_cents: int,
+        currency: str,
+        token: str,
+        idempotency_key: str,
+        reference: str = "",
     ) -> Charge:
         try:
             intent = await self.client.v1.payment_intents.create_async(
                 params={
                     "amount": amount_cents,
                     "currency": currency,
+                    "metadata": {"payment": reference} if reference else {},
                     "payment_method_data": {"type": "card", "card": {"token": token}},
                     "payment_method_types": ["card"],
                     "capture_method": "manual",

@@ -36,9 +36,9 @@ from common.events import (
     PaymentAuthorizedEvent,
 )
 from common.money import price_to_cents
-from common.outbox import Outbox, find_one
+from common.outbox import Outbox, find_one, get_by_id
 from common.replica import apply_in_order
-from payments.providers import Charge
+from payments.providers import Charge, PaymentProvider
 
 PAYMENTS = "payments"
 ORDERS = "orders"
@@ -58,6 +58,18 @@ Doc = dict[str, Any]
 
 def idempotency_key(attempt: Doc) -> str:
     return f"payment-{attempt['_id']}"
+
+
+async def authorize_attempt(provider: PaymentProvider, attempt: Doc) -> Charge:
+    """The hold for a payment attempt, under its key (asked again, the same hold),
+    naming the payment to the provider (a webhook about it finds it by that)."""
+    return await provider.authorize(
+        amount_cents=attempt["amountCents"],
+        currency=attempt["currency"],
+        token=attempt["token"],
+        idempotency_key=idempotency_key(attempt),
+        reference=str(attempt["_id"]),
+    )
 
 
 def authorized_event(doc: Doc) -> PaymentAuthorizedEvent:
@@ -101,6 +113,11 @@ async def start_attempt(db: AsyncDatabase[Any], order: Doc, token: str, currency
         if existing is None:  # dropped (declined) in between: start afresh
             return await start_attempt(db, order, token, currency)
         return existing
+
+
+async def get_payment_by_id(db: AsyncDatabase[Any], payment_id: str) -> Doc | None:
+    """A payment by its own id (what the provider's records name it by)."""
+    return await get_by_id(db[PAYMENTS], payment_id)
 
 
 async def drop_attempt(db: AsyncDatabase[Any], attempt: Doc) -> None:

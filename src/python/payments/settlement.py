@@ -152,12 +152,7 @@ class Settler:
         the card was authorized is unknown, so ask again with the same key (the
         provider answers with the same hold, or declines) and release it."""
         try:
-            charge = await self.provider.authorize(
-                amount_cents=payment["amountCents"],
-                currency=payment["currency"],
-                token=payment["token"],
-                idempotency_key=repository.idempotency_key(payment),
-            )
+            charge = await repository.authorize_attempt(self.provider, payment)
         except (CardDeclined, InvalidToken):
             await repository.drop_attempt(self._db, payment)
             return "dropped"

@@ -5,18 +5,22 @@ MongoDB-wire server. Pay and cancel race twenty times at the same instant, and f
 buyers pay plainly; then our
 ledger and Stripe's are compared (payments.reconciliation): no difference — every
 captured payment is one succeeded intent, every voided one a canceled intent, no intent
-holds money no payment names — and the auditor finds nothing on the stream."""
+holds money no payment names — and the auditor finds nothing on the stream. The
+server's own signed webhooks reach the payments service, are verified, and say nothing
+that differs from what payments recorded."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from harness.stripe import SECRET_KEY, StripeServer
 from payments.conftest import Market, bought
 from payments.reconciliation import differences
+from testkit.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +29,23 @@ def stripe(tmp_path_factory) -> Iterator[StripeServer]:
         yield server  # type: ignore[misc]
 
 
+WEBHOOK_SECRET = "whsec_local"  # a test's
+
+
 @pytest.fixture(scope="module")
 def market(mongo_server, nats_server, stripe, tmp_path_factory) -> Iterator[Market]:
     env = {
         "PAYMENT_PROVIDER": "stripe",
         "STRIPE_SECRET_KEY": SECRET_KEY,
         "STRIPE_API_BASE": stripe.url,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     market = Market(mongo_server, nats_server, tmp_path_factory.mktemp("market"), 120, env).start()
+    endpoint = f"{market.processes['payments'].url}/api/payments/webhook"
+    registered = httpx.post(  # the server signs and sends its events there
+        f"{stripe.url}/_config/webhooks/payments", data={"url": endpoint, "secret": WEBHOOK_SECRET}
+    )
+    assert registered.status_code == 200, registered.text
     yield market
     market.stop()
 
@@ -65,3 +78,12 @@ async def test_pay_cancel_races_leave_stripes_books_equal_to_ours(market, stripe
     assert len(intents) == len([p for p in payments if p.get("stripeId")])  # one each
     assert {i["status"] for i in intents} <= {"succeeded", "canceled"}
     await market.audit_clean()
+
+    captured = [i for i in intents if i["status"] == "succeeded"]
+
+    async def webhooks_heard() -> bool:  # a capture's event, a second after it
+        return await market.mongo.payments.webhook_events.count_documents({}) >= len(captured)
+
+    await eventually(webhooks_heard, within=30)
+    outcomes = await market.mongo.payments.webhook_events.distinct("outcome")
+    assert outcomes == ["already so"], outcomes  # it told payments nothing new

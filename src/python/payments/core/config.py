@@ -17,6 +17,14 @@ class PaymentsSettings(EventingSettings):
     stripe_secret_key: SecretStr | None = Field(
         None, validate_default=True, description="From the `stripe-secret` Secret"
     )
+    stripe_webhook_secret: SecretStr | None = Field(
+        None,
+        description="The webhook endpoint's signing secret (`whsec_…`, from the `stripe-secret` "
+        "Secret): set, POST /api/payments/webhook takes Stripe's signed events",
+    )
+    stripe_webhook_tolerance_seconds: int = Field(
+        300, gt=0, description="How old a webhook's signed timestamp may be (replays refused)"
+    )
     stripe_api_base: str = Field(
         "https://api.stripe.com", description="Stripe's API address (tests aim it at a stand-in)"
     )

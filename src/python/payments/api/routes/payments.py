@@ -104,12 +104,7 @@ async def pay(
     if attempt["status"] != repository.AUTHORIZING:
         raise AlreadyPaid()
     try:
-        charge = await provider.authorize(
-            amount_cents=attempt["amountCents"],
-            currency=attempt["currency"],
-            token=attempt["token"],
-            idempotency_key=repository.idempotency_key(attempt),
-        )
+        charge = await repository.authorize_attempt(provider, attempt)
     except CardDeclined as exc:
         await repository.drop_attempt(db, attempt)
         raise PaymentRequiredError(str(exc)) from None
