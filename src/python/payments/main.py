@@ -7,12 +7,14 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from common.app import create_app, run_service
+from common.context import context_of
 from common.nats_client import NatsClientManager
 from common.settings import load_settings
 from payments.api.routes import payments, webhooks
 from payments.core.config import PaymentsSettings
 from payments.listeners import LISTENERS
 from payments.providers import PaymentProvider, provider_from
+from payments.reconciliation import Reconciler
 from payments.repository import INDEXES, PAYMENTS
 from payments.settlement import Settler
 
@@ -24,7 +26,13 @@ def create_payments_app(
     provider: PaymentProvider | None = None,  # tests pass their own
 ) -> FastAPI:
     provider = provider or provider_from(settings)
-    return create_app(
+    keeps_books = settings.payment_provider == "stripe" or settings.test_provider_dir is not None
+    reconciler = Reconciler(  # (the test provider in memory forgets its books on a restart)
+        provider,
+        interval=settings.reconcile_interval_seconds if keeps_books else 0,
+        period=timedelta(hours=settings.reconcile_period_hours),
+    )
+    app = create_app(
         name="payments",
         settings=settings,
         database=database,
@@ -37,11 +45,20 @@ def create_payments_app(
                 provider,
                 interval=settings.settle_interval,
                 stale_after=timedelta(seconds=settings.stale_attempt_seconds),
-            )
+            ),
+            reconciler,
         ],
         provides={PaymentProvider: provider},
         nats=nats,
     )
+    metrics = context_of(app).metrics
+    assert metrics is not None
+    metrics.gauges["payments_reconciliation_differences"] = (
+        "Differences between our payments and the provider's books the last "
+        "reconciliation found and could not heal (0: the books agree)",
+        lambda: reconciler.left,
+    )
+    return app
 
 
 def main() -> None:

@@ -24,8 +24,9 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import stripe
 
@@ -37,6 +38,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Charge:
     id: str  # the provider's id (Stripe: the PaymentIntent's `pi_...`)
+
+
+@dataclass(frozen=True)
+class Records:
+    charges: list[dict[str, Any]]
+    refunded: set[str]
 
 
 class CardDeclined(Exception):
@@ -73,6 +80,12 @@ class PaymentProvider(Protocol):
     async def void(self, charge_id: str, *, idempotency_key: str) -> None: ...
 
     async def refund(self, charge_id: str, *, idempotency_key: str) -> None: ...
+
+    async def records(self, since: datetime) -> Records:
+        """The provider's own books since `since`: its charges as Stripe shows
+        PaymentIntents (`{id, status, amount, metadata}`), and the ids of those refunded
+        (what the reconciliation compares ours with)."""
+        ...
 
 
 # Stripe's documented test tokens: those that succeed, and declines with Stripe's words.
@@ -154,6 +167,19 @@ class TestProvider:
         await self._call(
             lambda: self._move(charge_id, "refund", frm=("captured", None), to="refunded")
         )
+
+    async def records(self, since: datetime) -> Records:
+        """Its ledger, as Stripe would show it (it keeps no times: every charge)."""
+        shown = {"authorized": "requires_capture", "captured": "succeeded", "voided": "canceled"}
+        charges = [
+            {
+                "id": charge,
+                "status": shown.get(state, "succeeded"),
+                "amount": self.amounts.get(charge),
+            }
+            for charge, state in self.state.items()
+        ]
+        return Records(charges, {c for c, state in self.state.items() if state == "refunded"})
 
     def _move(self, charge_id: str, operation: str, *, frm: tuple, to: str) -> None:
         """Idempotent like Stripe's: repeating a move that happened is a no-op; a move
@@ -275,6 +301,28 @@ class StripeProvider:
                 options={"idempotency_key": idempotency_key},
             )
         )
+
+    async def records(self, since: datetime) -> Records:
+        window = {"created": {"gte": int(since.timestamp())}, "limit": 100}
+        try:
+            intents = [
+                i.to_dict() for i in await self._every(self.client.v1.payment_intents, window)
+            ]
+            refunds = await self._every(self.client.v1.refunds, window)
+        except stripe.StripeError as exc:
+            raise ProviderUnavailable(f"Stripe failed: {exc.user_message or exc}") from exc
+        return Records(intents, {str(r.payment_intent) for r in refunds if r.payment_intent})
+
+    @staticmethod
+    async def _every(listing: Any, params: dict[str, Any]) -> list[Any]:
+        """Every page of a list."""
+        found: list[Any] = []
+        while True:
+            page = await listing.list_async(params=params)
+            found += page.data
+            if not page.has_more or not page.data:
+                return found
+            params = {**params, "starting_after": page.data[-1].id}
 
     @staticmethod
     async def _call(request: object) -> None:

@@ -17,11 +17,20 @@ difference; nor is a payment still `authorizing` (its call to Stripe is under wa
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from payments.repository import AUTHORIZED, AUTHORIZING, CAPTURED, REFUNDED, VOIDED
+from common.context import ServiceContext
+from common.tasks import Loop
+from payments import repository
+from payments.providers import PaymentProvider, ProviderUnavailable
+from payments.repository import AUTHORIZED, AUTHORIZING, CAPTURED, PAYMENTS, REFUNDED, VOIDED
+
+log = logging.getLogger(__name__)
 
 HELD, TAKEN, RELEASED, RETURNED, NONE = "held", "taken", "released", "returned", "none"
 OURS = {AUTHORIZED: HELD, CAPTURED: TAKEN, VOIDED: RELEASED, REFUNDED: RETURNED}
@@ -88,3 +97,106 @@ def differences(
         if intent_id not in named and stripe in (HELD, TAKEN):
             found.append(Difference("unknown", intent_id, None, "no payment", stripe))
     return found
+
+
+@dataclass
+class Run:
+    """One reconciliation: what it compared, what it healed, what differs still."""
+
+    payments: int
+    charges: int
+    healed: list[Difference]
+    left: list[Difference]
+
+
+class Reconciler:
+    """A payments worker (`common.app.Worker`): every `interval` seconds (0: never by
+    itself), our payments of the last `period` against the provider's books. An
+    authorization the provider still holds that no order will take — ours says it was
+    voided, or no payment of ours names it — is voided (the one rule that is clear);
+    every other difference is logged and counted (`payments_reconciliation_differences`,
+    alerted on: docs/observability.md). Payments younger than `grace` are left out:
+    the settler may be moving them."""
+
+    def __init__(
+        self,
+        provider: PaymentProvider,
+        *,
+        interval: float = 900.0,
+        period: timedelta = timedelta(days=7),
+        grace: timedelta = timedelta(minutes=2),
+    ) -> None:
+        self.provider, self.period, self.grace = provider, period, grace
+        self.interval = interval
+        self.left = 0  # differences the last run could not heal
+        self._loop = Loop("payments-reconciler", self._step, pause=interval or 1.0)
+        self._db: Any = None
+
+    async def start(self, context: ServiceContext) -> None:
+        self._db = context.db
+        if self.interval > 0:
+            self._loop.start()
+
+    async def stop(self) -> None:
+        if self.interval > 0:
+            await self._loop.stop()
+
+    async def _step(self) -> None:
+        await asyncio.sleep(self.interval)
+        try:
+            await self.run(self._db)
+        except ProviderUnavailable as exc:
+            log.warning("reconciliation not run: %s", exc)
+
+    async def run(self, db: Any, now: datetime | None = None) -> Run:
+        now = now or datetime.now(UTC)
+        since, settled = now - self.period, now - self.grace
+        records = await self.provider.records(since)
+        recent = {
+            doc["stripeId"]
+            async for doc in db[PAYMENTS].find({"createdAt": {"$gte": settled}}, {"stripeId": 1})
+            if doc.get("stripeId")
+        }
+        charges = [
+            c
+            for c in records.charges
+            if c["id"] not in recent and c.get("created", 0) < settled.timestamp()
+        ]
+        ours = (
+            await db[PAYMENTS]
+            .find({"createdAt": {"$gte": since - self.grace, "$lt": settled}})
+            .to_list()
+        )
+        healed, left = [], []
+        for difference in differences(ours, charges, records.refunded):
+            if await self._heal(db, difference, charges):
+                healed.append(difference)
+            else:
+                left.append(difference)
+                log.warning("reconciliation: %s", difference)
+        self.left = len(left)
+        log.info(
+            "reconciliation: %d payments, %d charges; %d healed, %d left",
+            len(ours), len(charges), len(healed), len(left),
+        )  # fmt: skip
+        return Run(len(ours), len(charges), healed, left)
+
+    async def _heal(self, db: Any, difference: Difference, charges: list[dict[str, Any]]) -> bool:
+        """Void a hold no order will take: ours voided it, or no payment of ours names
+        it (its attempt was dropped). Returns whether it was healed."""
+        if difference.theirs != HELD:
+            return False
+        if difference.kind == "unknown":
+            [charge] = [c for c in charges if c["id"] == difference.intent]
+            named = (charge.get("metadata") or {}).get("payment", "")
+            if named and await repository.get_payment_by_id(db, named) is not None:
+                return (
+                    False  # an attempt whose answer was lost: the settler or a webhook records it
+                )
+        elif not (difference.kind == "state" and difference.ours == RELEASED):
+            return False
+        await self.provider.void(
+            difference.intent, idempotency_key=f"reconcile-void-{difference.intent}"
+        )
+        log.info("reconciliation: voided %s (%s)", difference.intent, difference)
+        return True

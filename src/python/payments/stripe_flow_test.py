@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from bson import ObjectId
 
 from harness.stripe import SECRET_KEY, StripeServer
 from payments.conftest import Market, bought
-from payments.reconciliation import differences
+from payments.providers import StripeProvider
+from payments.reconciliation import Reconciler, differences
 from testkit.waiting import eventually
 
 
@@ -87,3 +90,46 @@ async def test_pay_cancel_races_leave_stripes_books_equal_to_ours(market, stripe
     await eventually(webhooks_heard, within=30)
     outcomes = await market.mongo.payments.webhook_events.distinct("outcome")
     assert outcomes == ["already so"], outcomes  # it told payments nothing new
+
+
+async def test_the_reconciliation_finds_the_books_equal_then_heals_a_stray_hold_and_reports_the_rest(
+    market, stripe
+):
+    """After the trading above: nothing differs. Then a hold no payment of ours names (its
+    attempt was dropped) is voided; a payment we think captured that Stripe only holds
+    cannot be healed by a rule, so it is reported (and counted for the alert)."""
+    provider = StripeProvider(SECRET_KEY, stripe.url)
+    reconciler = Reconciler(provider, interval=0, grace=timedelta(0))
+    db = market.mongo.payments
+    first = await reconciler.run(db)
+    assert (first.healed, first.left) == ([], [])
+    assert first.payments >= 5 and first.charges == first.payments  # one intent each
+    stray = await provider.authorize(
+        amount_cents=1500,
+        currency="usd",
+        token="tok_visa",
+        idempotency_key="stray",
+        reference=str(ObjectId()),
+    )
+    held = await provider.authorize(
+        amount_cents=1600, currency="usd", token="tok_visa", idempotency_key="held"
+    )
+    ours = {
+        "_id": ObjectId(),
+        "orderId": str(ObjectId()),
+        "status": "captured",
+        "amountCents": 1600,
+        "stripeId": held.id,
+        "createdAt": datetime.now(UTC) - timedelta(minutes=10),
+    }
+    await db.payments.insert_one(ours)
+    try:
+        second = await reconciler.run(db)
+    finally:
+        await db.payments.delete_one({"_id": ours["_id"]})
+    assert [(d.kind, d.intent) for d in second.healed] == [("unknown", stray.id)]
+    assert stripe.get(f"/v1/payment_intents/{stray.id}")["status"] == "canceled"
+    assert [(d.kind, d.intent, d.ours, d.theirs) for d in second.left] == [
+        ("state", held.id, "taken", "held")
+    ]
+    assert reconciler.left == 1  # payments_reconciliation_differences

@@ -9,7 +9,9 @@ added here rather than faked by hand:
 - `Idempotency-Key`: a POST repeated with a key it was sent with gets the first answer
   again (`Idempotent-Replayed: true`), not a second object; with other parameters, a
   400 `idempotency_error`, as Stripe answers (Stripe keeps keys 24 h; this, for the
-  life of the process).
+  life of the process);
+- `created[gte]` / `created[lte]` on lists (the reconciliation lists a period's
+  intents and refunds).
 
 Everything else — intents, manual capture, cancel, refunds, signed webhooks to a URL
 registered at `POST /_config/webhooks/<id>` — is localstripe's own.
@@ -25,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 from localstripe.errors import UserError
-from localstripe.resources import PaymentIntent, PaymentMethod
+from localstripe.resources import PaymentIntent, PaymentMethod, Refund, StripeObject
 from localstripe.server import app, start
 
 # Stripe's test tokens (those payments' test provider knows) and their test cards
@@ -65,6 +67,23 @@ def _create_intent_with_card(cls: type, payment_method_data: Any = None, **data:
 
 
 PaymentIntent._api_create = classmethod(_create_intent_with_card)  # type: ignore[assignment]
+
+def _with_created_filter(kind: type) -> None:
+    """`kind`'s list (its own, or the one it inherits) also takes `created[gte|lte]`."""
+    listed_by = kind._api_list_all.__func__  # type: ignore[attr-defined]
+
+    def list_created_within(cls: type, url: str, created: Any = None, **kwargs: Any) -> Any:
+        listed = listed_by(cls, url, **kwargs)
+        if isinstance(created, dict):
+            low, high = int(created.get("gte", 0)), int(created.get("lte", 2**62))
+            listed._list = [obj for obj in listed._list if low <= obj.created <= high]
+        return listed
+
+    kind._api_list_all = classmethod(list_created_within)  # type: ignore[attr-defined]
+
+
+for _kind in (StripeObject, Refund):  # Refund lists with a signature of its own
+    _with_created_filter(_kind)
 
 _answers: dict[tuple[str, str], tuple[str, bytes, int, str]] = {}
 

@@ -38,6 +38,15 @@ class PaymentsSettings(EventingSettings):
         description="An attempt still authorizing this long after it began was left by a "
         "crash or a lost answer: once its order is over, the settler releases it",
     )
+    reconcile_interval_seconds: float = Field(
+        900.0,
+        ge=0,
+        description="Seconds between reconciliations of our payments with the provider's "
+        "books (payments.reconciliation); 0: none",
+    )
+    reconcile_period_hours: float = Field(
+        168.0, gt=0, description="How far back a reconciliation looks (a hold lasts 7 days)"
+    )
     test_provider_dir: Path | None = Field(
         None,
         description="Dev and tests: the test provider keeps its ledger here and fails while "
