@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -119,11 +120,13 @@ class TestProvider:
     state: dict[str, str] = field(default_factory=dict)  # charge id -> its last state
     amounts: dict[str, int] = field(default_factory=dict)  # charge id -> cents
     calls: list[tuple[str, str]] = field(default_factory=list)  # (operation, charge id)
+    created: dict[str, float] = field(default_factory=dict)  # charge id -> first seen (epoch)
 
     def __post_init__(self) -> None:
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
             self.state, self.amounts = read_ledger(self.home)
+            self.created = _first_seen(self.home)
 
     @staticmethod
     def charge_id(idempotency_key: str) -> str:
@@ -169,15 +172,17 @@ class TestProvider:
         )
 
     async def records(self, since: datetime) -> Records:
-        """Its ledger, as Stripe would show it (it keeps no times: every charge)."""
+        """Its ledger's charges first seen since `since`, as Stripe would show them."""
         shown = {"authorized": "requires_capture", "captured": "succeeded", "voided": "canceled"}
         charges = [
             {
                 "id": charge,
                 "status": shown.get(state, "succeeded"),
                 "amount": self.amounts.get(charge),
+                "created": int(self.created.get(charge, 0)),
             }
             for charge, state in self.state.items()
+            if self.created.get(charge, 0) >= since.timestamp()
         ]
         return Records(charges, {c for c, state in self.state.items() if state == "refunded"})
 
@@ -214,8 +219,14 @@ class TestProvider:
 
     def _record(self, charge_id: str, state: str) -> None:
         self.state[charge_id] = state
+        first = self.created.setdefault(charge_id, time.time())
         if self.home is not None:
-            line = {"charge": charge_id, "state": state, "amountCents": self.amounts.get(charge_id)}
+            line = {
+                "charge": charge_id,
+                "state": state,
+                "amountCents": self.amounts.get(charge_id),
+                "at": first if state == "authorized" else time.time(),
+            }
             with (self.home / "ledger.jsonl").open("a") as ledger:
                 ledger.write(json.dumps(line) + "\n")
 
@@ -232,6 +243,17 @@ def read_ledger(home: Path) -> tuple[dict[str, str], dict[str, int]]:
             if move["amountCents"] is not None:
                 amounts[move["charge"]] = move["amountCents"]
     return state, amounts
+
+
+def _first_seen(home: Path) -> dict[str, float]:
+    """When the ledger first named each charge (0: a line from before it said when)."""
+    first: dict[str, float] = {}
+    path = home / "ledger.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            move = json.loads(line)
+            first.setdefault(move["charge"], float(move.get("at", 0)))
+    return first
 
 
 class StripeProvider:

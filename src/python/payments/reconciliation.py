@@ -148,7 +148,7 @@ class Reconciler:
         except ProviderUnavailable as exc:
             log.warning("reconciliation not run: %s", exc)
 
-    async def run(self, db: Any, now: datetime | None = None) -> Run:
+    async def run(self, db: Any, now: datetime | None = None, *, heal: bool = True) -> Run:
         now = now or datetime.now(UTC)
         since, settled = now - self.period, now - self.grace
         records = await self.provider.records(since)
@@ -169,7 +169,7 @@ class Reconciler:
         )
         healed, left = [], []
         for difference in differences(ours, charges, records.refunded):
-            if await self._heal(db, difference, charges):
+            if heal and await self._heal(db, difference, charges):
                 healed.append(difference)
             else:
                 left.append(difference)

@@ -152,6 +152,7 @@ class Stack:
             )
         nats_url, mongo_uri = self._start_servers()
         nats_url_file(self.state_dir).write_text(nats_url)  # for ./run audit
+        mongo_uri_file(self.state_dir).write_text(mongo_uri)  # for ./run reconcile
         upstreams = self._start_services(nats_url, mongo_uri)
         upstreams["WEB_UPSTREAM"] = self._start_web()
         self._start_gateway(upstreams)
@@ -194,6 +195,8 @@ class Stack:
         upstreams = {}
         for name in SERVICES:
             env = {**shared, "NATS_URL": nats_url, "NATS_CLIENT_ID": f"{name}-local"}
+            if name == "payments":  # the test provider's books outlive a restart
+                env["TEST_PROVIDER_DIR"] = str(provider_dir(self.state_dir))
             service = ServiceProcess(name, f"{name}.main", env, self.state_dir / name)
             self._start(service, f"the {name} service")
             wait_http(f"{service.url}/readyz", f"the {name} service", service.log_path)
@@ -315,12 +318,12 @@ def traces_main(argv: list[str]) -> None:
         prog="./run traces", description="Show the traces the local stack recorded."
     )
     parser.add_argument("trace_id", nargs="?", help="a trace id, or its first characters")
-    _state_dir_option(parser)
+    state_dir_option(parser)
     args = parser.parse_args(argv)
     sys.exit(show_traces(traces_dir(args.state_dir), args.trace_id))
 
 
-def _state_dir_option(parser: argparse.ArgumentParser) -> None:
+def state_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         type=Path,
@@ -344,7 +347,7 @@ def audit_main(argv: list[str]) -> None:
     parser.add_argument(
         "--margin", type=float, default=60.0, help="seconds a settlement may take (default 60)"
     )
-    _state_dir_option(parser)
+    state_dir_option(parser)
     args = parser.parse_args(argv)
     url = args.nats_url
     if not url:
@@ -375,6 +378,16 @@ def nats_url_file(state_dir: Path) -> Path:
     return state_dir / "nats-url"
 
 
+def mongo_uri_file(state_dir: Path) -> Path:
+    """Where a running stack says which MongoDB it uses (`./run reconcile` reads it)."""
+    return state_dir / "mongo-uri"
+
+
+def provider_dir(state_dir: Path) -> Path:
+    """The test payment provider's books (`TEST_PROVIDER_DIR`)."""
+    return state_dir / "payments" / "provider"
+
+
 def traces_dir(state_dir: Path) -> Path:
     """Where every process of the stack writes its spans (`TRACES_DIR`)."""
     return state_dir / "traces"
@@ -391,9 +404,14 @@ def main() -> None:
         traces_main(sys.argv[2:])
     if sys.argv[1:2] == ["audit"]:
         audit_main(sys.argv[2:])
+    if sys.argv[1:2] == ["reconcile"]:
+        from stack.reconcile import reconcile_main  # payments' code: only for this
+
+        reconcile_main(sys.argv[2:])
     parser = argparse.ArgumentParser(
         description="Run the whole Ticketing system locally (`./run traces`: its traces; "
-        "`./run audit`: is any money where it should not be?)."
+        "`./run audit`: is any money where it should not be? `./run reconcile`: do our "
+        "payments and the provider's books agree?)."
     )
     parser.add_argument(
         "--port",
@@ -408,7 +426,7 @@ def main() -> None:
         help="web client processes behind the gateway (default 1); 2 or more share their "
         "tabs' state in Redis: $REDIS_URL, else a redis-server started here",
     )
-    _state_dir_option(parser)
+    state_dir_option(parser)
     args = parser.parse_args()
 
     stopping = threading.Event()

@@ -122,6 +122,8 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
             await eventually(complete)
             await eventually(lambda: _sold(buyer, ticket["id"]))
         await eventually(lambda: _audit_says(state, "no violation"))
+        agreed = "our payments 1, the provider's charges 1: the books agree"
+        await eventually(lambda: _run_says(state, "reconcile", agreed, "--grace-seconds", "0"))
         nc = await nats.connect(nats_url)
         message = await nc.jetstream().get_last_msg(STREAM_NAME, "ticket.created")
         await nc.close()
@@ -245,15 +247,22 @@ async def _sold(client: httpx.AsyncClient, ticket_id: str) -> bool:
 
 def _audit_says(state: Path, verdict: str) -> bool:
     """`./run audit` beside the running stack: it finds the stack's NATS itself."""
-    audit = subprocess.run(
-        [sys.executable, "-m", "stack.main", "audit", "--state-dir", str(state)],
+    return _run_says(state, "audit", verdict)
+
+
+def _run_says(state: Path, command: str, verdict: str, *options: str) -> bool:
+    """`./run <command>` (audit, reconcile) beside the running stack, which it finds by
+    itself: exit 0 and `verdict` in what it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "stack.main", command, "--state-dir", str(state), *options],
         env={**os.environ, "PYTHONPATH": python_path()},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert audit.returncode in (0, 1), audit.stderr
-    return audit.returncode == 0 and verdict in audit.stdout
+    assert done.returncode in (0, 1), done.stderr
+    print(done.stdout)  # (shown if the test fails)
+    return done.returncode == 0 and verdict in done.stdout
 
 
 def _cmdline(pid: int) -> bytes:

@@ -1,0 +1,76 @@
+"""`./run reconcile`: do our payments and the payment provider's books agree?
+
+Beside a running `./run` (it finds the stack's MongoDB itself) or with `MONGO_URI`: our
+payments of the last week against the provider's — the test provider's books in the
+state dir, or Stripe's with `PAYMENT_PROVIDER=stripe` and `STRIPE_SECRET_KEY` (and
+`STRIPE_API_BASE`). It reports each difference (payments.reconciliation) and heals
+nothing: the payments service's own reconciler does, where a rule is clear. Exit 1 if
+any difference is found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import timedelta
+
+from pymongo import AsyncMongoClient
+
+from payments.providers import PaymentProvider, StripeProvider, TestProvider
+from payments.reconciliation import Reconciler
+from stack.main import mongo_uri_file, provider_dir, state_dir_option
+
+
+def reconcile_main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="./run reconcile",
+        description="Do our payments and the payment provider's books agree? Reports each "
+        "difference; exit 1 if any.",
+    )
+    parser.add_argument("--days", type=float, default=7.0, help="how far back (default 7)")
+    parser.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=120.0,
+        help="leave out payments younger than this: the settler may be moving them (default 120)",
+    )
+    state_dir_option(parser)
+    args = parser.parse_args(argv)
+    uri = os.environ.get("MONGO_URI")
+    if not uri:
+        path = mongo_uri_file(args.state_dir)
+        if not path.exists():
+            sys.exit("./run reconcile: no MongoDB to read: start ./run first, or set MONGO_URI")
+        uri = path.read_text().strip()
+    provider: PaymentProvider
+    if os.environ.get("PAYMENT_PROVIDER") == "stripe":
+        key = os.environ.get("STRIPE_SECRET_KEY") or sys.exit(
+            "./run reconcile: STRIPE_SECRET_KEY is not set"
+        )
+        provider = StripeProvider(key, os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"))
+    else:
+        provider = TestProvider(home=provider_dir(args.state_dir))
+    reconciler = Reconciler(
+        provider,
+        interval=0,
+        period=timedelta(days=args.days),
+        grace=timedelta(seconds=args.grace_seconds),
+    )
+    sys.exit(asyncio.run(_reconcile(uri, reconciler)))
+
+
+async def _reconcile(uri: str, reconciler: Reconciler) -> int:
+    client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    try:
+        run = await reconciler.run(client.payments, heal=False)
+    finally:
+        await client.close()
+    verdict = "the books agree" if not run.left else f"{len(run.left)} difference(s)"
+    print(
+        f"reconcile: our payments {run.payments}, the provider's charges {run.charges}: {verdict}"
+    )
+    for difference in run.left:
+        print(f"  {difference}")
+    return 1 if run.left else 0
