@@ -13,6 +13,7 @@ import httpx
 
 from harness.servers import ServerProcess, free_port, wait_http_ok
 
+WEBHOOK_SECRET = "whsec_local"  # noqa: S105 -- the same: a local server's
 SECRET_KEY = "sk_test_local"  # noqa: S105 -- a test server's: it checks only that there is one
 
 
@@ -20,13 +21,17 @@ def server_pex() -> str:
     named = os.environ.get("STRIPE_SERVER_PEX")
     if named:
         return named
-    found = sorted(Path.cwd().glob("**/stripe_server.pex"))
-    if not found:
-        raise FileNotFoundError(
-            "stripe_server.pex not found: `./pants package src/python/stripe_server:stripe_server` "
-            "(a test names it in runtime_package_dependencies) or set STRIPE_SERVER_PEX"
-        )
-    return str(found[0])
+    here = Path.cwd()
+    for candidate in (  # beside a test (Pants puts it there); packaged by ./run
+        here / "src.python.stripe_server" / "stripe_server.pex",
+        here / "dist" / "src.python.stripe_server" / "stripe_server.pex",
+    ):
+        if candidate.is_file():
+            return str(candidate)
+    raise FileNotFoundError(
+        "stripe_server.pex not found: `./pants package src/python/stripe_server:stripe_server` "
+        "(a test names it in runtime_package_dependencies) or set STRIPE_SERVER_PEX"
+    )
 
 
 class StripeServer(ServerProcess):
@@ -58,6 +63,22 @@ class StripeServer(ServerProcess):
         """What the server holds (`/v1/payment_intents`, ...), as Stripe lists it."""
         auth = {"Authorization": f"Bearer {SECRET_KEY}"}
         return httpx.get(f"{self.url}{path}", params=params, headers=auth, timeout=10).json()
+
+    def send_webhooks_to(self, url: str) -> None:
+        """Have the server sign its events (`WEBHOOK_SECRET`) and send them to `url`."""
+        registered = httpx.post(
+            f"{self.url}/_config/webhooks/ticketing", data={"url": url, "secret": WEBHOOK_SECRET}
+        )
+        registered.raise_for_status()
+
+    def provider_env(self) -> dict[str, str]:
+        """The payments service's settings for the Stripe path against this server."""
+        return {
+            "PAYMENT_PROVIDER": "stripe",
+            "STRIPE_SECRET_KEY": SECRET_KEY,
+            "STRIPE_API_BASE": self.url,
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        }
 
     def intents(self) -> list[dict]:
         return list(self.get("/v1/payment_intents", limit="100")["data"])

@@ -38,6 +38,7 @@ from harness.servers import (
     ServiceProcess,
     wait_http_ok,
 )
+from harness.stripe import StripeServer
 from harness.web import WebProcess
 from stack.traces import show_traces
 from ticketing_web.launcher import find_app_root
@@ -123,10 +124,14 @@ def wait_http(url: str, what: str, log: Path, within: float = 120.0) -> None:
 
 
 class Stack:
-    def __init__(self, state_dir: Path, gateway_port: int, web_replicas: int = 1) -> None:
+    def __init__(
+        self, state_dir: Path, gateway_port: int, web_replicas: int = 1, stripe_local: bool = False
+    ) -> None:
         self.state_dir = state_dir
         self.gateway_port = gateway_port
         self.web_replicas = web_replicas
+        self.stripe: StripeServer | None = None  # --stripe-local: payments pays through it
+        self.stripe_local = stripe_local
         self.running: list[Running] = []  # the table
         self.processes: list[ServerProcess] = []  # what to stop, registered before starting
         self.crashes: dict[str, Crashes] = {}  # by process name
@@ -153,6 +158,11 @@ class Stack:
         nats_url, mongo_uri = self._start_servers()
         nats_url_file(self.state_dir).write_text(nats_url)  # for ./run audit
         mongo_uri_file(self.state_dir).write_text(mongo_uri)  # for ./run reconcile
+        stripe_url_file(self.state_dir).unlink(missing_ok=True)
+        if self.stripe_local:
+            self.stripe = self._start(StripeServer(self.state_dir / "stripe"), "the Stripe server")  # type: ignore[assignment]
+            self._started("stripe", self.stripe.url, self.stripe)  # type: ignore[union-attr]
+            stripe_url_file(self.state_dir).write_text(self.stripe.url)  # type: ignore[union-attr]
         upstreams = self._start_services(nats_url, mongo_uri)
         upstreams["WEB_UPSTREAM"] = self._start_web()
         self._start_gateway(upstreams)
@@ -197,11 +207,14 @@ class Stack:
             env = {**shared, "NATS_URL": nats_url, "NATS_CLIENT_ID": f"{name}-local"}
             if name == "payments":  # the test provider's books outlive a restart
                 env["TEST_PROVIDER_DIR"] = str(provider_dir(self.state_dir))
+                env.update(self.stripe.provider_env() if self.stripe else {})
             service = ServiceProcess(name, f"{name}.main", env, self.state_dir / name)
             self._start(service, f"the {name} service")
             wait_http(f"{service.url}/readyz", f"the {name} service", service.log_path)
             self._started(name, service.url, service)
             upstreams[f"{name.upper()}_UPSTREAM"] = f"{LOOPBACK}:{service.port}"
+            if name == "payments" and self.stripe:  # its signed events, straight to payments
+                self.stripe.send_webhooks_to(f"{service.url}/api/payments/webhook")
         return upstreams
 
     def _start_web(self) -> str:
@@ -378,6 +391,11 @@ def nats_url_file(state_dir: Path) -> Path:
     return state_dir / "nats-url"
 
 
+def stripe_url_file(state_dir: Path) -> Path:
+    """Where a stack run with --stripe-local says where its Stripe server is."""
+    return state_dir / "stripe-url"
+
+
 def mongo_uri_file(state_dir: Path) -> Path:
     """Where a running stack says which MongoDB it uses (`./run reconcile` reads it)."""
     return state_dir / "mongo-uri"
@@ -426,6 +444,13 @@ def main() -> None:
         help="web client processes behind the gateway (default 1); 2 or more share their "
         "tabs' state in Redis: $REDIS_URL, else a redis-server started here",
     )
+    parser.add_argument(
+        "--stripe-local",
+        action="store_true",
+        default=os.environ.get("STRIPE_LOCAL") == "1",
+        help="pay through the Stripe path (the SDK, webhooks) against a local stateful "
+        "Stripe-compatible server started here, instead of the test provider",
+    )
     state_dir_option(parser)
     args = parser.parse_args()
 
@@ -440,7 +465,7 @@ def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
 
-    stack = Stack(args.state_dir.resolve(), args.port, args.web_replicas)
+    stack = Stack(args.state_dir.resolve(), args.port, args.web_replicas, args.stripe_local)
     exit_code = 0
     try:
         stack.start()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import nats
+import pytest
 
 from common.events import STREAM_NAME
 from harness.servers import free_port, python_path
@@ -24,9 +25,12 @@ from ticketing_web.launcher import copy_app, group_members, processes
 UP = "Ticketing is up at"
 
 
-def start_stack(state: Path, app: Path, port: int) -> tuple[subprocess.Popen[str], str]:
+def start_stack(
+    state: Path, app: Path, port: int, *options: str
+) -> tuple[subprocess.Popen[str], str]:
+    argv = ["--port", str(port), "--state-dir", str(state), *options]
     process = subprocess.Popen(
-        [sys.executable, "-m", "stack.main", "--port", str(port), "--state-dir", str(state)],
+        [sys.executable, "-m", "stack.main", *argv],
         env={**os.environ, "PYTHONPATH": python_path(), "WEB_APP_DIR": str(app)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -37,7 +41,7 @@ def start_stack(state: Path, app: Path, port: int) -> tuple[subprocess.Popen[str
     for line in process.stdout:  # bounded by the test timeout; the stack prints as it goes
         output.append(line)
         if line.startswith(UP):
-            for _ in range(12):  # the table
+            for _ in range(12 + len(options)):  # the table (an option: a row more)
                 output.append(process.stdout.readline())
             return process, "".join(output)
         if line.startswith("stack: ") and "building" not in line:
@@ -69,15 +73,21 @@ def stop_stack(process: subprocess.Popen[str]) -> tuple[int, str]:
     return code, rest
 
 
-async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path):
+@pytest.mark.parametrize(
+    "options", [(), ("--stripe-local",)], ids=["test provider", "stripe local"]
+)
+async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path, options):
+    """...and a purchase through it is paid, audited and reconciled — with the test
+    provider, or (`--stripe-local`) through the Stripe path against a local server."""
     state, app, port = tmp_path / "state", copy_app(tmp_path / "web-app"), free_port()
     gateway = f"http://127.0.0.1:{port}"
 
-    process, table = start_stack(state, app, port)
+    process, table = start_stack(state, app, port, *options)
     try:
         nats_url = re.search(r"nats\s+(nats://\S+)", table).group(1)
         services = ("auth", "tickets", "orders", "expiration", "payments")
-        for name in ("nats", "mongo", *services, "web", "gateway"):
+        stripe = ("stripe",) if options else ()
+        for name in ("nats", "mongo", *stripe, *services, "web", "gateway"):
             assert re.search(rf"^\s+{name}\s+\S+\s+\S+\.log$", table, re.M), table
         async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
             signup = await client.post(

@@ -2,8 +2,8 @@
 
 Beside a running `./run` (it finds the stack's MongoDB itself) or with `MONGO_URI`: our
 payments of the last week against the provider's — the test provider's books in the
-state dir, or Stripe's with `PAYMENT_PROVIDER=stripe` and `STRIPE_SECRET_KEY` (and
-`STRIPE_API_BASE`). It reports each difference (payments.reconciliation) and heals
+state dir, the local Stripe server's (`./run --stripe-local`), or Stripe's with
+`PAYMENT_PROVIDER=stripe` and `STRIPE_SECRET_KEY` (and `STRIPE_API_BASE`). It reports each difference (payments.reconciliation) and heals
 nothing: the payments service's own reconciler does, where a rule is clear. Exit 1 if
 any difference is found.
 """
@@ -18,9 +18,10 @@ from datetime import timedelta
 
 from pymongo import AsyncMongoClient
 
+from harness.stripe import SECRET_KEY
 from payments.providers import PaymentProvider, StripeProvider, TestProvider
 from payments.reconciliation import Reconciler
-from stack.main import mongo_uri_file, provider_dir, state_dir_option
+from stack.main import mongo_uri_file, provider_dir, state_dir_option, stripe_url_file
 
 
 def reconcile_main(argv: list[str]) -> None:
@@ -45,11 +46,14 @@ def reconcile_main(argv: list[str]) -> None:
             sys.exit("./run reconcile: no MongoDB to read: start ./run first, or set MONGO_URI")
         uri = path.read_text().strip()
     provider: PaymentProvider
+    local_stripe = stripe_url_file(args.state_dir)
     if os.environ.get("PAYMENT_PROVIDER") == "stripe":
         key = os.environ.get("STRIPE_SECRET_KEY") or sys.exit(
             "./run reconcile: STRIPE_SECRET_KEY is not set"
         )
         provider = StripeProvider(key, os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"))
+    elif local_stripe.exists():  # ./run --stripe-local
+        provider = StripeProvider(SECRET_KEY, local_stripe.read_text().strip())
     else:
         provider = TestProvider(home=provider_dir(args.state_dir))
     reconciler = Reconciler(
