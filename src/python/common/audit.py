@@ -43,6 +43,7 @@ class PaymentStory:
     captures: int = 0
     voided: bool = False
     refunded: bool = False
+    disputes: list[str] = field(default_factory=list)  # the bank's reasons
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Report:
     orders: int
     payments: int
     violations: list[Violation]
+    disputed: list[str] = field(default_factory=list)  # no violation of ours: to look at
 
     @property
     def clean(self) -> bool:
@@ -83,7 +85,8 @@ class Report:
         head = f"audit: {self.events} events, {self.orders} orders, {self.payments} payments: " + (
             "no violation" if self.clean else f"{len(self.violations)} violation(s)"
         )
-        return "\n".join([head, *(f"  {v}" for v in self.violations)])
+        disputes = [f"  disputed (the bank's word, not a violation): {d}" for d in self.disputed]
+        return "\n".join([head, *(f"  {v}" for v in self.violations), *disputes])
 
 
 Event = tuple[str, dict[str, Any], datetime]  # subject, payload, when the stream stored it
@@ -114,6 +117,8 @@ def stories(events: Iterable[Event]) -> dict[str, OrderStory]:
             order(data["orderId"]).payment(data["id"]).voided = True
         elif subject == Subject.PAYMENT_REFUNDED:
             order(data["orderId"]).payment(data["id"]).refunded = True
+        elif subject == Subject.PAYMENT_DISPUTED:
+            order(data["orderId"]).payment(data["id"]).disputes.append(data.get("reason") or "")
     return orders
 
 
@@ -211,4 +216,10 @@ async def audit(
     orders = stories(events)
     found = violations(orders, now=now or datetime.now(UTC), margin=margin)
     payments = sum(len(story.payments) for story in orders.values())
-    return Report(len(events), len(orders), payments, found)
+    disputed = [
+        f"payment {p.id} of order {story.id} ({', '.join(p.disputes) or 'no reason given'})"
+        for story in orders.values()
+        for p in story.payments.values()
+        if p.disputes
+    ]
+    return Report(len(events), len(orders), payments, found, disputed)

@@ -143,3 +143,17 @@ async def test_the_audit_reads_the_real_stream(nats_manager):
     ]
     await publish(js, PaymentRefundedEvent(id="po2", orderId="o2"))
     assert (await audit(js)).clean
+
+
+def test_a_dispute_is_listed_for_a_look_not_counted_as_a_violation():
+    story = stories(
+        [
+            created("o1"),
+            event("payment.authorized", id="p1", orderId="o1"),
+            event("order.completed", id="o1", version=1),
+            event("payment.created", id="p1", orderId="o1"),
+            event("payment.disputed", id="p1", orderId="o1", disputeId="dp_1", reason="fraudulent"),
+        ]
+    )
+    assert story["o1"].payments["p1"].disputes == ["fraudulent"]
+    assert violations(story, now=NOW) == []

@@ -36,8 +36,8 @@ from tickets.listeners import LISTENERS as TICKETS
 CORPUS = load()
 LISTENERS = [*TICKETS, *ORDERS, *PAYMENTS, *EXPIRATION]
 # a refund follows money captured for an order that did not complete: only a fault
-# makes one (the storms do, RELIABILITY.md); the corpus' buyers make none
-NOT_RECORDED = {Subject.PAYMENT_REFUNDED}
+# makes one (the storms do, RELIABILITY.md); a dispute, only a card holder's bank
+NOT_RECORDED = {Subject.PAYMENT_REFUNDED, Subject.PAYMENT_DISPUTED}
 
 
 def native(record: Recorded) -> Recorded:

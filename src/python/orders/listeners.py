@@ -14,6 +14,7 @@ from common.events import (
     Listener,
     PaymentAuthorizedEvent,
     PaymentCreatedEvent,
+    PaymentDisputedEvent,
     PaymentRefundedEvent,
     PaymentVoidedEvent,
     TicketCreatedEvent,
@@ -107,6 +108,11 @@ class PaymentRefundedListener(_PaymentStateListener):
     state = "refunded"
 
 
+class PaymentDisputedListener(_PaymentStateListener):
+    event = PaymentDisputedEvent
+    state = "disputed"
+
+
 LISTENERS: list[type[Listener[Any]]] = [
     TicketCreatedListener,
     TicketUpdatedListener,
@@ -116,4 +122,5 @@ LISTENERS: list[type[Listener[Any]]] = [
     PaymentCreatedListener,
     PaymentVoidedListener,
     PaymentRefundedListener,
+    PaymentDisputedListener,
 ]

@@ -13,6 +13,7 @@ from common.events import (
     STREAM_NAME,
     ExpirationCompleteEvent,
     PaymentAuthorizedEvent,
+    PaymentDisputedEvent,
     PaymentVoidedEvent,
     TicketCreatedEvent,
     TicketRefusedEvent,
@@ -322,6 +323,18 @@ async def test_what_payments_did_with_the_money_is_shown_on_the_order(
         return shown.json().get("payment") == "voided"
 
     await eventually(voided)
+    await publish(  # the card holder disputes it later: the order says so
+        nats_manager.jetstream,
+        PaymentDisputedEvent(
+            id=str(ObjectId()), orderId=order["id"], disputeId="dp_1", reason="fraudulent"
+        ),
+    )
+
+    async def disputed() -> bool:
+        shown = await client.get(f"/api/orders/{order['id']}", cookies=buyer_of(order))
+        return shown.json().get("payment") == "disputed"
+
+    await eventually(disputed)
 
 
 BUYER = session_cookie(TEST_JWT_KEY, user_id=str(ObjectId()))

@@ -39,4 +39,4 @@ class OrderOut(BaseModel):
     version: int
     ticket: OrderTicketOut
     reason: str | None = None  # why the service cancelled it (absent otherwise)
-    payment: str | None = None  # authorized, captured, voided, refunded (absent: none)
+    payment: str | None = None  # captured, voided, refunded, disputed (absent: none)

@@ -35,6 +35,7 @@ class Subject(StrEnum):
     PAYMENT_CREATED = "payment.created"
     PAYMENT_VOIDED = "payment.voided"
     PAYMENT_REFUNDED = "payment.refunded"
+    PAYMENT_DISPUTED = "payment.disputed"
     SESSION_REVOKED = "session.revoked"
 
 
@@ -221,6 +222,21 @@ class PaymentRefundedEvent(PaymentSettledEvent):
     subject = Subject.PAYMENT_REFUNDED
 
 
+class PaymentDisputedEvent(Event):
+    """The card holder disputed a payment with their bank (Stripe's
+    `charge.dispute.created`): the money may be taken back, whatever orders decided.
+    Once per dispute. Orders shows it on the order; the auditor lists it."""
+
+    subject = Subject.PAYMENT_DISPUTED
+    id: str  # the payment's
+    orderId: str
+    disputeId: str
+    reason: str = ""  # the bank's ("fraudulent", "product_not_received", ...)
+
+    def dedupe_key(self) -> str:  # a dispute is opened once
+        return self.disputeId
+
+
 class SessionRevokedEvent(Event):
     """A user signed out: the token `jti` is refused everywhere until `exp` (epoch
     seconds), when it would have expired anyway (`common.revocations`). With
@@ -251,6 +267,7 @@ EVENT_MODELS: dict[Subject, type[Event]] = {
         PaymentCreatedEvent,
         PaymentVoidedEvent,
         PaymentRefundedEvent,
+        PaymentDisputedEvent,
         SessionRevokedEvent,
     )
 }

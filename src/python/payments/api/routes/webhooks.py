@@ -18,6 +18,7 @@ forward, each move saved with its event in one write (the outbox):
 | taken (succeeded)      | authorized             | captured   | payment.created    |
 | released (canceled)    | authorized, order over | voided     | payment.voided     |
 | refunded (charge)      | captured               | refunded   | payment.refunded   |
+| disputed (charge)      | any: kept on it        | (the same) | payment.disputed   |
 
 An event ahead of what we have seen (a refund of a capture whose event has not come) is
 answered 409 and not remembered: Stripe sends it again later, when it applies. Anything
@@ -42,6 +43,7 @@ from common.events import (
     Event,
     OrderStatus,
     PaymentCreatedEvent,
+    PaymentDisputedEvent,
     PaymentRefundedEvent,
     PaymentVoidedEvent,
 )
@@ -115,6 +117,8 @@ def _stripe_state(event_type: str, obj: Any) -> tuple[str | None, str | None]:
         return obj.get("id"), state.get(obj.get("status"))
     if event_type == "charge.refunded":
         return obj.get("payment_intent"), "refunded"
+    if event_type == "charge.dispute.created":
+        return obj.get("payment_intent"), "disputed"
     return None, None
 
 
@@ -130,6 +134,8 @@ async def _apply(db: Any, outbox: Any, event_type: str, obj: Any) -> str:
         if payment is None:
             return "no payment of ours"
         try:
+            if state == "disputed":
+                return await _disputed(outbox, payment, obj)
             return await _move(db, outbox, payment, intent_id, state)
         except VersionConflict:
             continue  # the settler moved it meanwhile: decide again on what it is now
@@ -175,6 +181,24 @@ async def _move(db: Any, outbox: Any, payment: dict[str, Any], intent_id: str, s
         lambda doc: event(id=str(doc["_id"]), orderId=doc["orderId"], stripeId=doc["stripeId"]),
     )
     return f"{status} → {changes['status']}"
+
+
+async def _disputed(outbox: Any, payment: dict[str, Any], dispute: Any) -> str:
+    """A dispute is kept on its payment and told once (`payment.disputed`): no state of
+    ours moves — the bank decides, and the money is where Stripe says."""
+    dispute_id = str(dispute.get("id") or "")
+    if (payment.get("dispute") or {}).get("id") == dispute_id:
+        return "already so"
+    reason = str(dispute.get("reason") or "")
+    await outbox.update(
+        PAYMENTS,
+        payment,
+        {"dispute": {"id": dispute_id, "reason": reason}},
+        lambda doc: PaymentDisputedEvent(
+            id=str(doc["_id"]), orderId=doc["orderId"], disputeId=dispute_id, reason=reason
+        ),
+    )
+    return f"{payment['status']}, disputed"
 
 
 _SAME = {("held", AUTHORIZED), ("taken", CAPTURED), ("released", VOIDED), ("refunded", REFUNDED)}

@@ -219,3 +219,25 @@ async def test_a_body_that_is_not_json_is_400(hooks):
     )
     assert response.status_code == 400
     assert isinstance(response, httpx.Response)
+
+
+async def test_a_dispute_is_kept_on_its_payment_and_told_once(hooks, clean_db, recording_nats):
+    payment = await a_payment(clean_db, "captured", "complete", stripe_id="pi_d")
+    dispute = {"id": "dp_1", "object": "dispute", "payment_intent": "pi_d", "reason": "fraudulent"}
+    first = await hooks.post(URL, **signed(event("charge.dispute.created", dispute)))
+    assert first.json()["outcome"] == "captured, disputed"
+    again = await hooks.post(URL, **signed(event("charge.dispute.created", dispute)))  # another id
+    assert again.json()["outcome"] == "already so"
+    stored = await clean_db.payments.find_one({"_id": payment["_id"]})
+    assert (stored["status"], stored["dispute"]) == (
+        "captured",
+        {"id": "dp_1", "reason": "fraudulent"},
+    )
+    [told] = recording_nats.published
+    assert told.subject == "payment.disputed"
+    assert told.data == {
+        "id": str(payment["_id"]),
+        "orderId": payment["orderId"],
+        "disputeId": "dp_1",
+        "reason": "fraudulent",
+    }
