@@ -68,6 +68,7 @@ def _create_intent_with_card(cls: type, payment_method_data: Any = None, **data:
 
 PaymentIntent._api_create = classmethod(_create_intent_with_card)  # type: ignore[assignment]
 
+
 def _with_created_filter(kind: type) -> None:
     """`kind`'s list (its own, or the one it inherits) also takes `created[gte|lte]`."""
     listed_by = kind._api_list_all.__func__  # type: ignore[attr-defined]
