@@ -960,7 +960,8 @@ async def test_a_purchase_cut_off_by_a_dying_web_process_is_placed_once_or_said_
     1. the click never reached orders (its web process frozen, then killed): placed as
        the tab comes back, once;
     2. orders had it when its answer was lost (orders frozen while the web process dies,
-       thawed as the tab sends it again: the two race): one order, the first one's;
+       thawed as the tab sends it again: the two race, or orders drops the dead one):
+       one order;
     3. another buyer took the ticket meanwhile: "did not go through", nothing held."""
     url, (web, other) = replicas
     site = replace(stack, web_url=url)
@@ -1019,8 +1020,12 @@ async def test_a_purchase_cut_off_by_a_dying_web_process_is_placed_once_or_said_
             and span["start"] > in_flight_since
         )
 
-    # orders ran both: the one whose answer was lost placed it, the resend found it
-    await eventually(lambda: answers() == [200, 201], within=15)
+    # the resend placed it (201), or found what the lost one had placed (200, 201);
+    # never "already reserved" — whether orders still ran the request whose connection
+    # died with the web process or dropped it (uvicorn drops one whose client is gone
+    # before it reads the body: a race the two machines here decide differently)
+    await eventually(lambda: 201 in answers(), within=15)
+    assert answers() in ([201], [200, 201]), answers()
     await asyncio.to_thread(web.restart)
 
     # 3. someone else takes the ticket before the purchase is sent again
