@@ -39,13 +39,13 @@ def supplied_password(value: object) -> str:
 
 
 class SignupRequest(RequestBody):
-    email: Annotated[str, BeforeValidator(normalise_email)] = None  # type: ignore[assignment]
-    password: Annotated[str, BeforeValidator(new_password)] = None  # type: ignore[assignment]
+    email: Annotated[str, BeforeValidator(normalise_email)]
+    password: Annotated[str, BeforeValidator(new_password)]
 
 
 class SigninRequest(RequestBody):
-    email: Annotated[str, BeforeValidator(normalise_email)] = None  # type: ignore[assignment]
-    password: Annotated[str, BeforeValidator(supplied_password)] = None  # type: ignore[assignment]
+    email: Annotated[str, BeforeValidator(normalise_email)]
+    password: Annotated[str, BeforeValidator(supplied_password)]
 
 
 class UserOut(BaseModel):

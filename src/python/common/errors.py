@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, WTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -170,11 +170,23 @@ def is_text(value: object) -> bool:
 
 
 class RequestBody(BaseModel):
-    """The base of every request body: absent fields reach the validators as None (so
-    they get the field's own message), unknown ones are ignored, and every field is
-    valid text before its own validator runs: `Title must be valid text` (400)."""
+    """The base of every request body: required fields are declared without a default
+    and reach their validators as None when absent (so they get the field's own
+    message), unknown ones are ignored, and every field is valid text before its own
+    validator runs: `Title must be valid text` (400)."""
 
-    model_config = ConfigDict(extra="ignore", validate_default=True)
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absent_as_none(cls, data: object) -> object:
+        """A required field left out reaches its validator as None: required fields are
+        declared without a default, and a missing one gets the field's own message
+        ("TicketId must be provided"), not pydantic's "Field required"."""
+        if not isinstance(data, dict):
+            return data  # refused as a whole: "Request body must be a JSON object"
+        required = (f.alias or name for name, f in cls.model_fields.items() if f.is_required())
+        return {**{key: None for key in required if key not in data}, **data}
 
     @field_validator("*", mode="before")
     @classmethod

@@ -21,7 +21,7 @@ def ticket_id(value: object) -> str:
 
 
 class OrderIn(RequestBody):
-    ticketId: Annotated[str, BeforeValidator(ticket_id)] = None  # type: ignore[assignment]
+    ticketId: Annotated[str, BeforeValidator(ticket_id)]
 
 
 class OrderTicketOut(BaseModel):

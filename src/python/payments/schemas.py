@@ -25,8 +25,8 @@ def card_token(value: object) -> str:
 
 
 class PaymentIn(RequestBody):
-    orderId: Annotated[str, BeforeValidator(order_id)] = None  # type: ignore[assignment]
-    token: Annotated[str, BeforeValidator(card_token)] = None  # type: ignore[assignment]
+    orderId: Annotated[str, BeforeValidator(order_id)]
+    token: Annotated[str, BeforeValidator(card_token)]
 
 
 class PaymentOut(BaseModel):

@@ -44,9 +44,9 @@ def price_to_cents(value: object) -> int:
 
 
 class TicketIn(RequestBody):
-    title: Annotated[str, BeforeValidator(clean_title)] = None  # type: ignore[assignment]
+    title: Annotated[str, BeforeValidator(clean_title)]
     price_cents: Annotated[int, BeforeValidator(price_to_cents)] = Field(
-        None, alias="price", json_schema_extra={"type": "number", "exclusiveMinimum": 0}
+        alias="price", json_schema_extra={"type": "number", "exclusiveMinimum": 0}
     )
 
 
