@@ -17,7 +17,7 @@ from common.replica import apply_in_order
 from common.settings import EventingSettings
 from testkit.auth import TEST_JWT_KEY
 from testkit.http import app_client
-from testkit.streams import outbox_drained, stream_messages
+from testkit.streams import caught_up, outbox_drained, stream_messages
 from testkit.waiting import eventually
 
 ITEMS = "items"
@@ -77,7 +77,8 @@ async def test_one_call_wires_outbox_and_listeners_and_replicas_share_the_work(
         # every event is consumed once, by one replica or the other
         await eventually(lambda: sum(ItemCopier.handled.values()) >= len(ids))
         await eventually(lambda: outbox_drained(clean_db, ITEMS))
-        await asyncio.sleep(0.5)  # a second handling, if any, would show now
+        durable = first.state.context.listeners[0].durable  # the replicas share it
+        await eventually(lambda: caught_up(nats_manager.jetstream, durable))
     assert set(ItemCopier.handled) == ids
     assert set(ItemCopier.handled.values()) == {1}
     assert await clean_db.copies.count_documents({}) == len(ids)

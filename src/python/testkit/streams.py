@@ -73,6 +73,14 @@ class CountingListener(Listener[Event]):
         return sum(count - 1 for count in self.received.values() if count > 1)
 
 
+async def caught_up(js: JetStreamContext, durable: str) -> bool:
+    """The durable consumer was delivered every message of its subject and acked each:
+    a duplicate on the stream would have reached its listener by now (what a test waits
+    for instead of sleeping "until a duplicate would show")."""
+    info = await js.consumer_info(STREAM_NAME, durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0
+
+
 @asynccontextmanager
 async def running_outbox(
     db: AsyncDatabase[Any], nats: JetStreamSource, collections: Sequence[str]

@@ -17,7 +17,7 @@ from harness.servers import ServiceProcess
 from testkit.auth import TEST_JWT_KEY, session_cookie
 from testkit.http import app_client
 from testkit.settings import process_env
-from testkit.streams import CountingListener, outbox_drained, stream_messages
+from testkit.streams import CountingListener, caught_up, outbox_drained, stream_messages
 from testkit.waiting import eventually
 from tickets.main import create_tickets_app
 from tickets.repository import TICKETS
@@ -70,7 +70,7 @@ async def test_nats_restarts_under_load_lose_and_duplicate_nothing(
     listener = CountingListener(nats_manager, TicketCreatedEvent, "faults-test-service")
     await listener.start()
     await eventually(lambda: sum(listener.received.values()) >= CREATES, within=120)
-    await asyncio.sleep(1)  # a duplicate, if any, would arrive now
+    await eventually(lambda: caught_up(nats_manager.jetstream, listener.durable), within=60)
     await listener.stop()
 
     tickets = {str(d["_id"]) for d in await clean_db.tickets.find({}, {"_id": 1}).to_list()}
@@ -232,7 +232,8 @@ async def test_a_service_sigkilled_mid_burst_leaves_nothing_unsent_once_it_is_re
             return set(acknowledged) <= sent
 
         await eventually(all_sent, within=90)
-        await asyncio.sleep(2)  # a late duplicate, if any, would be stored now
+        # nothing left unsent by the restarted service: no late duplicate can follow
+        await eventually(lambda: outbox_drained(mongo_client["tickets"], TICKETS), within=90)
         messages = await stream_messages(nats_manager.jetstream, "ticket.created")
     finally:
         second.stop()
