@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from chaos import invariants
 from common.audit import audit
 from harness.servers import ServiceProcess
+from harness.stripe import StripeServer
 from payments.core.config import PaymentsSettings
 from payments.main import create_payments_app
 from payments.providers import TEST_CARDS, TestProvider
@@ -32,6 +33,13 @@ def make_settings(mongo_server, nats_server) -> Callable[..., PaymentsSettings]:
         return settings_for(PaymentsSettings, mongo_server, nats_server, **overrides)
 
     return _make
+
+
+@pytest.fixture(scope="module")
+def stripe_server(tmp_path_factory) -> Iterator[StripeServer]:
+    """A stateful Stripe-compatible server (harness.stripe), for a whole test file."""
+    with StripeServer(tmp_path_factory.mktemp("stripe")) as server:
+        yield server  # type: ignore[misc]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from bson import ObjectId
 
 from harness.servers import ServiceProcess
-from harness.stripe import SECRET_KEY, StripeServer
+from harness.stripe import StripeServer
 from testkit.auth import TEST_JWT_KEY, session_cookie
 from testkit.settings import process_env
 from testkit.waiting import eventually
@@ -30,15 +30,7 @@ def provider(request, tmp_path) -> Iterator[StripeServer | None]:
 
 @pytest.fixture
 def services(mongo_server, nats_server, nats_manager, provider, tmp_path):
-    stripe = (
-        {
-            "PAYMENT_PROVIDER": "stripe",
-            "STRIPE_SECRET_KEY": SECRET_KEY,
-            "STRIPE_API_BASE": provider.url,
-        }
-        if provider
-        else {}
-    )
+    stripe = provider.provider_env() if provider else {}
     shared = process_env(
         mongo_server,
         nats_server,

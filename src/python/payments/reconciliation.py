@@ -152,21 +152,14 @@ class Reconciler:
         now = now or datetime.now(UTC)
         since, settled = now - self.period, now - self.grace
         records = await self.provider.records(since)
-        recent = {
-            doc["stripeId"]
-            async for doc in db[PAYMENTS].find({"createdAt": {"$gte": settled}}, {"stripeId": 1})
-            if doc.get("stripeId")
-        }
+        window = await db[PAYMENTS].find({"createdAt": {"$gte": since - self.grace}}).to_list()
+        ours = [p for p in window if p["createdAt"] < settled]  # one read, split in two
+        recent = {p["stripeId"] for p in window if p["createdAt"] >= settled and p.get("stripeId")}
         charges = [
             c
             for c in records.charges
             if c["id"] not in recent and c.get("created", 0) < settled.timestamp()
         ]
-        ours = (
-            await db[PAYMENTS]
-            .find({"createdAt": {"$gte": since - self.grace, "$lt": settled}})
-            .to_list()
-        )
         healed, left = [], []
         for difference in differences(ours, charges, records.refunded):
             if heal and await self._heal(db, difference, charges):

@@ -15,11 +15,10 @@ import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from bson import ObjectId
 
-from harness.stripe import SECRET_KEY, StripeServer
+from harness.stripe import SECRET_KEY
 from payments.conftest import Market, bought
 from payments.providers import StripeProvider
 from payments.reconciliation import Reconciler, differences
@@ -27,33 +26,16 @@ from testkit.waiting import eventually
 
 
 @pytest.fixture(scope="module")
-def stripe(tmp_path_factory) -> Iterator[StripeServer]:
-    with StripeServer(tmp_path_factory.mktemp("stripe")) as server:
-        yield server  # type: ignore[misc]
-
-
-WEBHOOK_SECRET = "whsec_local"  # a test's
-
-
-@pytest.fixture(scope="module")
-def market(mongo_server, nats_server, stripe, tmp_path_factory) -> Iterator[Market]:
-    env = {
-        "PAYMENT_PROVIDER": "stripe",
-        "STRIPE_SECRET_KEY": SECRET_KEY,
-        "STRIPE_API_BASE": stripe.url,
-        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-    }
-    market = Market(mongo_server, nats_server, tmp_path_factory.mktemp("market"), 120, env).start()
-    endpoint = f"{market.processes['payments'].url}/api/payments/webhook"
-    registered = httpx.post(  # the server signs and sends its events there
-        f"{stripe.url}/_config/webhooks/payments", data={"url": endpoint, "secret": WEBHOOK_SECRET}
-    )
-    assert registered.status_code == 200, registered.text
+def market(mongo_server, nats_server, stripe_server, tmp_path_factory) -> Iterator[Market]:
+    workdir = tmp_path_factory.mktemp("market")
+    market = Market(mongo_server, nats_server, workdir, 120, stripe_server.provider_env()).start()
+    # the server signs its events and sends them to payments
+    stripe_server.send_webhooks_to(f"{market.processes['payments'].url}/api/payments/webhook")
     yield market
     market.stop()
 
 
-async def test_pay_cancel_races_leave_stripes_books_equal_to_ours(market, stripe):
+async def test_pay_cancel_races_leave_stripes_books_equal_to_ours(market, stripe_server):
     async def one_round() -> dict:
         _, buyer, order = await bought(market)
         await asyncio.gather(market.pay(buyer, order["id"]), market.cancel(buyer, order["id"]))
@@ -71,11 +53,11 @@ async def test_pay_cancel_races_leave_stripes_books_equal_to_ours(market, stripe
     assert ("complete", "captured") in outcomes
     assert outcomes <= {("complete", "captured"), ("cancelled", "voided"), ("cancelled", None)}
     payments = await market.mongo.payments.payments.find().to_list()
-    intents = await asyncio.to_thread(stripe.intents)
+    intents = await asyncio.to_thread(stripe_server.intents)
     refunded = {
         r["payment_intent"]
         for i in intents
-        for r in await asyncio.to_thread(stripe.refunds, i["id"])
+        for r in await asyncio.to_thread(stripe_server.refunds, i["id"])
     }
     assert differences(payments, intents, refunded) == []
     assert len(intents) == len([p for p in payments if p.get("stripeId")])  # one each
@@ -93,12 +75,12 @@ async def test_pay_cancel_races_leave_stripes_books_equal_to_ours(market, stripe
 
 
 async def test_the_reconciliation_finds_the_books_equal_then_heals_a_stray_hold_and_reports_the_rest(
-    market, stripe
+    market, stripe_server
 ):
     """After the trading above: nothing differs. Then a hold no payment of ours names (its
     attempt was dropped) is voided; a payment we think captured that Stripe only holds
     cannot be healed by a rule, so it is reported (and counted for the alert)."""
-    provider = StripeProvider(SECRET_KEY, stripe.url)
+    provider = StripeProvider(SECRET_KEY, stripe_server.url)
     reconciler = Reconciler(provider, interval=0, grace=timedelta(0))
     db = market.mongo.payments
     first = await reconciler.run(db)
@@ -128,7 +110,7 @@ async def test_the_reconciliation_finds_the_books_equal_then_heals_a_stray_hold_
     finally:
         await db.payments.delete_one({"_id": ours["_id"]})
     assert [(d.kind, d.intent) for d in second.healed] == [("unknown", stray.id)]
-    assert stripe.get(f"/v1/payment_intents/{stray.id}")["status"] == "canceled"
+    assert stripe_server.get(f"/v1/payment_intents/{stray.id}")["status"] == "canceled"
     assert [(d.kind, d.intent, d.ours, d.theirs) for d in second.left] == [
         ("state", held.id, "taken", "held")
     ]

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 
-from harness.stripe import SECRET_KEY, StripeServer
+from harness.stripe import SECRET_KEY
 from payments.conftest import Market, bought
 from payments.providers import StripeProvider
 from payments.reconciliation import Reconciler
@@ -26,21 +26,17 @@ EXPIRES_IN = 10  # seconds: payments takes a payment until 5 s before
 
 
 @pytest.fixture(scope="module")
-def stripe(tmp_path_factory) -> Iterator[StripeServer]:
-    with StripeServer(tmp_path_factory.mktemp("stripe")) as server:
-        yield server  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
-def market(mongo_server, nats_server, stripe, tmp_path_factory) -> Iterator[Market]:
+def market(mongo_server, nats_server, stripe_server, tmp_path_factory) -> Iterator[Market]:
     workdir = tmp_path_factory.mktemp("market")
-    market = Market(mongo_server, nats_server, workdir, EXPIRES_IN, stripe.provider_env()).start()
-    stripe.send_webhooks_to(f"{market.processes['payments'].url}/api/payments/webhook")
+    market = Market(
+        mongo_server, nats_server, workdir, EXPIRES_IN, stripe_server.provider_env()
+    ).start()
+    stripe_server.send_webhooks_to(f"{market.processes['payments'].url}/api/payments/webhook")
     yield market
     market.stop()
 
 
-async def test_money_taken_for_an_order_that_did_not_complete_is_refunded(market, stripe):
+async def test_money_taken_for_an_order_that_did_not_complete_is_refunded(market, stripe_server):
     _, buyer, order = await bought(market)
     orders = market.processes["orders"].process
     assert orders is not None
@@ -49,7 +45,7 @@ async def test_money_taken_for_an_order_that_did_not_complete_is_refunded(market
         paid = await market.pay(buyer, order["id"])
         assert paid.status_code == 201, paid.text
         intent_id = paid.json()["stripeId"]
-        provider = StripeProvider(SECRET_KEY, stripe.url)
+        provider = StripeProvider(SECRET_KEY, stripe_server.url)
         await provider.capture(intent_id, idempotency_key="outside-capture")  # not ours
 
         async def captured_as_stripe_says() -> bool:  # its webhook, a second later
@@ -62,8 +58,8 @@ async def test_money_taken_for_an_order_that_did_not_complete_is_refunded(market
         os.killpg(orders.pid, signal.SIGCONT)
     final = await market.settled(buyer, order["id"])
     assert (final["status"], final["money"]) == ("cancelled", "refunded")
-    assert stripe.get(f"/v1/payment_intents/{intent_id}")["status"] == "succeeded"
-    assert len(await asyncio.to_thread(stripe.refunds, intent_id)) == 1  # given back once
+    assert stripe_server.get(f"/v1/payment_intents/{intent_id}")["status"] == "succeeded"
+    assert len(await asyncio.to_thread(stripe_server.refunds, intent_id)) == 1  # given back once
     run = await Reconciler(provider, interval=0, grace=timedelta(0)).run(market.mongo.payments)
     assert run.left == [] and run.healed == []
     await market.audit_clean()

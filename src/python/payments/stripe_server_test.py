@@ -6,19 +6,13 @@ idempotency key — one intent per payment, captured once, refunded once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
 from harness.servers import free_port
 from harness.stripe import SECRET_KEY, StripeServer
 from payments.providers import CardDeclined, InvalidToken, StripeProvider
-
-
-@pytest.fixture(scope="module")
-def stripe(tmp_path_factory) -> Iterator[StripeServer]:
-    with StripeServer(tmp_path_factory.mktemp("stripe")) as server:
-        yield server  # type: ignore[misc]
 
 
 class ReplyDropper:
@@ -72,34 +66,34 @@ class ReplyDropper:
 
 
 @pytest.fixture
-async def provider(stripe) -> AsyncIterator[tuple[StripeProvider, ReplyDropper]]:
+async def provider(stripe_server) -> AsyncIterator[tuple[StripeProvider, ReplyDropper]]:
     async with ReplyDropper(
-        stripe.port, ["/payment_intents", "/capture", "/cancel", "/refunds"]
+        stripe_server.port, ["/payment_intents", "/capture", "/cancel", "/refunds"]
     ) as proxy:
         yield StripeProvider(SECRET_KEY, f"http://127.0.0.1:{proxy.port}"), proxy
 
 
-def intent(stripe: StripeServer, intent_id: str) -> dict:
-    return stripe.get(f"/v1/payment_intents/{intent_id}")
+def intent(server: StripeServer, intent_id: str) -> dict:
+    return server.get(f"/v1/payment_intents/{intent_id}")
 
 
-async def test_each_move_whose_reply_is_lost_is_made_once(provider, stripe):
+async def test_each_move_whose_reply_is_lost_is_made_once(provider, stripe_server):
     stripe_provider, proxy = provider
-    before = len(await asyncio.to_thread(stripe.intents))
+    before = len(await asyncio.to_thread(stripe_server.intents))
     held = await stripe_provider.authorize(
         amount_cents=2550, currency="usd", token="tok_visa", idempotency_key="pay-1"
     )
-    assert len(await asyncio.to_thread(stripe.intents)) == before + 1  # one intent, not two
-    assert (await asyncio.to_thread(intent, stripe, held.id))["status"] == "requires_capture"
+    assert len(await asyncio.to_thread(stripe_server.intents)) == before + 1  # one intent, not two
+    assert (await asyncio.to_thread(intent, stripe_server, held.id))["status"] == "requires_capture"
     await stripe_provider.capture(held.id, idempotency_key="capture-1")
-    assert (await asyncio.to_thread(intent, stripe, held.id))["status"] == "succeeded"
+    assert (await asyncio.to_thread(intent, stripe_server, held.id))["status"] == "succeeded"
     await stripe_provider.refund(held.id, idempotency_key="refund-1")
-    assert len(await asyncio.to_thread(stripe.refunds, held.id)) == 1  # refunded once
+    assert len(await asyncio.to_thread(stripe_server.refunds, held.id)) == 1  # refunded once
     other = await stripe_provider.authorize(
         amount_cents=900, currency="usd", token="tok_visa", idempotency_key="pay-2"
     )
     await stripe_provider.void(other.id, idempotency_key="void-2")
-    assert (await asyncio.to_thread(intent, stripe, other.id))["status"] == "canceled"
+    assert (await asyncio.to_thread(intent, stripe_server, other.id))["status"] == "canceled"
     assert sorted(p.rsplit("/", 1)[-1] for p in proxy.dropped) == [
         "cancel",
         "capture",
@@ -108,9 +102,9 @@ async def test_each_move_whose_reply_is_lost_is_made_once(provider, stripe):
     ]
 
 
-async def test_a_move_sent_again_later_with_its_key_changes_nothing(stripe):
+async def test_a_move_sent_again_later_with_its_key_changes_nothing(stripe_server):
     """The settler retries a move whose outcome it did not learn, with the same key."""
-    stripe_provider = StripeProvider(SECRET_KEY, stripe.url)
+    stripe_provider = StripeProvider(SECRET_KEY, stripe_server.url)
     held = await stripe_provider.authorize(
         amount_cents=700, currency="usd", token="tok_visa", idempotency_key="pay-3"
     )
@@ -121,13 +115,13 @@ async def test_a_move_sent_again_later_with_its_key_changes_nothing(stripe):
     for _ in range(2):
         await stripe_provider.capture(held.id, idempotency_key="capture-3")
         await stripe_provider.refund(held.id, idempotency_key="refund-3")
-    assert (await asyncio.to_thread(intent, stripe, held.id))["status"] == "succeeded"
-    assert len(await asyncio.to_thread(stripe.refunds, held.id)) == 1
+    assert (await asyncio.to_thread(intent, stripe_server, held.id))["status"] == "succeeded"
+    assert len(await asyncio.to_thread(stripe_server.refunds, held.id)) == 1
 
 
-async def test_a_declined_card_and_an_unknown_token_hold_nothing(stripe):
-    stripe_provider = StripeProvider(SECRET_KEY, stripe.url)
-    before = {i["id"] for i in await asyncio.to_thread(stripe.intents)}
+async def test_a_declined_card_and_an_unknown_token_hold_nothing(stripe_server):
+    stripe_provider = StripeProvider(SECRET_KEY, stripe_server.url)
+    before = {i["id"] for i in await asyncio.to_thread(stripe_server.intents)}
     with pytest.raises(CardDeclined, match="Your card was declined."):
         await stripe_provider.authorize(
             amount_cents=700, currency="usd", token="tok_chargeDeclined", idempotency_key="pay-4"
@@ -136,5 +130,5 @@ async def test_a_declined_card_and_an_unknown_token_hold_nothing(stripe):
         await stripe_provider.authorize(
             amount_cents=700, currency="usd", token="tok_nope", idempotency_key="pay-5"
         )
-    new = [i for i in await asyncio.to_thread(stripe.intents) if i["id"] not in before]
+    new = [i for i in await asyncio.to_thread(stripe_server.intents) if i["id"] not in before]
     assert [i["status"] for i in new] == ["requires_payment_method"]  # tried, nothing held
