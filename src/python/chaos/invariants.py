@@ -135,13 +135,13 @@ def _orders_settle(state: State, now: datetime, grace: timedelta) -> list[Violat
         if order["status"] in (OrderStatus.COMPLETE, OrderStatus.CANCELLED):
             continue
         order_id, ticket_id = str(order["_id"]), order["ticket"]["id"]
-        if _aware(order["expiresAt"]) + grace <= now:
+        if order["expiresAt"] + grace <= now:
             found.append(
                 Violation(
                     "order-settles", f"order {order_id} still {order['status']} past its expiry"
                 )
             )
-        elif _aware(order["createdAt"]) + grace <= now:
+        elif order["createdAt"] + grace <= now:
             holder = state.tickets.get(ticket_id, {}).get("orderId")
             if holder != order_id:
                 found.append(
@@ -318,7 +318,3 @@ async def consumer_violations(js: JetStreamContext) -> list[Violation]:
                 )
             )
     return found
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

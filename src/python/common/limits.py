@@ -118,8 +118,6 @@ def _seconds_until_open(
         end = counter.get("end")
         if end is None or counter.get("count", 0) < window.limit:
             continue
-        if end.tzinfo is None:
-            end = end.replace(tzinfo=UTC)
         waits.append(int((end - now).total_seconds()) + 1)
     return max(waits)
 

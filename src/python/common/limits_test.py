@@ -46,7 +46,9 @@ async def test_simultaneous_attempts_get_exactly_the_limit_through(clean_db):
 
 async def test_one_write_per_attempt_and_a_refusal_changes_nothing(mongo_server, clean_db):
     commands = WriteCommands()
-    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_server.uri, event_listeners=[commands])
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_server.uri, event_listeners=[commands], tz_aware=True
+    )
     counters = client[clean_db.name].counters
     try:
         for _ in range(5):

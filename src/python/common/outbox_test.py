@@ -322,27 +322,6 @@ async def test_replicas_updating_one_document_keep_it_small(clean_db, nats_manag
     assert versions == list(range(61))
 
 
-async def test_entries_of_the_format_before_writers_are_sent_once_and_dropped(
-    outbox, clean_db, nats_manager
-):
-    legacy = {"id": "ticket.created:old:0", "subject": "ticket.created", "at": None}
-    legacy["data"] = json.dumps(
-        {"id": "old", "version": 0, "title": "a", "price": 1, "userId": "u"}
-    )
-    await clean_db[ITEMS].insert_one({"_id": "old", "version": 0, PENDING: [legacy]})
-    fresh = Outbox(clean_db, nats_manager, [ITEMS], interval=0.1)
-    await fresh.start()
-    try:
-        await eventually(lambda: _equals(_pending_of(clean_db, "old"), []), within=10)
-    finally:
-        await fresh.stop()
-    assert msg_ids(await stream_messages(nats_manager.jetstream)) == ["ticket.created:old:0"]
-
-
-async def _pending_of(db, doc_id):
-    return (await db[ITEMS].find_one({"_id": doc_id}))[PENDING]
-
-
 async def test_a_write_that_failed_is_looked_for_and_sent_only_if_it_landed(
     outbox, clean_db, nats_manager
 ):

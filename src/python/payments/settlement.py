@@ -143,9 +143,7 @@ class Settler:
         return name
 
     def _stale(self, payment: Doc) -> bool:
-        created = payment["createdAt"]
-        created = created if created.tzinfo else created.replace(tzinfo=UTC)
-        return created < datetime.now(UTC) - self.stale_after
+        return payment["createdAt"] < datetime.now(UTC) - self.stale_after
 
     async def _release_stale_attempt(self, payment: Doc) -> str:
         """An attempt a crash left `authorizing`, for an order that is over: whether

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 
 class Subject(StrEnum):
@@ -116,10 +116,8 @@ class OrderTicketRef(BaseModel):
 
 
 def iso_utc(moment: datetime) -> str:
-    """`2026-11-26T07:13:01.123Z`, as JavaScript's `toISOString()` writes it (a naive
-    datetime is taken to be UTC already)."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """`2026-11-26T07:13:01.123Z`, as JavaScript's `toISOString()` writes it."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class OrderCreatedEvent(Event):
@@ -128,7 +126,7 @@ class OrderCreatedEvent(Event):
     version: int = Field(ge=0)
     status: OrderStatus
     userId: str
-    expiresAt: datetime
+    expiresAt: AwareDatetime  # (a time without its zone is refused: no guessing)
     ticket: OrderTicket
 
     @field_serializer("expiresAt")

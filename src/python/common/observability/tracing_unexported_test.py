@@ -39,7 +39,9 @@ def test_no_span_is_recorded_but_each_has_ids_for_the_logs_and_the_events():
         assert not span.is_recording()
         context = span.get_span_context()
         assert context.is_valid and not context.trace_flags.sampled
-        event = pending_event(TicketCreatedEvent(id="i", version=0, title="a", price=1, userId="u"))
+        event = pending_event(
+            TicketCreatedEvent(id="i", version=0, title="a", price=1, userId="u"), "w", 0
+        )
     version, trace_id, span_id, flags = event["trace"]["traceparent"].split("-")
     assert (trace_id, span_id) == (f"{context.trace_id:032x}", f"{context.span_id:016x}")
     assert not int(flags, 16) & 1  # not sampled: downstream records nothing either

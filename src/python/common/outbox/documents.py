@@ -69,19 +69,19 @@ def find_documents(collection: AsyncCollection[Any], query: Mapping[str, Any]) -
     return collection.find(query, {PENDING: 0})
 
 
-def pending_event(event: Event, writer: str | None = None, n: int = 0) -> Document:
+def pending_event(event: Event, writer: str, n: int) -> Document:
     """How an event waits in its document (validated when built), numbered by its
     writer, with the trace it was recorded in: whoever publishes it, and when,
-    continues that trace. (No writer: as before writers existed.)"""
+    continues that trace."""
     entry: Document = {
         "id": event.message_id(),
         "subject": event.subject.value,
         "schema": event.schema_version,
         "data": event.encode().decode(),
         "at": datetime.now(UTC),
+        "w": writer,
+        "n": n,
     }
-    if writer is not None:
-        entry["w"], entry["n"] = writer, n
     if carrier := current_carrier():
         entry["trace"] = carrier
     return entry
@@ -89,10 +89,8 @@ def pending_event(event: Event, writer: str | None = None, n: int = 0) -> Docume
 
 def unsent_by(entry: Document, marks: Mapping[str, int]) -> bool:
     """Not yet on the stream as far as the writers' marks say (a writer with no row
-    was adopted: its events were sent; an entry with no writer predates them)."""
-    writer = entry.get("w")
-    if writer is None:
-        return True
+    was adopted: its events were sent)."""
+    writer = entry["w"]
     return writer in marks and entry["n"] >= marks[writer]
 
 

@@ -59,7 +59,6 @@ class Relay:
         self.interval = interval
         self.batch_size = batch_size
         self.published: Counter[str] = Counter()  # events acked by JetStream, by subject
-        self._unnumbered_sent = False  # entries of the format before writers: sent?
         self._wake = asyncio.Event()  # run the relay now
         self._loop = Loop("outbox-relay", self._relay_step, pause=interval)
         self._heart = Loop("outbox-beat", self._beat_step, pause=interval)
@@ -116,23 +115,17 @@ class Relay:
                 entry["data"].encode(),
                 entry["id"],
                 self.publish_timeout,
-                # the version it was written in (none: written before versions, 1)
-                headers=schema_header(entry["subject"], entry.get("schema", 1)),
+                headers=schema_header(entry["subject"], entry["schema"]),  # as written
                 trace=entry.get("trace"),
             )
             self.published[entry["subject"]] += 1
-            self.ledger.sent(entry, ours=entry.get("w") in self.writers.ids)
+            self.ledger.sent(entry, ours=entry["w"] in self.writers.ids)
 
     async def flush(self) -> int:
         """Send what this process failed to send, then (if it forgot some) rescan for
-        them; the first time, also what the format before writers left unsent. Returns
-        how many documents were read to do it. Raises PublishError or PyMongoError if
-        some could not be sent (they stay unsent)."""
-        read = 0
-        if not self._unnumbered_sent:
-            read += await self._send_writers_events(None)
-            self._unnumbered_sent = True
-        read += await self._resend_failed()
+        them. Returns how many documents were read to do it. Raises PublishError or
+        PyMongoError if some could not be sent (they stay unsent)."""
+        read = await self._resend_failed()
         start = self.ledger.start_rescan()
         if start is not None:
             done = False
@@ -175,45 +168,32 @@ class Relay:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _send_writers_events(self, writer: str | None, start: int = 0) -> int:
+    async def _send_writers_events(self, writer: str, start: int) -> int:
         """Publish every event of `writer` numbered `start` or more found in the
-        collections (None: entries recorded before writers existed), in pages of
-        documents sent in parallel. A scan: only after a crash or an overflow."""
-        if writer is None:
-            match: Document = {"w": {"$exists": False}}
-        else:
-            match = {"w": writer, "n": {"$gte": start}}
+        collections, in pages of documents sent in parallel. A scan: only after a
+        crash or an overflow."""
+        match = {"w": writer, "n": {"$gte": start}}
         read = 0
         for collection in self.collections:
             cursor = self.db[collection].find(
                 {PENDING: {"$elemMatch": match}},
-                {PENDING: 1, "version": 1},
+                {PENDING: 1},
                 batch_size=self.batch_size,
             )
             page: list[Document] = []
             async for doc in cursor:
                 page.append(doc)
                 if len(page) >= self.batch_size:
-                    read += await self._send_page(collection, page, writer, start)
+                    read += await self._send_page(page, writer, start)
                     page = []
-            read += await self._send_page(collection, page, writer, start)
+            read += await self._send_page(page, writer, start)
         return read
 
-    async def _send_page(
-        self, collection: str, page: list[Document], writer: str | None, start: int
-    ) -> int:
+    async def _send_page(self, page: list[Document], writer: str, start: int) -> int:
         def ours(entry: Document) -> bool:
-            if writer is None:
-                return "w" not in entry
-            return entry.get("w") == writer and entry["n"] >= start
+            return entry["w"] == writer and entry["n"] >= start
 
         await self._publish_docs([[e for e in doc[PENDING] if ours(e)] for doc in page])
-        if writer is None:  # sent: drop them, so no later update keeps them
-            for doc in page:
-                await self.db[collection].update_one(
-                    {"_id": doc["_id"], "version": doc.get("version")},
-                    {"$pull": {PENDING: {"w": {"$exists": False}}}},
-                )
         return len(page)
 
     async def _adopt(self, row: Document) -> None:
@@ -245,7 +225,7 @@ class Relay:
         self._wake.clear()
         if not self.nats.is_connected:
             return
-        if self._unnumbered_sent and self.ledger.nothing_unsent():
+        if self.ledger.nothing_unsent():
             return  # nothing unsent
         try:
             read = await self.flush()

@@ -120,8 +120,8 @@ class Writers:
 
     async def was_sent(self, entry: Document) -> bool:
         """Known to be on the stream: below its writer's mark, or its writer adopted."""
-        writer = entry.get("w")
-        if writer not in (None, self.id, *self.others, *self.gone):
+        writer = entry["w"]
+        if writer not in (self.id, *self.others, *self.gone):
             await self.read_others()  # a writer newer than our last look, or adopted
             if writer not in self.others:
                 self.gone.add(writer)
