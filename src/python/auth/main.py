@@ -9,7 +9,8 @@ from auth.core.config import AuthSettings
 from auth.core.passwords import Passwords
 from auth.users import INDEXES, REVOKED_SESSIONS
 from common.app import create_app, run_service
-from common.context import context_of
+from common.context import DataContext
+from common.metrics import metrics_of
 from common.nats_client import NatsClientManager
 from common.settings import load_settings
 
@@ -18,19 +19,17 @@ def create_auth_app(
     settings: AuthSettings, database: str = "auth", nats: NatsClientManager | None = None
 ) -> FastAPI:
     passwords = Passwords.from_settings(settings)
-    app = create_app(
+    context = DataContext(
         name="auth",
         settings=settings,
         database=database,
-        routers=[router],
         indexes=INDEXES,
-        outbox=[REVOKED_SESSIONS],
-        provides={Passwords: passwords},
-        nats=nats,
+        events_in=[REVOKED_SESSIONS],
+        nats=nats or NatsClientManager(),  # tests pass the recording fake
+        own=passwords,
     )
-    metrics = context_of(app).metrics
-    assert metrics is not None
-    metrics.gauges["argon2_queue_length"] = (
+    app = create_app(context, routers=[router])
+    metrics_of(app).gauges["argon2_queue_length"] = (
         "Password hashes waiting for a slot (the argon2 memory budget)",
         lambda: passwords.waiting,
     )
@@ -39,7 +38,7 @@ def create_auth_app(
 
 def main() -> None:
     settings = load_settings(AuthSettings)
-    run_service(create_auth_app(settings), settings)
+    run_service("auth", settings, lambda: create_auth_app(settings))
 
 
 if __name__ == "__main__":

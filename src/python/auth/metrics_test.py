@@ -2,7 +2,6 @@
 
 import asyncio
 
-from auth.core.passwords import Passwords
 from auth.main import create_auth_app
 from testkit.http import app_client
 from testkit.metrics import scrape, value
@@ -11,7 +10,7 @@ from testkit.waiting import eventually
 
 async def test_the_argon2_queue_length_is_on_metrics(make_settings, clean_db, nats_manager):
     app = create_auth_app(make_settings(argon2_queue_seconds=30), database=clean_db.name)
-    slots = app.state.context.get(Passwords)._slots
+    slots = app.state.context.own._slots
     async with app_client(app) as client:
         assert value(await scrape(client), "argon2_queue_length") == 0
         while not slots.locked():  # every slot busy, as under a burst

@@ -1,11 +1,12 @@
 """App factory: everything a Ticketing service shares, so each service's `main` is short.
 
-Start: connect Mongo (indexes created: fails fast if unreachable), connect NATS and
-ensure the stream (for services with `EventingSettings`), then the outbox relay and
-every listener. Serve `/healthz` and `/readyz`. Stop (SIGINT/SIGTERM, via uvicorn):
-stop accepting, finish in-flight requests, stop the listeners, the relay's last flush,
-drain NATS, close Mongo, exit 0. If NATS closes for good while running, the process
-exits 1 so the orchestrator restarts it (the original's `process.exit()`).
+A service states its shape as its context (`common.context`: what it connects and
+starts); `create_app` serves it: `/healthz`, `/readyz`, `/metrics`, the error shape,
+spans and timings for every request. Stop (SIGINT/SIGTERM, via uvicorn): stop
+accepting, finish in-flight requests, then the context's `stop` (workers, listeners,
+the outbox's last flush, NATS's drain, Mongo), exit 0. If NATS closes for good while
+running, the process exits 1 so the orchestrator restarts it (the original's
+`process.exit()`).
 """
 
 from __future__ import annotations
@@ -13,39 +14,24 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
-from pymongo import AsyncMongoClient, IndexModel
-from pymongo.errors import PyMongoError
 
-from common.auth import JWT_LEEWAY_SECONDS
-from common.context import ServiceContext, Worker, context_of
-from common.errors import (
-    ErrorResponse,
-    error_item,
-    install_error_handlers,
-)
-from common.events.listener import Listener
-from common.limits import LIMIT_INDEXES
+from common.context import ServiceContext, context_of
+from common.errors import ErrorResponse, error_item, install_error_handlers
+from common.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from common.metrics import HttpMetricsMiddleware, Metrics, metrics_of
 from common.middleware import RequestContextMiddleware
-from common.mongo import create_mongo_client, ensure_indexes, ping
-from common.nats_client import NatsClientManager
 from common.observability.logs import configure_logging
-from common.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from common.observability.metrics import HttpMetricsMiddleware, Metrics
 from common.observability.tracing import ServerSpans, configure_tracing, shutdown_tracing
-from common.outbox import Outbox
-from common.revocations import RevokedSessions
-from common.settings import EventingSettings, NatsSettings, ProcessSettings, ServiceSettings
+from common.settings import ProcessSettings
 
 log = logging.getLogger(__name__)
 
@@ -54,154 +40,42 @@ UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 NO_FASTAPI_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's own OpenTelemetry is off: HTTP spans are `common.observability.tracing.ServerSpans`'
-(cheaper), HTTP metrics `common.observability.metrics`' (Prometheus), errors logged by ours."""
+(cheaper), HTTP metrics `common.metrics`' (Prometheus), errors logged by ours."""
 
 
-def create_app(
-    *,
-    name: str,
-    settings: ProcessSettings,
-    routers: Sequence[APIRouter] = (),
-    database: str | None = None,
-    indexes: Mapping[str, Sequence[IndexModel]] | None = None,
-    outbox: Sequence[str] = (),
-    listeners: Sequence[type[Listener[Any]]] = (),
-    workers: Sequence[Worker] = (),
-    provides: Mapping[type, object] | None = None,
-    nats: NatsClientManager | None = None,
-) -> FastAPI:
-    """Build a service app, in one of three shapes:
-
-    - `EventingSettings` and a `database`: a service that keeps data and talks on the
-      stream (auth, tickets, orders, payments). `outbox`: the collections whose
-      documents carry their own pending events (routes record through `OutboxDep`);
-    - `NatsSettings`, no database: a service that only listens and publishes
-      (expiration);
-    - `ProcessSettings`, nothing else: the HTTP plumbing alone (tests of it).
-
-    `listeners`: Listener classes, each started as durable consumer `<name>-<subject>`.
-    `workers`: background tasks of the service's own (`Worker`). `provides`: objects of
-    the service's own its routes need, by type (`context.get(kind)`). `nats`: tests pass the
-    recording fake. Everything lands on one `ServiceContext` (`app.state.context`).
-    """
-    keeps_data = database is not None
-    if keeps_data != isinstance(settings, EventingSettings) or (
-        not keeps_data and isinstance(settings, ServiceSettings)
-    ):
-        raise TypeError(f"{name}: a database goes with EventingSettings (MONGO_URI, NATS_URL)")
-    if (outbox and not keeps_data) or (
-        (listeners or workers) and not isinstance(settings, NatsSettings)
-    ):
-        raise TypeError(f"{name}: an outbox needs a database; listeners and workers need NATS")
-    context = ServiceContext(
-        name, settings, nats or NatsClientManager(), workers, provided=dict(provides or {})
-    )
-    if isinstance(settings, ServiceSettings):
-        context.jwt_key = settings.jwt_key.get_secret_value()
-    if isinstance(settings, NatsSettings):
-        context.nats.stream = settings.stream_config()  # this environment's limits
+def create_app(context: ServiceContext, *, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The app of a service of this shape (`common.context`): its routes, `/healthz`,
+    `/readyz` (what its shape checks), `/metrics`, every request in the error shape,
+    timed and traced. Its start-up is the context's `start`; its shutdown, `stop`."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            if keeps_data:
-                await _connect_mongo(context, database, indexes or {})
-            if isinstance(settings, NatsSettings):
-                await _connect_nats(context, settings)
-                if isinstance(settings, EventingSettings):
-                    await _follow_signouts(context)
-                    if outbox:
-                        await _start_outbox(context, settings, outbox)
-                await _start_listeners(context, listeners)
-                await _start_workers(context)
+            await context.start()
             _freeze_startup_heap()
-            log.info("%s ready", name)
+            log.info("%s ready", context.name)
             yield
         finally:
-            await _stop(context)
-            log.info("%s stopped", name)
+            await context.stop()
+            log.info("%s stopped", context.name)
 
     app = FastAPI(
-        title=f"Ticketing {name} service", lifespan=lifespan, telemetry=NO_FASTAPI_TELEMETRY
+        title=f"Ticketing {context.name} service",
+        lifespan=lifespan,
+        telemetry=NO_FASTAPI_TELEMETRY,
     )
     app.state.context = context
-    context.metrics = Metrics(context)
+    app.state.metrics = metrics = Metrics(context)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=context.settings.max_body_bytes)
     # outer: the refusals above (413, 415) are timed and traced too
-    app.add_middleware(HttpMetricsMiddleware, metrics=lambda: context.metrics)
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     app.add_middleware(ServerSpans, untraced=UNTRACED_PATHS)
-    app.include_router(
-        health_router(uses_mongo=keeps_data, uses_nats=isinstance(settings, NatsSettings))
-    )
+    app.include_router(health_router)
     for router in routers:
         app.include_router(router)
     _document_400_not_422(app)
     return app
-
-
-# -- start-up and shutdown, step by step ----------------------------------------------
-
-
-async def _connect_mongo(
-    context: ServiceContext, database: str, indexes: Mapping[str, Sequence[IndexModel]]
-) -> None:
-    """Connect (failing fast if unreachable) and create the indexes."""
-    assert isinstance(context.settings, ServiceSettings)
-    context.mongo = create_mongo_client(context.settings.mongo_uri, context.name)
-    context.database = context.mongo[database]
-    await _check_mongo(context.mongo)
-    await ensure_indexes(context.database, _merged(indexes, LIMIT_INDEXES))
-
-
-async def _connect_nats(context: ServiceContext, settings: NatsSettings) -> None:
-    """Connect (failing fast) and make the stream per the contract. If the connection
-    closes for good later, the process exits 1 so the orchestrator restarts it."""
-    await context.nats.connect(
-        settings.nats_url,
-        settings.nats_client_id,
-        on_unexpected_close=lambda: _exit_after_shutdown(context),
-    )
-    await context.nats.ensure_stream()
-
-
-async def _follow_signouts(context: ServiceContext) -> None:
-    """A service that checks sessions reads the sign-outs already on the stream first."""
-    context.revoked_sessions = RevokedSessions(leeway=JWT_LEEWAY_SECONDS)
-    await context.revoked_sessions.follow(context.nats.jetstream)
-
-
-async def _start_outbox(
-    context: ServiceContext, settings: EventingSettings, collections: Sequence[str]
-) -> None:
-    context.event_outbox = Outbox(
-        context.db,
-        context.nats,
-        collections,
-        publish_timeout=settings.publish_timeout,
-        interval=settings.outbox_interval,
-        dead_after=settings.outbox_dead_after,
-    )
-    await context.event_outbox.start()
-
-
-async def _start_listeners(
-    context: ServiceContext, listeners: Sequence[type[Listener[Any]]]
-) -> None:
-    for listener_class in listeners:
-        listener = listener_class(context.nats, context.name, context)
-        await listener.start()
-        context.listeners.append(listener)
-
-
-async def _start_workers(context: ServiceContext) -> None:
-    started: list[Worker] = []
-    try:
-        for worker in context.workers:
-            await worker.start(context)
-            started.append(worker)
-    finally:
-        context.workers = started  # what `_stop` stops
 
 
 def _freeze_startup_heap() -> None:
@@ -210,33 +84,6 @@ def _freeze_startup_heap() -> None:
     pausing requests (p99 at 16 concurrent requests: 57 -> 20 ms)."""
     gc.collect()
     gc.freeze()
-
-
-async def _stop(context: ServiceContext) -> None:
-    """In reverse: workers, then listeners (no new work), the sign-out follower, the
-    outbox's last flush, NATS's drain (in-flight publishes), Mongo."""
-    for worker in reversed(context.workers):
-        await worker.stop()
-    for listener in context.listeners:
-        await listener.stop()
-    if context.revoked_sessions is not None:
-        await context.revoked_sessions.stop()
-    if context.event_outbox is not None:
-        await context.event_outbox.stop()
-    await context.nats.drain()
-    if context.mongo is not None:
-        await context.mongo.close()
-
-
-def _merged(
-    *index_sets: Mapping[str, Sequence[IndexModel]],
-) -> dict[str, list[IndexModel]]:
-    """The indexes of every set, per collection (a collection may be in several)."""
-    merged: dict[str, list[IndexModel]] = {}
-    for index_set in index_sets:
-        for collection, models in index_set.items():
-            merged.setdefault(collection, []).extend(models)
-    return merged
 
 
 def _document_400_not_422(app: FastAPI) -> None:
@@ -269,67 +116,38 @@ def _document_400_not_422(app: FastAPI) -> None:
             app.openapi_schema = schema
         return app.openapi_schema
 
+    # FastAPI's own way to change the schema it serves ("Extending OpenAPI" in its docs)
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def _check_mongo(mongo: AsyncMongoClient[dict[str, Any]]) -> None:
-    try:
-        await mongo.admin.command("ping")
-    except PyMongoError as exc:
-        raise RuntimeError(f"Could not reach MongoDB (MONGO_URI): {exc}") from exc
+health_router = APIRouter(tags=["health"])
 
 
-def health_router(*, uses_mongo: bool, uses_nats: bool) -> APIRouter:
-    router = APIRouter(tags=["health"])
-
-    @router.get("/healthz", summary="The process is up (liveness)")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @router.get("/readyz", summary="Mongo and NATS (those it uses) are reachable (readiness)")
-    async def readyz(request: Request) -> JSONResponse:
-        context = context_of(request)
-        checks = {}
-        if uses_mongo:
-            checks["mongo"] = await ping(context.mongo)
-        if uses_nats:
-            checks["nats"] = await context.nats.check()
-        down = [dependency for dependency, ok in checks.items() if not ok]
-        if down:
-            body = {
-                "errors": [error_item(f"Not ready: {', '.join(down)} unreachable")],
-                "checks": checks,
-            }
-            return JSONResponse(status_code=503, content=body)
-        outbox = context.event_outbox
-        if outbox is not None and isinstance(context.settings, EventingSettings):
-            bound = context.settings.outbox_stuck_seconds
-            checks["outbox"] = not outbox.stuck(timedelta(seconds=bound))
-            if not checks["outbox"]:
-                message = f"Not ready: events unsent for over {bound:g} s (is the stream full?)"
-                body = {"errors": [error_item(message)], "checks": checks}
-                return JSONResponse(status_code=503, content=body)
-        return JSONResponse({"status": "ready", "checks": checks})
-
-    @router.get("/metrics", include_in_schema=False)
-    async def metrics(request: Request) -> Response:
-        """Prometheus text format (README, "Metrics")."""
-        metrics = context_of(request).metrics
-        assert metrics is not None
-        body = await metrics.exposition()
-        return Response(body, media_type=METRICS_CONTENT_TYPE)
-
-    return router
+@health_router.get("/healthz", summary="The process is up (liveness)")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
 
 
-def _exit_after_shutdown(context: ServiceContext) -> None:
-    """Ask uvicorn for a graceful shutdown, then `run_service` exits 1."""
-    context.exit_code = 1
-    os.kill(os.getpid(), signal.SIGTERM)
+@health_router.get("/readyz", summary="What the service uses is reachable (readiness)")
+async def readyz(request: Request) -> JSONResponse:
+    checks, not_ready = await context_of(request).readiness()
+    if not_ready is not None:
+        body = {"errors": [error_item(not_ready)], "checks": checks}
+        return JSONResponse(status_code=503, content=body)
+    return JSONResponse({"status": "ready", "checks": checks})
 
 
-def run_service(app: FastAPI, settings: ProcessSettings) -> None:
-    """Serve until SIGINT/SIGTERM; exit with the app's exit code (0, or 1 if NATS closed)."""
+@health_router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format (README, "Metrics")."""
+    body = await metrics_of(request.app).exposition()
+    return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+
+def run_service(name: str, settings: ProcessSettings, make_app: Callable[[], FastAPI]) -> None:
+    """Serve the app `make_app` builds (after logging and tracing are set up: its
+    clients are made traced) until SIGINT/SIGTERM; exit with its context's exit code
+    (0, or 1 if NATS closed for good)."""
     import uvicorn  # only the process entry point needs the server
 
     class GracefulServer(uvicorn.Server):
@@ -345,13 +163,11 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    context = context_of(app)
-    configure_logging(settings.log_level, settings.log_format, context.name)
+    configure_logging(settings.log_level, settings.log_format, name)
     configure_tracing(
-        context.name,
-        traces_dir=settings.traces_dir,
-        otlp_endpoint=settings.otel_exporter_otlp_endpoint,
+        name, traces_dir=settings.traces_dir, otlp_endpoint=settings.otel_exporter_otlp_endpoint
     )
+    app = make_app()
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -371,7 +187,7 @@ def run_service(app: FastAPI, settings: ProcessSettings) -> None:
         shutdown_tracing()  # the last spans are exported, not dropped
     if not server.started:
         sys.exit(3)  # start-up failed; the reason is logged above
-    sys.exit(context.exit_code)
+    sys.exit(context_of(app).exit_code)
 
 
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)

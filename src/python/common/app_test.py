@@ -12,8 +12,9 @@ import pytest
 from fastapi import APIRouter, Request
 
 from common.app import create_app, run_service
+from common.context import DataContext, StreamContext
 from common.deps import DbDep
-from common.nats_client import NatsConnectError
+from common.nats_client import NatsClientManager, NatsConnectError
 from common.settings import EventingSettings, ProcessSettings, ServiceSettings, load_settings
 from harness.servers import python_path
 from testkit.auth import TEST_JWT_KEY
@@ -49,13 +50,15 @@ def settings(mongo_uri: str, nats_url: str = "nats://127.0.0.1:1") -> EventingSe
     return EventingSettings(**common, nats_url=nats_url, nats_client_id="app-test")
 
 
-async def test_probes_and_routes_with_real_mongo_and_nats(mongo_server, nats_server):
-    app = create_app(
-        name="demo",
-        settings=settings(mongo_server.uri, nats_server.url),
-        database="demo_probe",
-        routers=[router],
+def demo_app(settings: EventingSettings, database: str, nats=None, routers=(router,)):
+    context = DataContext(
+        name="demo", settings=settings, database=database, nats=nats or NatsClientManager()
     )
+    return create_app(context, routers=routers)
+
+
+async def test_probes_and_routes_with_real_mongo_and_nats(mongo_server, nats_server):
+    app = demo_app(settings(mongo_server.uri, nats_server.url), "demo_probe")
     async with app_client(app) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
@@ -67,12 +70,7 @@ async def test_probes_and_routes_with_real_mongo_and_nats(mongo_server, nats_ser
 
 
 async def test_readyz_reports_nats_down_then_recovers(mongo_server, nats_server):
-    app = create_app(
-        name="demo",
-        settings=settings(mongo_server.uri, nats_server.url),
-        database="demo_ready",
-        routers=[router],
-    )
+    app = demo_app(settings(mongo_server.uri, nats_server.url), "demo_ready")
     async with app_client(app) as client:
         nats_server.stop()
         await eventually(lambda: not app.state.context.nats.is_connected)
@@ -87,37 +85,26 @@ async def test_readyz_reports_nats_down_then_recovers(mongo_server, nats_server)
         assert (await client.get("/readyz")).status_code == 200
 
 
-def test_the_three_shapes_only():
-    """A database goes with events (EventingSettings); no service keeps data alone."""
+def test_a_shape_refuses_settings_it_cannot_run_with():
+    """A database goes with events (EventingSettings); listeners need NATS."""
     only_mongo = ServiceSettings(mongo_uri="mongodb://x", jwt_key=TEST_JWT_KEY)
-    with pytest.raises(TypeError, match="a database goes with EventingSettings"):
-        create_app(name="demo", settings=only_mongo, database="d")
-    with pytest.raises(TypeError, match="a database goes with EventingSettings"):
-        create_app(name="demo", settings=only_mongo)
-    with pytest.raises(TypeError, match="listeners and workers need NATS"):
-        create_app(name="demo", settings=ProcessSettings(), workers=[object()])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="demo: a DataContext runs with EventingSettings"):
+        DataContext(name="demo", settings=only_mongo, database="d")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="demo: a StreamContext runs with NatsSettings"):
+        StreamContext(name="demo", settings=ProcessSettings())  # type: ignore[arg-type]
 
 
 async def test_recording_fake_replaces_nats(mongo_server):
     fake = RecordingNats()
-    app = create_app(
-        name="demo",
-        settings=settings(mongo_server.uri, "nats://127.0.0.1:1"),
-        database="demo_fake",
-        routers=[router],
-        nats=fake,
-    )
+    app = demo_app(settings(mongo_server.uri, "nats://127.0.0.1:1"), "demo_fake", nats=fake)
     async with app_client(app) as client:
         assert (await client.post("/things")).json()["nats"] == "RecordingNats"
 
 
 async def test_start_fails_clearly_when_mongo_is_unreachable():
-    app = create_app(
-        name="demo",
-        settings=settings(
-            "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=200"
-        ),
-        database="d",
+    app = demo_app(
+        settings("mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=200"),
+        "d",
         routers=[],
     )
     with pytest.raises(RuntimeError, match=r"Could not reach MongoDB \(MONGO_URI\)"):
@@ -126,12 +113,7 @@ async def test_start_fails_clearly_when_mongo_is_unreachable():
 
 
 async def test_start_fails_clearly_when_nats_is_unreachable(mongo_server):
-    app = create_app(
-        name="demo",
-        settings=settings(mongo_server.uri, "nats://127.0.0.1:1"),
-        database="d",
-        routers=[],
-    )
+    app = demo_app(settings(mongo_server.uri, "nats://127.0.0.1:1"), "d", routers=[])
     with pytest.raises(NatsConnectError, match="Could not connect to NATS at nats://127.0.0.1:1"):
         async with app_client(app):
             pass
@@ -207,7 +189,4 @@ async def test_losing_nats_for_good_exits_1_for_a_restart(mongo_server, nats_ser
 
 if __name__ == "__main__":
     service_settings = load_settings(EventingSettings)
-    run_service(
-        create_app(name="demo", settings=service_settings, database="demo_proc", routers=[router]),
-        service_settings,
-    )
+    run_service("demo", service_settings, lambda: demo_app(service_settings, "demo_proc"))

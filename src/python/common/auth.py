@@ -1,4 +1,5 @@
-"""Authentication shared by every service: JWT, the `session` cookie, FastAPI dependencies.
+"""Authentication shared by every service: JWT and the `session` cookie (the route
+dependencies that read the signed-in user: `common.deps`).
 
 Any service reads the current user from the request alone (no call to the auth
 service): the `session` cookie — base64 of JSON `{"jwt": "<token>"}`, as the original
@@ -13,14 +14,10 @@ import json
 import secrets
 import time
 from datetime import timedelta
-from typing import Annotated
 
 import jwt
-from fastapi import Depends, Request, Response
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from common.context import context_of
-from common.errors import NotAuthorizedError
 
 SESSION_COOKIE = "session"
 JWT_ALGORITHM = "HS256"
@@ -158,30 +155,3 @@ def token_from_request(request: Request) -> str | None:
         return credentials.strip()
     cookie = request.cookies.get(SESSION_COOKIE)
     return decode_session(cookie) if cookie else None
-
-
-async def current_user(request: Request) -> CurrentUser | None:
-    """FastAPI dependency: the signed-in user, or None (absent or invalid credentials,
-    or a token signed out: `common.revocations`)."""
-    token = token_from_request(request)
-    if token is None:
-        return None
-    context = context_of(request)
-    if context.jwt_key is None:
-        return None  # a service that keeps no users' data checks no sessions
-    user = verify_jwt(token, context.jwt_key)
-    revoked = context.revoked_sessions  # (None until the service has started)
-    if user is not None and revoked is not None and revoked.is_revoked(user.jti, user.id, user.iat):
-        return None
-    return user
-
-
-async def require_user(user: Annotated[CurrentUser | None, Depends(current_user)]) -> CurrentUser:
-    """FastAPI dependency: the signed-in user, or 401 Not authorized."""
-    if user is None:
-        raise NotAuthorizedError()
-    return user
-
-
-OptionalUser = Annotated[CurrentUser | None, Depends(current_user)]
-RequiredUser = Annotated[CurrentUser, Depends(require_user)]

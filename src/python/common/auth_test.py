@@ -11,16 +11,15 @@ from fastapi import FastAPI
 from common import auth
 from common.auth import (
     JWT_LEEWAY_SECONDS,
-    OptionalUser,
-    RequiredUser,
     decode_session,
     encode_session,
     sign_jwt,
     verify_jwt,
 )
-from common.context import ServiceContext
+from common.context import DataContext
+from common.deps import OptionalUser, RequiredUser
 from common.errors import install_error_handlers
-from common.settings import ProcessSettings
+from common.settings import EventingSettings
 from testkit.auth import session_cookie
 from testkit.fakes import RecordingNats
 
@@ -173,7 +172,12 @@ def test_clock_skew_between_nodes_is_tolerated_within_the_leeway():
 
 def _auth_app() -> FastAPI:
     app = FastAPI()
-    app.state.context = ServiceContext("demo", ProcessSettings(), RecordingNats(), jwt_key=KEY)  # type: ignore[arg-type]
+    settings = EventingSettings(
+        mongo_uri="mongodb://127.0.0.1:1", jwt_key=KEY, nats_url="nats://127.0.0.1:1"
+    )  # (never connected: the sessions are checked in memory)
+    app.state.context = DataContext(
+        name="demo", settings=settings, database="demo", nats=RecordingNats()  # type: ignore[arg-type]
+    )
     install_error_handlers(app)
 
     @app.get("/whoami")

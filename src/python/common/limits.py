@@ -5,10 +5,9 @@ one database write per attempt however many windows count it.
 - `reserve`: one document per key holding a counter per window
   (`{_id: key, <window>: {count, end}, expiresAt}`); auth counts sign-in failures and
   attempts per address with it.
-- `LimitedWriter`: a route's signed-in user, after counting one write against their
-  per-minute and per-day budgets (`USER_WRITES_PER_MINUTE`, `USER_WRITES_PER_DAY`;
-  429 with `Retry-After` past either). A refused or invalid request counts too: the
-  budget limits what a client sends, not what succeeds.
+- `user_write_windows`: a signed-in user's per-minute and per-day write budgets
+  (`USER_WRITES_PER_MINUTE`, `USER_WRITES_PER_DAY`), counted under `USER_WRITES` by
+  the route dependency `common.deps.LimitedWriter`.
 """
 
 from __future__ import annotations
@@ -16,15 +15,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
-from common.auth import CurrentUser, RequiredUser
-from common.context import context_of
 from common.errors import TooManyRequestsError
 from common.settings import ServiceSettings
 
@@ -133,16 +129,3 @@ def user_write_windows(settings: ServiceSettings) -> list[Window]:
         Window("day", settings.user_writes_per_day, timedelta(days=1)),
     ]
     return [w for w in windows if w.limit > 0]
-
-
-async def limited_writer(request: Request, user: RequiredUser) -> CurrentUser:
-    context = context_of(request)
-    settings = context.settings
-    assert isinstance(settings, ServiceSettings)
-    wait = await reserve(context.db[USER_WRITES], user.id, user_write_windows(settings))
-    if wait is not None:
-        raise TooManyWrites(retry_after=wait)
-    return user
-
-
-LimitedWriter = Annotated[CurrentUser, Depends(limited_writer)]

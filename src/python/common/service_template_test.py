@@ -1,4 +1,4 @@
-"""A tiny service built from the template (`create_app(outbox=..., listeners=...)`), on a
+"""A tiny service built from the template (a `DataContext` and `create_app`), on a
 REAL nats-server and MongoDB-wire server: a route records its event through the outbox,
 a listener of the same service consumes it, and two replicas share the durable."""
 
@@ -10,9 +10,9 @@ from bson import ObjectId
 from fastapi import APIRouter
 
 from common.app import create_app
-from common.context import ServiceContext
+from common.context import DataContext, DataListener
 from common.deps import OutboxDep
-from common.events import Listener, TicketCreatedEvent
+from common.events import TicketCreatedEvent
 from common.replica import apply_in_order
 from common.settings import EventingSettings
 from testkit.auth import TEST_JWT_KEY
@@ -32,7 +32,7 @@ async def add_item(outbox: OutboxDep) -> dict:
     return {"id": doc["_id"]}
 
 
-class ItemCopier(Listener[TicketCreatedEvent]):
+class ItemCopier(DataListener[TicketCreatedEvent]):
     """Copies each item into a replica collection, and remembers who handled it."""
 
     event = TicketCreatedEvent
@@ -40,8 +40,7 @@ class ItemCopier(Listener[TicketCreatedEvent]):
     handled: ClassVar[Counter[str]] = Counter()
 
     async def on_message(self, data: TicketCreatedEvent, msg) -> None:
-        context: ServiceContext = self.context
-        await apply_in_order(context.db.copies, data.id, data.version, {"title": data.title})
+        await apply_in_order(self.context.db.copies, data.id, data.version, {"title": data.title})
         ItemCopier.handled[data.id] += 1
 
 
@@ -53,14 +52,14 @@ def template_app(mongo_server, nats_server, database: str):
         nats_client_id="template-test",
         outbox_interval=0.1,
     )
-    return create_app(
+    context = DataContext(
         name="template",
         settings=settings,
         database=database,
-        routers=[router],
-        outbox=[ITEMS],
+        events_in=[ITEMS],
         listeners=[ItemCopier],
     )
+    return create_app(context, routers=[router])
 
 
 async def test_one_call_wires_outbox_and_listeners_and_replicas_share_the_work(
@@ -70,14 +69,14 @@ async def test_one_call_wires_outbox_and_listeners_and_replicas_share_the_work(
     first = template_app(mongo_server, nats_server, clean_db.name)
     second = template_app(mongo_server, nats_server, clean_db.name)
     async with app_client(first) as one, app_client(second) as two:
-        assert [type(listener) for listener in first.state.context.listeners] == [ItemCopier]
+        assert [type(listener) for listener in first.state.context.running] == [ItemCopier]
         responses = await asyncio.gather(*(client.post("/items") for client in [one, two] * 15))
         assert {r.status_code for r in responses} == {201}
         ids = {r.json()["id"] for r in responses}
         # every event is consumed once, by one replica or the other
         await eventually(lambda: sum(ItemCopier.handled.values()) >= len(ids))
         await eventually(lambda: outbox_drained(clean_db, ITEMS))
-        durable = first.state.context.listeners[0].durable  # the replicas share it
+        durable = first.state.context.running[0].durable  # the replicas share it
         await eventually(lambda: caught_up(nats_manager.jetstream, durable))
     assert set(ItemCopier.handled) == ids
     assert set(ItemCopier.handled.values()) == {1}
@@ -93,7 +92,7 @@ async def test_shutdown_stops_listeners_then_the_relay_then_nats(
 ):
     app = template_app(mongo_server, nats_server, clean_db.name)
     async with app_client(app):
-        [listener] = app.state.context.listeners
+        [listener] = app.state.context.running
         outbox = app.state.context.outbox
         assert listener.running
     assert not listener.running

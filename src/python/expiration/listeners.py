@@ -8,13 +8,14 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from common.events import Listener, OrderCancelledEvent, OrderCompletedEvent, OrderCreatedEvent
+from common.context import StreamListener
+from common.events import OrderCancelledEvent, OrderCompletedEvent, OrderCreatedEvent
 from expiration.schedule import cancel_expiration, schedule_expiration
 
 log = logging.getLogger(__name__)
 
 
-class OrderCreatedListener(Listener[OrderCreatedEvent]):
+class OrderCreatedListener(StreamListener[OrderCreatedEvent]):
     event = OrderCreatedEvent
 
     async def on_message(self, data: OrderCreatedEvent, msg: Msg) -> None:
@@ -23,21 +24,21 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
         log.info("order %s expires at %s (%s)", data.id, data.expiresAt.isoformat(), how)
 
 
-class OrderCancelledListener(Listener[OrderCancelledEvent]):
+class OrderCancelledListener(StreamListener[OrderCancelledEvent]):
     event = OrderCancelledEvent
 
     async def on_message(self, data: OrderCancelledEvent, msg: Msg) -> None:
         await cancel_expiration(self.js, data.id)
 
 
-class OrderCompletedListener(Listener[OrderCompletedEvent]):
+class OrderCompletedListener(StreamListener[OrderCompletedEvent]):
     event = OrderCompletedEvent
 
     async def on_message(self, data: OrderCompletedEvent, msg: Msg) -> None:
         await cancel_expiration(self.js, data.id)
 
 
-LISTENERS: list[type[Listener[Any]]] = [
+LISTENERS: list[type[StreamListener[Any]]] = [
     OrderCreatedListener,
     OrderCancelledListener,
     OrderCompletedListener,

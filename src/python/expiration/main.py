@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from common.app import create_app, run_service
+from common.context import StreamContext
 from common.nats_client import NatsClientManager
 from common.settings import load_settings
 from expiration.core.config import ExpirationSettings
@@ -15,12 +16,18 @@ def create_expiration_app(
     settings: ExpirationSettings, nats: NatsClientManager | None = None
 ) -> FastAPI:
     # No routes of its own and no database: /healthz, /readyz (NATS) and its listeners.
-    return create_app(name="expiration", settings=settings, listeners=LISTENERS, nats=nats)
+    context = StreamContext(
+        name="expiration",
+        settings=settings,
+        listeners=LISTENERS,
+        nats=nats or NatsClientManager(),  # tests pass the recording fake
+    )
+    return create_app(context)
 
 
 def main() -> None:
     settings = load_settings(ExpirationSettings)
-    run_service(create_expiration_app(settings), settings)
+    run_service("expiration", settings, lambda: create_expiration_app(settings))
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from common.context import DataListener, StreamListener
 from common.events import (
     ExpirationCompleteEvent,
-    Listener,
     PaymentAuthorizedEvent,
     PaymentCreatedEvent,
     PaymentDisputedEvent,
@@ -26,14 +26,14 @@ from orders import repository
 log = logging.getLogger(__name__)
 
 
-class TicketCreatedListener(Listener[TicketCreatedEvent]):
+class TicketCreatedListener(DataListener[TicketCreatedEvent]):
     event = TicketCreatedEvent
 
     async def on_message(self, data: TicketCreatedEvent, msg: Msg) -> None:
         await repository.apply_ticket(self.context.db, data)
 
 
-class TicketUpdatedListener(Listener[TicketUpdatedEvent]):
+class TicketUpdatedListener(DataListener[TicketUpdatedEvent]):
     """Keep the replica; an unpaid order placed at the price this edit replaced is
     cancelled (tickets refuses to reserve the ticket for it)."""
 
@@ -48,7 +48,7 @@ class TicketUpdatedListener(Listener[TicketUpdatedEvent]):
             log.info("order %s cancelled: ticket %s changed price", order_id, data.id)
 
 
-class ExpirationCompleteListener(Listener[ExpirationCompleteEvent]):
+class ExpirationCompleteListener(DataListener[ExpirationCompleteEvent]):
     """Cancel an unpaid order whose time is up (tickets then releases the ticket);
     a paid or already cancelled one stays as it is. Idempotent."""
 
@@ -60,7 +60,7 @@ class ExpirationCompleteListener(Listener[ExpirationCompleteEvent]):
         log.info("order %s expired: %s", data.orderId, outcome)
 
 
-class TicketRefusedListener(Listener[TicketRefusedEvent]):
+class TicketRefusedListener(DataListener[TicketRefusedEvent]):
     """Tickets did not reserve the ticket for an unpaid order (placed at a price the
     seller had already changed): cancel it at once, telling the buyer why, rather than
     leave it open for its whole window with a ticket nobody holds for it. Idempotent."""
@@ -75,7 +75,7 @@ class TicketRefusedListener(Listener[TicketRefusedEvent]):
         log.info("order %s refused by tickets (%s): %s", data.orderId, data.reason, outcome)
 
 
-class PaymentAuthorizedListener(Listener[PaymentAuthorizedEvent]):
+class PaymentAuthorizedListener(DataListener[PaymentAuthorizedEvent]):
     """The card holds the money: complete the order or cancel it (repository.decide_
     payment). Idempotent: a decided order stays decided."""
 
@@ -86,7 +86,7 @@ class PaymentAuthorizedListener(Listener[PaymentAuthorizedEvent]):
         log.info("order %s, payment %s authorized: %s", data.orderId, data.id, outcome)
 
 
-class _PaymentStateListener(Listener[Any]):
+class _PaymentStateListener(DataListener[Any]):
     state: str
 
     async def on_message(self, data: Any, msg: Msg) -> None:
@@ -113,7 +113,7 @@ class PaymentDisputedListener(_PaymentStateListener):
     state = "disputed"
 
 
-LISTENERS: list[type[Listener[Any]]] = [
+LISTENERS: list[type[StreamListener[Any]]] = [
     TicketCreatedListener,
     TicketUpdatedListener,
     ExpirationCompleteListener,

@@ -86,7 +86,7 @@ async def test_a_duplicate_is_acked_and_changes_nothing(orders_app, clean_db, na
     stale = ticket_event(TicketUpdatedEvent, 1, title="stale copy")
     # a copy past the 2-minute dedupe window: a message id of its own
     await js.publish(stale.subject, stale.encode(), headers={"Nats-Msg-Id": "late-copy"})
-    listener = next(x for x in app.state.context.listeners if x.event is TicketUpdatedEvent)
+    listener = next(x for x in app.state.context.running if x.event is TicketUpdatedEvent)
 
     async def settled() -> bool:
         info = await js.consumer_info(STREAM_NAME, listener.durable)
@@ -142,7 +142,7 @@ async def order_now(db, order: dict) -> dict:
 
 
 async def settled(app, event_type, js, messages: int) -> bool:
-    listener = next(x for x in app.state.context.listeners if x.event is event_type)
+    listener = next(x for x in app.state.context.running if x.event is event_type)
     info = await js.consumer_info(STREAM_NAME, listener.durable)
     return (
         info.num_pending == 0
@@ -252,7 +252,7 @@ async def test_an_authorization_waits_for_tickets_to_reserve_the_ticket(
     response = await client.post("/api/orders", json={"ticketId": TICKET_ID}, cookies=BUYER)
     order = response.json()
     await publish(js, authorized(order, cents=2000))
-    listener = next(x for x in app.state.context.listeners if x.event is PaymentAuthorizedEvent)
+    listener = next(x for x in app.state.context.running if x.event is PaymentAuthorizedEvent)
     await eventually(lambda: listener.outcomes["ahead"] >= 2)
     assert (await order_now(clean_db, order))["status"] == "created"
     await publish(js, ticket_event(TicketUpdatedEvent, 1, orderId=order["id"]))

@@ -9,27 +9,28 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
-from common.events import Listener, OrderCancelledEvent, OrderCompletedEvent, OrderCreatedEvent
+from common.context import DataListener, StreamListener
+from common.events import OrderCancelledEvent, OrderCompletedEvent, OrderCreatedEvent
 from payments import repository
-from payments.settlement import Settler
+from payments.parts import parts_of
 
 log = logging.getLogger(__name__)
 
 
-class OrderCreatedListener(Listener[OrderCreatedEvent]):
+class OrderCreatedListener(DataListener[OrderCreatedEvent]):
     event = OrderCreatedEvent
 
     async def on_message(self, data: OrderCreatedEvent, msg: Msg) -> None:
         await repository.apply_order(self.context.db, data)
 
 
-class _SettlingListener(Listener[Any]):
+class _SettlingListener(DataListener[Any]):
     """Apply orders' decision to the replica, then settle the order's payment now (a
     failure naks the message; the settler's loop also tries again)."""
 
     async def on_message(self, data: Any, msg: Msg) -> None:
         await repository.apply_order(self.context.db, data)
-        outcome = await self.context.worker(Settler).settle_order(data.id)
+        outcome = await parts_of(self.context).settler.settle_order(data.id)
         why = f" ({data.reason})" if getattr(data, "reason", None) else ""  # order.cancelled/2
         log.info("order %s %s%s: %s", data.id, self.subject.value.split(".")[1], why, outcome)
 
@@ -42,7 +43,7 @@ class OrderCancelledListener(_SettlingListener):
     event = OrderCancelledEvent
 
 
-LISTENERS: list[type[Listener[Any]]] = [
+LISTENERS: list[type[StreamListener[Any]]] = [
     OrderCreatedListener,
     OrderCompletedListener,
     OrderCancelledListener,

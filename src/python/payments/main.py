@@ -7,12 +7,14 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from common.app import create_app, run_service
-from common.context import context_of
+from common.context import DataContext
+from common.metrics import metrics_of
 from common.nats_client import NatsClientManager
 from common.settings import load_settings
 from payments.api.routes import payments, webhooks
 from payments.core.config import PaymentsSettings
 from payments.listeners import LISTENERS
+from payments.parts import PaymentsParts
 from payments.providers import PaymentProvider, provider_from
 from payments.reconciliation import Reconciler
 from payments.repository import INDEXES, PAYMENTS
@@ -22,38 +24,37 @@ from payments.settlement import Settler
 def create_payments_app(
     settings: PaymentsSettings,
     database: str = "payments",
-    nats: NatsClientManager | None = None,
+    nats: NatsClientManager | None = None,  # tests pass the recording fake
     provider: PaymentProvider | None = None,  # tests pass their own
 ) -> FastAPI:
     provider = provider or provider_from(settings)
+    context = DataContext(
+        name="payments",
+        settings=settings,
+        database=database,
+        indexes=INDEXES,
+        events_in=[PAYMENTS],
+        listeners=LISTENERS,
+        nats=nats or NatsClientManager(),
+    )
+    settler = Settler(
+        context.db,
+        context.outbox,
+        provider,
+        interval=settings.settle_interval,
+        stale_after=timedelta(seconds=settings.stale_attempt_seconds),
+    )
     keeps_books = settings.payment_provider == "stripe" or settings.test_provider_dir is not None
     reconciler = Reconciler(  # (the test provider in memory forgets its books on a restart)
+        context.db,
         provider,
         interval=settings.reconcile_interval_seconds if keeps_books else 0,
         period=timedelta(hours=settings.reconcile_period_hours),
     )
-    app = create_app(
-        name="payments",
-        settings=settings,
-        database=database,
-        routers=[payments.router, webhooks.router],
-        indexes=INDEXES,
-        outbox=[PAYMENTS],
-        listeners=LISTENERS,
-        workers=[
-            Settler(
-                provider,
-                interval=settings.settle_interval,
-                stale_after=timedelta(seconds=settings.stale_attempt_seconds),
-            ),
-            reconciler,
-        ],
-        provides={PaymentProvider: provider},
-        nats=nats,
-    )
-    metrics = context_of(app).metrics
-    assert metrics is not None
-    metrics.gauges["payments_reconciliation_differences"] = (
+    context.workers = [settler, reconciler]
+    context.own = PaymentsParts(provider, settler)
+    app = create_app(context, routers=[payments.router, webhooks.router])
+    metrics_of(app).gauges["payments_reconciliation_differences"] = (
         "Differences between our payments and the provider's books the last "
         "reconciliation found and could not heal (0: the books agree)",
         lambda: reconciler.left,
@@ -63,7 +64,7 @@ def create_payments_app(
 
 def main() -> None:
     settings = load_settings(PaymentsSettings)
-    run_service(create_payments_app(settings), settings)
+    run_service("payments", settings, lambda: create_payments_app(settings))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common.context import ServiceContext
+from pymongo.asynchronous.database import AsyncDatabase
+
 from common.tasks import Loop
 from payments import repository
 from payments.providers import PaymentProvider, ProviderUnavailable
@@ -110,7 +111,7 @@ class Run:
 
 
 class Reconciler:
-    """A payments worker (`common.app.Worker`): every `interval` seconds (0: never by
+    """A payments worker (`common.context.Worker`): every `interval` seconds (0: never by
     itself), our payments of the last `period` against the provider's books. An
     authorization the provider still holds that no order will take — ours says it was
     voided, or no payment of ours names it — is voided (the one rule that is clear);
@@ -120,20 +121,19 @@ class Reconciler:
 
     def __init__(
         self,
+        db: AsyncDatabase[Any],
         provider: PaymentProvider,
         *,
         interval: float = 900.0,
         period: timedelta = timedelta(days=7),
         grace: timedelta = timedelta(minutes=2),
     ) -> None:
-        self.provider, self.period, self.grace = provider, period, grace
+        self.db, self.provider, self.period, self.grace = db, provider, period, grace
         self.interval = interval
         self.left = 0  # differences the last run could not heal
         self._loop = Loop("payments-reconciler", self._step, pause=interval or 1.0)
-        self._db: Any = None
 
-    async def start(self, context: ServiceContext) -> None:
-        self._db = context.db
+    async def start(self) -> None:
         if self.interval > 0:
             self._loop.start()
 
@@ -144,15 +144,15 @@ class Reconciler:
     async def _step(self) -> None:
         await asyncio.sleep(self.interval)
         try:
-            await self.run(self._db)
+            await self.run()
         except ProviderUnavailable as exc:
             log.warning("reconciliation not run: %s", exc)
 
-    async def run(self, db: Any, now: datetime | None = None, *, heal: bool = True) -> Run:
+    async def run(self, now: datetime | None = None, *, heal: bool = True) -> Run:
         now = now or datetime.now(UTC)
         since, settled = now - self.period, now - self.grace
         records = await self.provider.records(since)
-        window = await db[PAYMENTS].find({"createdAt": {"$gte": since - self.grace}}).to_list()
+        window = await self.db[PAYMENTS].find({"createdAt": {"$gte": since - self.grace}}).to_list()
         ours = [p for p in window if p["createdAt"] < settled]  # one read, split in two
         recent = {p["stripeId"] for p in window if p["createdAt"] >= settled and p.get("stripeId")}
         charges = [
@@ -162,7 +162,7 @@ class Reconciler:
         ]
         healed, left = [], []
         for difference in differences(ours, charges, records.refunded):
-            if heal and await self._heal(db, difference, charges):
+            if heal and await self._heal(difference, charges):
                 healed.append(difference)
             else:
                 left.append(difference)
@@ -174,7 +174,7 @@ class Reconciler:
         )  # fmt: skip
         return Run(len(ours), len(charges), healed, left)
 
-    async def _heal(self, db: Any, difference: Difference, charges: list[dict[str, Any]]) -> bool:
+    async def _heal(self, difference: Difference, charges: list[dict[str, Any]]) -> bool:
         """Void a hold no order will take: ours voided it, or no payment of ours names
         it (its attempt was dropped). Returns whether it was healed."""
         if difference.theirs != HELD:
@@ -182,7 +182,7 @@ class Reconciler:
         if difference.kind == "unknown":
             [charge] = [c for c in charges if c["id"] == difference.intent]
             named = (charge.get("metadata") or {}).get("payment", "")
-            if named and await repository.get_payment_by_id(db, named) is not None:
+            if named and await repository.get_payment_by_id(self.db, named) is not None:
                 return (
                     False  # an attempt whose answer was lost: the settler or a webhook records it
                 )

@@ -38,7 +38,7 @@ from common.events import (
 from common.money import price_to_cents
 from common.outbox import Outbox, find_one, get_by_id
 from common.replica import apply_in_order
-from payments.providers import Charge, PaymentProvider
+from payments.providers import CardDeclined, Charge, InvalidToken, PaymentProvider
 
 PAYMENTS = "payments"
 ORDERS = "orders"
@@ -60,16 +60,25 @@ def idempotency_key(attempt: Doc) -> str:
     return f"payment-{attempt['_id']}"
 
 
-async def authorize_attempt(provider: PaymentProvider, attempt: Doc) -> Charge:
+async def authorize_attempt(
+    db: AsyncDatabase[Any], provider: PaymentProvider, attempt: Doc
+) -> Charge:
     """The hold for a payment attempt, under its key (asked again, the same hold),
-    naming the payment to the provider (a webhook about it finds it by that)."""
-    return await provider.authorize(
-        amount_cents=attempt["amountCents"],
-        currency=attempt["currency"],
-        token=attempt["token"],
-        idempotency_key=idempotency_key(attempt),
-        reference=str(attempt["_id"]),
-    )
+    naming the payment to the provider (a webhook about it finds it by that). A card
+    the provider refuses (CardDeclined, InvalidToken) drops the attempt, so the order
+    can be paid with another card; an unreachable provider (ProviderUnavailable) leaves
+    it, to be asked again with the same key."""
+    try:
+        return await provider.authorize(
+            amount_cents=attempt["amountCents"],
+            currency=attempt["currency"],
+            token=attempt["token"],
+            idempotency_key=idempotency_key(attempt),
+            reference=str(attempt["_id"]),
+        )
+    except (CardDeclined, InvalidToken):
+        await db[PAYMENTS].delete_one({"_id": attempt["_id"], "status": AUTHORIZING})
+        raise
 
 
 def authorized_event(doc: Doc) -> PaymentAuthorizedEvent:
@@ -118,11 +127,6 @@ async def start_attempt(db: AsyncDatabase[Any], order: Doc, token: str, currency
 async def get_payment_by_id(db: AsyncDatabase[Any], payment_id: str) -> Doc | None:
     """A payment by its own id (what the provider's records name it by)."""
     return await get_by_id(db[PAYMENTS], payment_id)
-
-
-async def drop_attempt(db: AsyncDatabase[Any], attempt: Doc) -> None:
-    """A refused attempt goes, so the order can be paid with another card."""
-    await db[PAYMENTS].delete_one({"_id": attempt["_id"], "status": AUTHORIZING})
 
 
 async def record_authorized(outbox: Outbox, attempt: Doc, charge: Charge) -> Doc:

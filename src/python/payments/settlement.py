@@ -24,10 +24,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common.context import ServiceContext
+from pymongo.asynchronous.database import AsyncDatabase
+
 from common.events import (
     Event,
     OrderStatus,
@@ -59,11 +62,28 @@ STALE_ATTEMPT = timedelta(minutes=1)
 (a request gives up long before): the settler may finish it (`STALE_ATTEMPT_SECONDS`)."""
 
 
-MOVES: dict[tuple[str, str], tuple[str, str, type[Event]]] = {
-    # (payment, order) → the provider's move, the payment's new status, its event
-    (AUTHORIZED, OrderStatus.COMPLETE): ("capture", CAPTURED, PaymentCreatedEvent),
-    (AUTHORIZED, OrderStatus.CANCELLED): ("void", VOIDED, PaymentVoidedEvent),
-    (CAPTURED, OrderStatus.CANCELLED): ("refund", REFUNDED, PaymentRefundedEvent),
+@dataclass(frozen=True)
+class Move:
+    """A move of the provider's on a payment, the payment's new status, its event."""
+
+    name: str  # also the provider's idempotency key's prefix: `capture-<payment id>`
+    make: Callable[[PaymentProvider, str, str], Awaitable[None]]  # (provider, charge, key)
+    status: str
+    event: type[Event]
+
+
+CAPTURE = Move(
+    "capture", lambda p, c, key: p.capture(c, idempotency_key=key), CAPTURED, PaymentCreatedEvent
+)
+VOID = Move("void", lambda p, c, key: p.void(c, idempotency_key=key), VOIDED, PaymentVoidedEvent)
+REFUND = Move(
+    "refund", lambda p, c, key: p.refund(c, idempotency_key=key), REFUNDED, PaymentRefundedEvent
+)
+
+MOVES: dict[tuple[str, str], Move] = {  # (payment, order) → the move
+    (AUTHORIZED, OrderStatus.COMPLETE): CAPTURE,
+    (AUTHORIZED, OrderStatus.CANCELLED): VOID,
+    (CAPTURED, OrderStatus.CANCELLED): REFUND,
 }
 
 
@@ -73,26 +93,25 @@ def _event(kind: type[Event], doc: Doc) -> Event:
 
 
 class Settler:
-    """A payments worker (`common.app.Worker`)."""
+    """A payments worker (`common.context.Worker`) on the service's database and outbox."""
 
     def __init__(
         self,
+        db: AsyncDatabase[Any],
+        outbox: Outbox,
         provider: PaymentProvider,
         *,
         interval: float = 1.0,
         stale_after: timedelta = STALE_ATTEMPT,
     ) -> None:
-        self.provider = provider
+        self.db, self.outbox, self.provider = db, outbox, provider
         self.interval = interval
         self.stale_after = stale_after
         self._wake = asyncio.Event()
         self._loop = Loop("payments-settler", self._step, pause=interval)
-        self._db: Any = None
-        self._outbox: Outbox | None = None
         self._locks: dict[str, asyncio.Lock] = {}  # one settlement at a time per order
 
-    async def start(self, context: ServiceContext) -> None:
-        self._db, self._outbox = context.db, context.outbox
+    async def start(self) -> None:
         self._loop.start()
 
     async def stop(self) -> None:
@@ -111,14 +130,14 @@ class Settler:
         lock = self._locks.setdefault(order_id, asyncio.Lock())
         try:
             async with lock:
-                payment = await repository.get_payment(self._db, order_id)
+                payment = await repository.get_payment(self.db, order_id)
                 return await self._settle(payment) if payment else "no payment"
         finally:
             if not lock.locked():
                 self._locks.pop(order_id, None)
 
     async def _settle(self, payment: Doc) -> str:
-        order = await repository.get_order(self._db, payment["orderId"])
+        order = await repository.get_order(self.db, payment["orderId"])
         order_status = order["status"] if order else None
         move = MOVES.get((payment["status"], order_status))
         if move is None:
@@ -126,21 +145,20 @@ class Settler:
             if stale and order_status == OrderStatus.CANCELLED:
                 return await self._release_stale_attempt(payment)
             if payment.get(DUE):  # looked at: nothing to do until its order changes again
-                await self._db[PAYMENTS].update_one(
+                await self.db[PAYMENTS].update_one(
                     {"_id": payment["_id"], "version": payment["version"]}, {"$unset": {DUE: ""}}
                 )
             return "nothing to do"
-        name, new_status, event = move
-        provider_move = getattr(self.provider, name)  # capture, void or refund
-        await provider_move(payment["stripeId"], idempotency_key=_key(name, payment))
-        assert self._outbox is not None
-        changes = {"status": new_status, DUE: None}
+        await move.make(self.provider, payment["stripeId"], _key(move.name, payment))
+        changes = {"status": move.status, DUE: None}
         try:
-            await self._outbox.update(PAYMENTS, payment, changes, lambda doc: _event(event, doc))
+            await self.outbox.update(
+                PAYMENTS, payment, changes, lambda doc: _event(move.event, doc)
+            )
         except VersionConflict:
             return "settled by another"  # a replica got there first
-        log.info("payment %s of order %s: %s", payment["_id"], payment["orderId"], name)
-        return name
+        log.info("payment %s of order %s: %s", payment["_id"], payment["orderId"], move.name)
+        return move.name
 
     def _stale(self, payment: Doc) -> bool:
         return payment["createdAt"] < datetime.now(UTC) - self.stale_after
@@ -150,20 +168,18 @@ class Settler:
         the card was authorized is unknown, so ask again with the same key (the
         provider answers with the same hold, or declines) and release it."""
         try:
-            charge = await repository.authorize_attempt(self.provider, payment)
+            charge = await repository.authorize_attempt(self.db, self.provider, payment)
         except (CardDeclined, InvalidToken):
-            await repository.drop_attempt(self._db, payment)
             return "dropped"
-        await self.provider.void(charge.id, idempotency_key=_key("void", payment))
-        assert self._outbox is not None
-        changes = {"status": VOIDED, "stripeId": charge.id, "token": None, DUE: None}
+        await VOID.make(self.provider, charge.id, _key(VOID.name, payment))
+        changes = {"status": VOID.status, "stripeId": charge.id, "token": None, DUE: None}
         try:
-            await self._outbox.update(
-                PAYMENTS, payment, changes, lambda doc: _event(PaymentVoidedEvent, doc)
+            await self.outbox.update(
+                PAYMENTS, payment, changes, lambda doc: _event(VOID.event, doc)
             )
         except VersionConflict:
             return "settled by another"
-        return "void"
+        return VOID.name
 
     async def _step(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -178,7 +194,7 @@ class Settler:
                 {"status": AUTHORIZING, "createdAt": {"$lt": stale}},
             ]
         }
-        async for doc in self._db[PAYMENTS].find(query, {"orderId": 1}).limit(500):
+        async for doc in self.db[PAYMENTS].find(query, {"orderId": 1}).limit(500):
             try:
                 await self.settle_order(doc["orderId"])
             except Exception as exc:  # the provider or the database: next time

@@ -81,9 +81,9 @@ async def test_the_reconciliation_finds_the_books_equal_then_heals_a_stray_hold_
     attempt was dropped) is voided; a payment we think captured that Stripe only holds
     cannot be healed by a rule, so it is reported (and counted for the alert)."""
     provider = StripeProvider(SECRET_KEY, stripe_server.url)
-    reconciler = Reconciler(provider, interval=0, grace=timedelta(0))
     db = market.mongo.payments
-    first = await reconciler.run(db)
+    reconciler = Reconciler(db, provider, interval=0, grace=timedelta(0))
+    first = await reconciler.run()
     assert (first.healed, first.left) == ([], [])
     assert first.payments >= 5 and first.charges == first.payments  # one intent each
     stray = await provider.authorize(
@@ -106,7 +106,7 @@ async def test_the_reconciliation_finds_the_books_equal_then_heals_a_stray_hold_
     }
     await db.payments.insert_one(ours)
     try:
-        second = await reconciler.run(db)
+        second = await reconciler.run()
     finally:
         await db.payments.delete_one({"_id": ours["_id"]})
     assert [(d.kind, d.intent) for d in second.healed] == [("unknown", stray.id)]

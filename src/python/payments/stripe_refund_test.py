@@ -60,6 +60,6 @@ async def test_money_taken_for_an_order_that_did_not_complete_is_refunded(market
     assert (final["status"], final["money"]) == ("cancelled", "refunded")
     assert stripe_server.get(f"/v1/payment_intents/{intent_id}")["status"] == "succeeded"
     assert len(await asyncio.to_thread(stripe_server.refunds, intent_id)) == 1  # given back once
-    run = await Reconciler(provider, interval=0, grace=timedelta(0)).run(market.mongo.payments)
+    run = await Reconciler(market.mongo.payments, provider, interval=0, grace=timedelta(0)).run()
     assert run.left == [] and run.healed == []
     await market.audit_clean()

@@ -56,19 +56,17 @@ def reconcile_main(argv: list[str]) -> None:
         provider = StripeProvider(SECRET_KEY, local_stripe.read_text().strip())
     else:
         provider = TestProvider(home=provider_dir(args.state_dir))
-    reconciler = Reconciler(
-        provider,
-        interval=0,
-        period=timedelta(days=args.days),
-        grace=timedelta(seconds=args.grace_seconds),
-    )
-    sys.exit(asyncio.run(_reconcile(uri, reconciler)))
+    period, grace = timedelta(days=args.days), timedelta(seconds=args.grace_seconds)
+    sys.exit(asyncio.run(_reconcile(uri, provider, period, grace)))
 
 
-async def _reconcile(uri: str, reconciler: Reconciler) -> int:
+async def _reconcile(
+    uri: str, provider: PaymentProvider, period: timedelta, grace: timedelta
+) -> int:
     client: AsyncMongoClient = AsyncMongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    reconciler = Reconciler(client.payments, provider, interval=0, period=period, grace=grace)
     try:
-        run = await reconciler.run(client.payments, heal=False)
+        run = await reconciler.run(heal=False)
     finally:
         await client.close()
     verdict = "the books agree" if not run.left else f"{len(run.left)} difference(s)"

@@ -20,9 +20,9 @@ from typing import Any
 
 from nats.aio.msg import Msg
 
+from common.context import DataListener, StreamListener
 from common.events import (
     EventAhead,
-    Listener,
     OrderCancelledEvent,
     OrderCompletedEvent,
     OrderCreatedEvent,
@@ -44,7 +44,7 @@ async def _ticket(context: Any, ticket_id: str) -> dict[str, Any]:
     return ticket
 
 
-class OrderCreatedListener(Listener[OrderCreatedEvent]):
+class OrderCreatedListener(DataListener[OrderCreatedEvent]):
     """Reserve the ticket: set its `orderId`, version + 1, publish ticket.updated."""
 
     event = OrderCreatedEvent
@@ -73,7 +73,7 @@ class OrderCreatedListener(Listener[OrderCreatedEvent]):
             await repository.update(outbox, ticket, repository.RELEASED)
 
 
-class OrderCancelledListener(Listener[OrderCancelledEvent]):
+class OrderCancelledListener(DataListener[OrderCancelledEvent]):
     """Release the ticket: clear its `orderId`, version + 1, publish ticket.updated."""
 
     event = OrderCancelledEvent
@@ -88,7 +88,7 @@ class OrderCancelledListener(Listener[OrderCancelledEvent]):
         # later and will see the cancellation)
 
 
-class OrderCompletedListener(Listener[OrderCompletedEvent]):
+class OrderCompletedListener(DataListener[OrderCompletedEvent]):
     """The order that holds the ticket was paid: the ticket is sold for good."""
 
     event = OrderCompletedEvent
@@ -103,7 +103,7 @@ class OrderCompletedListener(Listener[OrderCompletedEvent]):
         log.info("ticket %s sold (order %s)", data.ticket.id, data.id)
 
 
-LISTENERS: list[type[Listener[Any]]] = [
+LISTENERS: list[type[StreamListener[Any]]] = [
     OrderCreatedListener,
     OrderCancelledListener,
     OrderCompletedListener,

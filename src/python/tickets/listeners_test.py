@@ -200,7 +200,7 @@ async def test_an_order_cancelled_before_its_creation_is_handled_while_another_h
         ticket = await sell(client)
         await publish(js, created(ticket, "o2"))
         await eventually(lambda: _has(client, ticket, orderId="o2", version=1))
-        listeners = {listener.event: listener for listener in app.state.context.listeners}
+        listeners = {listener.event: listener for listener in app.state.context.running}
 
         async def handled(event: type) -> bool:
             info = await js.consumer_info(STREAM_NAME, listeners[event].durable)
@@ -226,8 +226,8 @@ async def test_two_replicas_share_the_order_consumers(make_settings, clean_db, n
             await publish(js, created(ticket, f"o{n}"))
         for n, ticket in enumerate(tickets):
             await eventually(lambda t=ticket, n=n: _has(one, t, orderId=f"o{n}", version=1))
-        durable = first.state.context.listeners[0].durable
-        assert durable == second.state.context.listeners[0].durable == "tickets-order-created"
+        durable = first.state.context.running[0].durable
+        assert durable == second.state.context.running[0].durable == "tickets-order-created"
         info = await js.consumer_info(STREAM_NAME, durable)
     # each order.created was delivered once in all, to one replica or the other
     assert info.delivered.consumer_seq == 10 and info.num_redelivered == 0

@@ -8,21 +8,18 @@ from fastapi import Depends, Request
 
 from auth.core.config import AuthSettings
 from auth.core.passwords import Passwords
-from common.context import context_of
-from common.deps import get_settings
+from common.context import context_of, own_of
+from common.deps import data_context, get_settings
 from common.revocations import RevokedSessions
 
 
 async def get_passwords(request: Request) -> Passwords:
-    return context_of(request).get(Passwords)
+    return own_of(context_of(request), Passwords)
 
 
 def revoked_sessions(request: Request) -> RevokedSessions:
-    """The sign-outs this process follows (set when the service has started)."""
-    revoked = context_of(request).revoked_sessions
-    if revoked is None:
-        raise RuntimeError("auth: the sign-outs are followed from start-up on")
-    return revoked
+    """The sign-outs this process follows (from start-up on)."""
+    return data_context(request).revoked_sessions
 
 
 async def get_client_address(request: Request) -> str:

@@ -54,7 +54,6 @@ from common.observability import logs, tracing
 from common.tasks import Loop
 
 if TYPE_CHECKING:
-    from common.context import ServiceContext
     from common.nats_client import NatsClientManager
 
 log = logging.getLogger(__name__)
@@ -79,8 +78,8 @@ class Listener(ABC, Generic[E]):
 
         async def on_message(self, data: TicketCreatedEvent, msg: Msg) -> None: ...
 
-    `context` is what the app factory hands every listener of a service (its database,
-    outbox and settings: `common.context.ServiceContext`).
+    A service's listeners subclass `common.context.StreamListener` or `DataListener`,
+    which hand them the service's context (its database, outbox, settings).
     """
 
     event: ClassVar[type[Event]]
@@ -102,13 +101,10 @@ class Listener(ABC, Generic[E]):
     poll_seconds: ClassVar[float] = 1.0
     remember_handled: ClassVar[int] = 10_000  # messages handled (≈ 2 MB)
 
-    def __init__(
-        self, nats: NatsClientManager, service: str, context: ServiceContext | None = None
-    ) -> None:
+    def __init__(self, nats: NatsClientManager, service: str) -> None:
         self.nats = nats
         self.js: JetStreamContext = nats.jetstream
         self.service = service
-        self._context = context
         self.subject = self.event.subject
         self.durable = durable_name(service, self.subject)
         self._sub: JetStreamContext.PullSubscription | None = None
@@ -119,13 +115,6 @@ class Listener(ABC, Generic[E]):
         # redelivery_skipped), and how many were not the first: for /metrics
         self.outcomes: Counter[str] = Counter()
         self.redelivered = 0
-
-    @property
-    def context(self) -> ServiceContext:
-        """The service's context (its database, outbox, settings, workers)."""
-        if self._context is None:
-            raise RuntimeError(f"{self.durable} was started without a service context")
-        return self._context
 
     @abstractmethod
     async def on_message(self, data: E, msg: Msg) -> None:

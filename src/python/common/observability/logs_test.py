@@ -8,6 +8,7 @@ import logging
 from fastapi import APIRouter
 
 from common.app import create_app
+from common.context import ServiceContext
 from common.settings import ProcessSettings
 from testkit.http import app_client
 from testkit.logs import json_log_lines
@@ -23,7 +24,9 @@ async def hello() -> dict[str, str]:
 
 async def test_a_line_written_while_serving_a_request_carries_its_id():
     with json_log_lines("greeter") as lines:
-        app = create_app(name="greeter", settings=ProcessSettings(), routers=[router])
+        app = create_app(
+            ServiceContext(name="greeter", settings=ProcessSettings()), routers=[router]
+        )
         async with app_client(app) as client:
             response = await client.get("/hello", headers={"X-Request-Id": "req-123"})
             assert response.headers["x-request-id"] == "req-123"

@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from common.app import create_app
+from common.context import ServiceContext
 from common.events import Listener, TicketCreatedEvent, TicketUpdatedEvent
 from common.mongo import create_mongo_client
 from common.observability.logs import JsonFormatter, TextFormatter
@@ -77,9 +78,13 @@ class UpdatesWhatWasCreated(Listener[TicketCreatedEvent]):
     event = TicketCreatedEvent
     poll_seconds = 0.2
 
+    def __init__(self, nats, service, db, outbox) -> None:
+        super().__init__(nats, service)
+        self.db, self.outbox = db, outbox
+
     async def on_message(self, data: TicketCreatedEvent, msg) -> None:
-        doc = await self.context.db[ITEMS].find_one({"_id": data.id})
-        await self.context.outbox.update(
+        doc = await self.db[ITEMS].find_one({"_id": data.id})
+        await self.outbox.update(
             ITEMS,
             doc,
             {"title": "b"},
@@ -97,17 +102,12 @@ class SeesUpdates(Listener[TicketUpdatedEvent]):
         pass
 
 
-class Context:
-    def __init__(self, db, outbox) -> None:
-        self.db, self.outbox = db, outbox
-
-
 async def test_a_request_trace_follows_its_event_through_a_listener_and_the_next_event(
     spans, db, outbox, nats_manager
 ):
     listeners = [
-        UpdatesWhatWasCreated(nats_manager, "trace-test", Context(db, outbox)),
-        SeesUpdates(nats_manager, "trace-test", Context(db, outbox)),
+        UpdatesWhatWasCreated(nats_manager, "trace-test", db, outbox),
+        SeesUpdates(nats_manager, "trace-test"),
     ]
     for listener in listeners:
         await listener.start()
@@ -198,7 +198,7 @@ async def boom(item_id: str) -> dict:
 
 
 async def test_a_request_continues_the_callers_trace_and_its_log_lines_carry_it(spans):
-    app = create_app(name="demo", settings=ProcessSettings(), routers=[router])
+    app = create_app(ServiceContext(name="demo", settings=ProcessSettings()), routers=[router])
     caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     with json_log_lines("demo", "hello", logging.INFO) as lines:
         async with app_client(app) as client:
@@ -219,7 +219,7 @@ async def test_a_request_continues_the_callers_trace_and_its_log_lines_carry_it(
 
 
 async def test_a_server_span_names_its_route_and_marks_a_server_error(spans):
-    app = create_app(name="demo", settings=ProcessSettings(), routers=[router])
+    app = create_app(ServiceContext(name="demo", settings=ProcessSettings()), routers=[router])
     async with app_client(app) as client:
         assert (await client.get("/items/42/boom")).status_code == 500
         assert (await client.get("/nowhere")).status_code == 404

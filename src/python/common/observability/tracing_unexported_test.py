@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from opentelemetry import trace
 
 from common.app import create_app
+from common.context import ServiceContext
 from common.events import TicketCreatedEvent
 from common.mongo import create_mongo_client
 from common.observability.tracing import (
@@ -74,7 +75,7 @@ async def hello() -> dict:
 
 
 async def test_a_requests_log_lines_carry_the_callers_trace_id():
-    app = create_app(name="demo", settings=ProcessSettings(), routers=[router])
+    app = create_app(ServiceContext(name="demo", settings=ProcessSettings()), routers=[router])
     with json_log_lines("demo", "hello", logging.INFO) as lines:
         async with app_client(app) as client:
             unsampled = {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"}

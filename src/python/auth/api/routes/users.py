@@ -13,12 +13,11 @@ from auth.api.deps import AuthSettingsDep, ClientAddressDep, PasswordsDep, revok
 from auth.core.config import AuthSettings
 from auth.schemas import CurrentUserOut, SigninRequest, SignupRequest, UserOut
 from common.auth import (
-    OptionalUser,
     clear_session_cookie,
     set_session_cookie,
     sign_jwt,
 )
-from common.deps import DbDep, OutboxDep
+from common.deps import DbDep, OptionalUser, OutboxDep
 from common.errors import BadRequestError, TooManyRequestsError, error_responses
 
 router = APIRouter(prefix="/api/users", tags=["users"])

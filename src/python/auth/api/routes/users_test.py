@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from auth.core.passwords import Passwords
 from auth.main import create_auth_app
 from common.auth import SESSION_COOKIE, sign_jwt
 from testkit.auth import TEST_JWT_KEY, session_cookie
@@ -311,7 +310,7 @@ async def test_simultaneous_wrong_signins_verify_at_most_the_limit(make_settings
     async with app_client(app) as client:
         await client.post(SIGNUP, json=USER)
         client.cookies.clear()
-        passwords = app.state.context.get(Passwords)
+        passwords = app.state.context.own
         real_check, verified = passwords.check, []
 
         async def counting_check(*args):

@@ -8,11 +8,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response, status
 
-from common.auth import CurrentUser, RequiredUser
-from common.deps import IDEMPOTENCY_KEY, DbDep, IdempotencyKeyDep, OutboxDep, get_settings
+from common.auth import CurrentUser
+from common.deps import (
+    IDEMPOTENCY_KEY,
+    DbDep,
+    IdempotencyKeyDep,
+    LimitedWriter,
+    OutboxDep,
+    RequiredUser,
+    get_settings,
+)
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
 from common.events import OrderStatus
-from common.limits import LimitedWriter
 from common.mongo import VersionConflict
 from common.responses import ModelResponse
 from orders import repository

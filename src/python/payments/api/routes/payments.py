@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, status
 
 from common.context import context_of
-from common.deps import DbDep, OutboxDep, get_settings
+from common.deps import DbDep, LimitedWriter, OutboxDep, get_settings
 from common.errors import (
     BadGatewayError,
     BadRequestError,
@@ -19,11 +19,11 @@ from common.errors import (
     error_responses,
 )
 from common.events import OrderStatus
-from common.limits import LimitedWriter
 from common.mongo import VersionConflict
 from common.responses import ModelResponse
 from payments import repository
 from payments.core.config import PaymentsSettings
+from payments.parts import parts_of
 from payments.providers import CardDeclined, InvalidToken, PaymentProvider, ProviderUnavailable
 from payments.schemas import PaymentIn, PaymentOut
 from payments.settlement import Settler
@@ -48,11 +48,11 @@ RELEASED = (repository.VOIDED, repository.REFUNDED)
 
 
 async def get_provider(request: Request) -> PaymentProvider:
-    return context_of(request).get(PaymentProvider)
+    return parts_of(context_of(request)).provider
 
 
 async def get_settler(request: Request) -> Settler:
-    return context_of(request).worker(Settler)
+    return parts_of(context_of(request)).settler
 
 
 ProviderDep = Annotated[PaymentProvider, Depends(get_provider)]
@@ -104,12 +104,10 @@ async def pay(
     if attempt["status"] != repository.AUTHORIZING:
         raise AlreadyPaid()
     try:
-        charge = await repository.authorize_attempt(provider, attempt)
+        charge = await repository.authorize_attempt(db, provider, attempt)
     except CardDeclined as exc:
-        await repository.drop_attempt(db, attempt)
         raise PaymentRequiredError(str(exc)) from None
     except InvalidToken:
-        await repository.drop_attempt(db, attempt)
         raise BadRequestError("Invalid card token", field="token") from None
     except ProviderUnavailable as exc:
         # the attempt stays: a retry asks again with the same key, never holding twice

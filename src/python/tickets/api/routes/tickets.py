@@ -7,10 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from common.auth import RequiredUser
-from common.deps import DbDep, OutboxDep
+from common.deps import DbDep, LimitedWriter, OutboxDep, RequiredUser
 from common.errors import BadRequestError, ForbiddenError, NotFoundError, error_responses
-from common.limits import LimitedWriter
 from common.responses import ModelResponse
 from tickets import browse as browse_rules
 from tickets import repository

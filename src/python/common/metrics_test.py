@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from common.app import create_app
-from common.events import Listener, TicketCreatedEvent, publish
+from common.context import DataContext, StreamListener
+from common.events import TicketCreatedEvent, publish
 from common.service_template_test import ItemCopier, template_app
 from common.settings import EventingSettings
 from testkit.auth import TEST_JWT_KEY
@@ -67,7 +68,7 @@ async def test_the_outbox_backlog_rises_while_nats_is_down_and_falls_to_zero_aft
     assert value(after, "events_published_total", subject="ticket.created") == 3
 
 
-class AlwaysFails(Listener[TicketCreatedEvent]):
+class AlwaysFails(StreamListener[TicketCreatedEvent]):
     event = TicketCreatedEvent
     max_failures = 2
     retry_delay = 0.05
@@ -84,9 +85,10 @@ async def test_a_poison_message_is_counted(mongo_server, nats_server, nats_manag
         jwt_key=TEST_JWT_KEY,
         nats_client_id="poison-test",
     )
-    app = create_app(
+    context = DataContext(
         name="poison", settings=settings, database=clean_db.name, listeners=[AlwaysFails]
     )
+    app = create_app(context)
     async with app_client(app) as client:
         event = TicketCreatedEvent(id="t1", version=0, title="x", price=1, userId="u1")
         await publish(nats_manager.jetstream, event)

@@ -12,19 +12,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
+from fastapi import FastAPI
 from nats.errors import Error as NatsError
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common.context import DataContext, ServiceContext, StreamContext
 from common.events.contracts import STREAM_NAME
 from common.outbox import Outbox
-
-if TYPE_CHECKING:
-    from common.context import ServiceContext
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -52,6 +51,12 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def metrics_of(app: FastAPI) -> Metrics:
+    """The app's metrics (made by `create_app`): a service adds its own gauges to them."""
+    metrics: Metrics = app.state.metrics
+    return metrics
+
+
 class ScrapeReadings(Collector):
     """The outbox, the listeners and the consumers, read when Prometheus scrapes."""
 
@@ -64,12 +69,20 @@ class ScrapeReadings(Collector):
         self.oldest_age: float | None = None
         self.consumer_pending: dict[str, tuple[int, int]] = {}  # durable -> (pending, acks)
 
+    @property
+    def outbox(self) -> Outbox | None:
+        context = self.context
+        return context.outbox if isinstance(context, DataContext) and context.events_in else None
+
+    @property
+    def listeners(self) -> list[Any]:
+        return self.context.running if isinstance(self.context, StreamContext) else []
+
     async def refresh(self) -> None:
-        outbox = self.context.event_outbox
-        if outbox is not None:
-            self.backlog, self.oldest_age = _backlog(outbox)
+        if self.outbox is not None:
+            self.backlog, self.oldest_age = _backlog(self.outbox)
         self.consumer_pending = {}
-        for listener in self.context.listeners:
+        for listener in self.listeners:
             try:
                 info = await listener.js.consumer_info(STREAM_NAME, listener.durable)
             except (NatsError, TimeoutError):
@@ -77,7 +90,7 @@ class ScrapeReadings(Collector):
             self.consumer_pending[listener.durable] = (info.num_pending, info.num_ack_pending)
 
     def collect(self) -> Iterator[Metric]:
-        outbox = self.context.event_outbox
+        outbox = self.outbox
         if outbox is not None:
             published = CounterMetricFamily(
                 "events_published",
@@ -109,7 +122,7 @@ class ScrapeReadings(Collector):
             "Deliveries that were not the first, by subject",
             labels=["subject"],
         )
-        for listener in self.context.listeners:
+        for listener in self.listeners:
             subject = listener.subject.value
             for outcome, count in sorted(listener.outcomes.items()):
                 handled.add_metric([subject, outcome], count)
@@ -146,7 +159,7 @@ class HttpMetricsMiddleware:
     """Times every request until its response starts, labelled by the route template
     (`/api/tickets/{ticket_id}`, not the id: bounded label values) or `unmatched`."""
 
-    def __init__(self, app: ASGIApp, metrics: Callable[[], Metrics]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
 
@@ -159,7 +172,7 @@ class HttpMetricsMiddleware:
         async def timed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 route = scope.get("route")
-                self.metrics().http_duration.labels(
+                self.metrics.http_duration.labels(
                     getattr(route, "path", "unmatched"), scope["method"], str(message["status"])
                 ).observe(time.perf_counter() - started)
             await send(message)
