@@ -27,7 +27,7 @@ from common.nats_client import NatsClientManager
 from harness.servers import LOOPBACK, MongoServer, NatsCluster, ServiceProcess
 from orders.repository import ORDERS
 from testkit.auth import TEST_JWT_KEY, session_cookie
-from testkit.streams import CountingListener, outbox_drained, stream_payloads
+from testkit.streams import CountingListener, caught_up, outbox_drained, stream_payloads
 from testkit.waiting import eventually
 from tickets.repository import TICKETS
 
@@ -227,8 +227,8 @@ async def test_killing_the_stream_leader_under_1000_creates_loses_and_duplicates
     await eventually(lambda: outbox_drained(db, TICKETS), within=120)
     await eventually(lambda: sum(listener.received.values()) >= CREATES, within=120)
     await eventually(lambda: replicas_current(nats), within=120)  # the node caught up
-    await asyncio.sleep(1)  # a duplicate, if any, would arrive now
-    await listener.stop()
+    await eventually(lambda: caught_up(nats.jetstream, listener.durable), within=60)
+    await listener.stop()  # (caught up: a duplicate on the stream has reached it)
 
     stored = {str(doc["_id"]) for doc in await db.tickets.find({}, {"_id": 1}).to_list()}
     on_stream = Counter(e["id"] for e in await stream_payloads(nats.jetstream, "ticket.created"))
@@ -296,8 +296,8 @@ async def test_killing_the_stream_leader_while_orders_reserve_tickets_reserves_e
     await eventually(lambda: _count(known, {"version": 1}, ORDERS_PLACED), within=120)
     await eventually(lambda: outbox_drained(mongo_client["orders"], ORDERS), within=60)
     await eventually(lambda: replicas_current(nats), within=120)
-    await asyncio.sleep(1)  # a duplicate, if any, would arrive now
-    await reservations.stop()
+    await eventually(lambda: caught_up(nats.jetstream, reservations.durable), within=60)
+    await reservations.stop()  # (caught up: a duplicate on the stream has reached it)
 
     reserved = {
         str(doc["_id"]): doc.get("orderId")

@@ -42,17 +42,24 @@ async def trade_through_both(fleet: Fleet, js: JetStreamContext, tag: str) -> li
         print(fleet.tails())
         raise
 
+    not_yet: list[str] = []
+
     async def ended_as_meant() -> bool:
+        not_yet.clear()
         async with httpx.AsyncClient(timeout=10) as client:
             for deal in deals:
                 url = f"{fleet.url('orders', 1)}/api/orders/{deal.order_id}"  # this release
                 order = (await client.get(url, cookies=deal.buyer)).json()
                 wanted = ("complete", "captured") if deal.ending == PAID else ("cancelled", None)
-                if (order["status"], order.get("payment")) != wanted:
-                    return False
-        return True
+                if (order.get("status"), order.get("payment")) != wanted:
+                    not_yet.append(f"{deal.order_id} meant {wanted}: {order}")
+        return not not_yet
 
-    await eventually(ended_as_meant, within=90)
+    try:
+        await eventually(ended_as_meant, within=90)
+    except AssertionError:
+        print("not ended as meant:", *not_yet, fleet.tails(), sep="\n")
+        raise
     await sign_out(fleet, deals)
     await eventually(lambda: drained(js), within=60)
     return deals

@@ -115,7 +115,9 @@ class Relay:
                 entry["data"].encode(),
                 entry["id"],
                 self.publish_timeout,
-                headers=schema_header(entry["subject"], entry["schema"]),  # as written
+                # the version it was written in (none: by a release before event
+                # versions, whose entries a rolling upgrade still finds in flight: 1)
+                headers=schema_header(entry["subject"], entry.get("schema", 1)),
                 trace=entry.get("trace"),
             )
             self.published[entry["subject"]] += 1

@@ -170,29 +170,6 @@ def price_for_api(text: str) -> Any:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def price_problem(text: str) -> str:
-    """What is wrong with a price typed in a form before the service sees it: only that
-    it is not a number (the service says the rest: > 0, two decimals)."""
-    if not text.strip():
-        return ""  # the service: "Price must be greater than 0"
-    return "" if isinstance(price_for_api(text), int | float) else "Price must be a number"
-
-
-def price_for_form(price: Any) -> str:
-    """A price as the form shows it: 30.50, not 30.5."""
-    try:
-        return f"{Decimal(str(price)):.2f}"
-    except (InvalidOperation, ValueError):
-        return str(price)
-
-
-def format_money(price: Any) -> str:
-    try:
-        return f"${Decimal(str(price)):,.2f}"
-    except (InvalidOperation, ValueError):
-        return str(price)
-
-
 def is_id(value: Any) -> bool:
     """An id as the services make them (24 hex digits): anything else never reaches a
     service URL (a deep link is user input)."""

@@ -11,10 +11,7 @@ from ticketing_web.api import (
     UNEXPECTED,
     ApiResult,
     Services,
-    format_money,
     price_for_api,
-    price_for_form,
-    price_problem,
     read_errors,
     session_from_cookie_header,
 )
@@ -257,23 +254,3 @@ def test_read_errors_ignores_malformed_items():
 )
 def test_price_for_api(text, sent):
     assert price_for_api(text) == sent
-
-
-def test_format_money():
-    assert format_money(25) == "$25.00"
-    assert format_money(1234.5) == "$1,234.50"
-    assert format_money(None) == "None"
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [("abc", "Price must be a number"), ("1e", "Price must be a number"), ("NaN", "Price must be a number"),
-     ("", ""), ("20", ""), ("30.50", ""), ("-1", ""), ("1.234", "")],
-)  # fmt: skip
-def test_a_price_that_is_not_a_number_is_said_so_before_the_service_answers(text, problem):
-    assert price_problem(text) == problem  # the rest (> 0, 2 decimals): the service's words
-
-
-@pytest.mark.parametrize(("price", "shown"), [(30.5, "30.50"), (20, "20.00"), (19.99, "19.99")])
-def test_the_edit_form_shows_prices_with_their_cents(price, shown):
-    assert price_for_form(price) == shown

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
-from ticketing_web.api import ApiResult, format_money
+from ticketing_web.api import ApiResult, price_for_api
 
 # The landing page's search, in its URL (/?q=jazz&min=10&max=50&sort=price_asc): a
 # search can be shared, and back/forward go through the searches made.
@@ -132,3 +132,26 @@ def search_url(search: dict[str, str]) -> str:
 def first_error(result: ApiResult) -> str:
     messages = list(result.field_errors.values()) + result.errors
     return messages[0] if messages else ""
+
+
+def price_problem(text: str) -> str:
+    """What is wrong with a price typed in a form before the service sees it: only that
+    it is not a number (the service says the rest: > 0, two decimals)."""
+    if not text.strip():
+        return ""  # the service: "Price must be greater than 0"
+    return "" if isinstance(price_for_api(text), int | float) else "Price must be a number"
+
+
+def price_for_form(price: Any) -> str:
+    """A price as the form shows it: 30.50, not 30.5."""
+    try:
+        return f"{Decimal(str(price)):.2f}"
+    except (InvalidOperation, ValueError):
+        return str(price)
+
+
+def format_money(price: Any) -> str:
+    try:
+        return f"${Decimal(str(price)):,.2f}"
+    except (InvalidOperation, ValueError):
+        return str(price)

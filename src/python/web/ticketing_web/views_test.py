@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ticketing_web.api import ApiResult, format_money, price_for_form, price_problem
+import pytest
+
+from ticketing_web.api import ApiResult
 from ticketing_web.views import (
+    format_money,
+    price_for_form,
+    price_problem,
     checked_search,
     first_error,
     my_ticket_view,
@@ -125,3 +130,23 @@ def test_a_search_keeps_what_the_list_can_use_and_says_what_it_left_out():
             {},
             ["Max price must be an amount like 10 or 10.50"],
         )
+
+
+def test_format_money():
+    assert format_money(25) == "$25.00"
+    assert format_money(1234.5) == "$1,234.50"
+    assert format_money(None) == "None"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("abc", "Price must be a number"), ("1e", "Price must be a number"), ("NaN", "Price must be a number"),
+     ("", ""), ("20", ""), ("30.50", ""), ("-1", ""), ("1.234", "")],
+)  # fmt: skip
+def test_a_price_that_is_not_a_number_is_said_so_before_the_service_answers(text, problem):
+    assert price_problem(text) == problem  # the rest (> 0, 2 decimals): the service's words
+
+
+@pytest.mark.parametrize(("price", "shown"), [(30.5, "30.50"), (20, "20.00"), (19.99, "19.99")])
+def test_the_edit_form_shows_prices_with_their_cents(price, shown):
+    assert price_for_form(price) == shown

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
 from typing import Any
 
 import reflex as rx
 
 from ticketing_web import browser
+from ticketing_web.api import ApiResult
+from ticketing_web.state.polling import nothing, poll_while
 from ticketing_web.state.session import SERVICES, SETTINGS, FormState, SessionState
 from ticketing_web.views import expires_at, order_view, seconds_left, status_word, time_left
 
@@ -48,17 +48,12 @@ class OrderListState(SessionState):
     async def tick(self) -> None:
         """Each unpaid order's "m:ss left" counts down every second, until none is
         left waiting or this tab loads another page."""
-        async with self:
-            view = self._countdown = uuid.uuid4().hex
-        while True:
-            await asyncio.sleep(1)
-            async with self:
-                if self._countdown != view:
-                    return
-                self.orders = [order_view(o) for o in self._raw]
-                if not any(o["status_text"].startswith("awaiting") for o in self.orders):
-                    self._countdown = ""
-                    return
+
+        def show(_: None) -> bool:
+            self.orders = [order_view(o) for o in self._raw]
+            return any(o["status_text"].startswith("awaiting") for o in self.orders)
+
+        await poll_while(self, show, read=nothing, every=1)
 
 
 class OrderState(FormState):
@@ -146,27 +141,25 @@ class OrderState(FormState):
         paid or cancelled elsewhere). Ends when the order is settled, when it has been
         expired for a while, or when this tab loads any page."""
         async with self:
-            view = self._countdown = uuid.uuid4().hex
             session, order_id = self._session(), self.order.get("id", "")
-        ticks, processing = 0, False
-        while True:
-            await asyncio.sleep(1)
-            ticks += 1
-            fresh = None
-            if processing or ticks % POLL_EVERY_SECONDS == 0:  # paid: every second
-                fresh = await SERVICES.get_order(session, order_id)
-            async with self:
-                if self._countdown != view:
-                    return
-                if fresh is not None and fresh.ok and isinstance(fresh.data, dict):
-                    self._show_order(fresh.data)
-                else:
-                    self.seconds_left = seconds_left(self._expires_at)
-                processing = self.processing
-                past_expiry = time.time() - self._expires_at
-                if self.order.get("status") != "created" or past_expiry > POLL_AFTER_EXPIRY_SECONDS:
-                    self._countdown = ""
-                    return
+        processing = False
+
+        async def read(tick: int) -> ApiResult | None:
+            if processing or tick % POLL_EVERY_SECONDS == 0:  # paid: every second
+                return await SERVICES.get_order(session, order_id)
+            return None
+
+        def show(fresh: ApiResult | None) -> bool:
+            nonlocal processing
+            if fresh is not None and fresh.ok and isinstance(fresh.data, dict):
+                self._show_order(fresh.data)
+            else:
+                self.seconds_left = seconds_left(self._expires_at)
+            processing = self.processing
+            past_expiry = time.time() - self._expires_at
+            return self.order.get("status") == "created" and past_expiry <= POLL_AFTER_EXPIRY_SECONDS
+
+        await poll_while(self, show, read=read, every=1)
 
     @rx.event
     async def pay(self, token: str) -> Any:

@@ -28,7 +28,7 @@ class SessionState(rx.State):
     user_id: str = ""
     user_email: str = ""
     banner: str = ""  # a service could not be reached
-    _countdown: str = ""  # the order page view whose countdown runs; any page load ends it
+    _live_view: str = ""  # the page view whose live updates run (`poll_while`); a load ends them
     _session_watch: str = ""  # the page view whose session check runs (the latest)
 
     @rx.var
@@ -44,7 +44,7 @@ class SessionState(rx.State):
     @rx.event
     async def load_user(self) -> None:
         self.banner = ""
-        self._countdown = ""
+        self._live_view = ""
         session = self._session()
         if not session:
             self.user_id = self.user_email = ""
@@ -87,18 +87,25 @@ class SessionState(rx.State):
         ("Sign out everywhere", its time) takes even an idle tab to sign in, told why,
         instead of leaving its signed-in header up until the next click."""
         async with self:
-            watch = self._session_watch = uuid.uuid4().hex
             session = self._session()
-        while session:
-            await asyncio.sleep(SESSION_CHECK_SECONDS)
-            result = await SERVICES.current_user(session)
-            async with self:
-                if self._session_watch != watch or not self.user_id:
-                    return None
-                if result.ok and not (result.data or {}).get("currentUser"):
-                    self.user_id = self.user_email = ""
-                    return rx.redirect(self._signin_link(ended=True))
-        return None
+        if not session:
+            return None
+
+        def show(result: ApiResult) -> Any:
+            if not self.user_id:
+                return None  # signed out here meanwhile
+            if result.ok and not (result.data or {}).get("currentUser"):
+                self.user_id = self.user_email = ""
+                return rx.redirect(self._signin_link(ended=True))
+            return True
+
+        return await poll_while(
+            self,
+            show,
+            read=lambda _tick: SERVICES.current_user(session),
+            every=SESSION_CHECK_SECONDS,
+            view="_session_watch",
+        )
 
     @rx.event
     async def require_user(self) -> Any:

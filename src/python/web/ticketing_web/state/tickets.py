@@ -10,9 +10,12 @@ from typing import Any
 import reflex as rx
 
 from ticketing_web import browser
-from ticketing_web.api import price_for_form, price_problem
+from ticketing_web.api import ApiResult
+from ticketing_web.state.polling import poll_while
 from ticketing_web.state.session import SERVICES, FormState, SessionState
 from ticketing_web.views import (
+    price_for_form,
+    price_problem,
     SEARCH_PARAMS,
     SORTS,
     checked_search,
@@ -92,27 +95,23 @@ class TicketListState(SessionState):
         """Live state: every second, the tickets shown are read again (the same search,
         as many as are shown, up to 200), so one reserved or sold elsewhere leaves the
         list, and one released comes back, without a reload."""
-        async with self:
-            view = self._countdown = uuid.uuid4().hex
-        ticks = 0
-        while True:
-            await asyncio.sleep(WATCH_EVERY_SECONDS)
-            ticks += 1
-            async with self:
-                if self._countdown != view:
-                    return
+
+        async def read(tick: int) -> ApiResult:
+            async with self:  # as many as are shown now ("Load more" adds to them)
                 search = {**self._api_search(), "limit": str(min(200, max(1, len(self.tickets))))}
-            if ticks % COUNT_EVERY_TICKS == 0:  # the count too, less often (it reads more)
+            if tick % COUNT_EVERY_TICKS == 0:  # the count too, less often (it reads more)
                 search["count"] = "true"
-            fresh = await SERVICES.list_tickets(search)
-            async with self:
-                if self._countdown != view:
-                    return
-                if fresh.ok and isinstance(fresh.data, list):
-                    self.tickets = [ticket_view(t) for t in fresh.data]
-                    self.next_cursor = fresh.next_cursor  # "Load more" goes on from here
-                    if fresh.total is not None:
-                        self.total = fresh.total
+            return await SERVICES.list_tickets(search)
+
+        def show(fresh: ApiResult) -> bool:
+            if fresh.ok and isinstance(fresh.data, list):
+                self.tickets = [ticket_view(t) for t in fresh.data]
+                self.next_cursor = fresh.next_cursor  # "Load more" goes on from here
+                if fresh.total is not None:
+                    self.total = fresh.total
+            return True
+
+        await poll_while(self, show, read=read, every=WATCH_EVERY_SECONDS)
 
     @rx.event
     async def load_more(self) -> None:
@@ -200,16 +199,14 @@ class TicketDetailState(FormState):
         reservation, a release or a sale shows within a second, without a reload (a
         short poll: BENCHMARKS.md has its cost). The edit form keeps what is typed."""
         async with self:
-            view = self._countdown = uuid.uuid4().hex
             ticket_id = self.ticket.get("id", "")
-        while True:
-            await asyncio.sleep(WATCH_EVERY_SECONDS)
-            fresh = await SERVICES.get_ticket(ticket_id)
-            async with self:
-                if self._countdown != view:
-                    return
-                if fresh.ok and isinstance(fresh.data, dict):
-                    self.ticket = ticket_view(fresh.data)
+
+        def show(fresh: ApiResult) -> bool:
+            if fresh.ok and isinstance(fresh.data, dict):
+                self.ticket = ticket_view(fresh.data)
+            return True
+
+        await poll_while(self, show, read=lambda _tick: SERVICES.get_ticket(ticket_id), every=WATCH_EVERY_SECONDS)
 
     def _show_ticket(self, ticket: dict[str, Any]) -> None:
         self.ticket = ticket_view(ticket) if ticket else {}
@@ -283,13 +280,11 @@ class MyTicketsState(SessionState):
         """Live state: every second the seller's tickets are read again, so a reservation,
         its release and a sale show without a reload, until this tab loads another page."""
         async with self:
-            view = self._countdown = uuid.uuid4().hex
             session = self._session()
-        while True:
-            await asyncio.sleep(WATCH_EVERY_SECONDS)
-            fresh = await SERVICES.my_tickets(session)
-            async with self:
-                if self._countdown != view:
-                    return
-                if fresh.ok and isinstance(fresh.data, list):
-                    self.tickets = [my_ticket_view(t) for t in fresh.data]
+
+        def show(fresh: ApiResult) -> bool:
+            if fresh.ok and isinstance(fresh.data, list):
+                self.tickets = [my_ticket_view(t) for t in fresh.data]
+            return True
+
+        await poll_while(self, show, read=lambda _tick: SERVICES.my_tickets(session), every=WATCH_EVERY_SECONDS)
