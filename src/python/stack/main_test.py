@@ -1,5 +1,6 @@
-"""The one-command local stack as a black box: up, a flow through the one address,
-SIGTERM → everything gone, restart → the data is still there."""
+"""The one-command local stack as a black box: up, a flow through the one address (and
+the README's curl walk-through, as written), SIGTERM → everything gone, restart → the
+data is still there."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 
 from common.events import STREAM_NAME
 from harness.servers import free_port, python_path
+from stack.readme_walk import walk_the_readme
 from testkit.streams import stream_messages
 from testkit.waiting import eventually
 from ticketing_web.launcher import copy_app, group_members, processes
@@ -138,6 +140,10 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path, options):
         message = await nc.jetstream().get_last_msg(STREAM_NAME, "ticket.created")
         await nc.close()
         assert json.loads(message.data)["id"] == ticket["id"]
+        if not options:  # the README's curl walk-through, as written, then its last line
+            assert await walk_the_readme(gateway, tmp_path) == 11
+            await eventually(lambda: _audit_says(state, "no violation"))
+            assert _run_says(state, "reconcile", "the books agree")
     finally:
         code, rest = stop_stack(process)
     assert code == 0

@@ -33,8 +33,9 @@ import json
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter, OrderedDict
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError
@@ -53,12 +54,22 @@ from common.events.versions import read_event
 from common.observability import logs, tracing
 from common.tasks import Loop
 
-if TYPE_CHECKING:
-    from common.nats_client import NatsClientManager
-
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
+
+
+class StreamClient(Protocol):
+    """What a listener needs of its client (`common.nats_client.NatsClientManager`, or
+    the recording fake): the events library stays below the client that uses it."""
+
+    @property
+    def jetstream(self) -> JetStreamContext: ...
+
+    @property
+    def client(self) -> Client: ...
+
+    async def ensure_stream(self) -> Any: ...
 
 
 class EventAhead(Exception):
@@ -101,7 +112,7 @@ class Listener(ABC, Generic[E]):
     poll_seconds: ClassVar[float] = 1.0
     remember_handled: ClassVar[int] = 10_000  # messages handled (≈ 2 MB)
 
-    def __init__(self, nats: NatsClientManager, service: str) -> None:
+    def __init__(self, nats: StreamClient, service: str) -> None:
         self.nats = nats
         self.js: JetStreamContext = nats.jetstream
         self.service = service

@@ -304,6 +304,11 @@ async def consumer_settled_at_least(listener: Listener, messages: int) -> bool:
     )
 
 
+async def pulling(nats_manager, listener) -> bool:
+    info = await nats_manager.jetstream.consumer_info(STREAM_NAME, listener.durable)
+    return info.num_waiting > 0
+
+
 class PatientListener(FlakyListener):
     """Long polls: a message must still be handled when it arrives, not when the poll
     expires."""
@@ -315,7 +320,7 @@ async def test_a_lone_message_is_handled_when_it_arrives_not_when_the_poll_expir
     nats_manager, start
 ):
     listener = await start(PatientListener(nats_manager))
-    await asyncio.sleep(0.5)  # the listener is now waiting in a 60 s pull
+    await eventually(lambda: pulling(nats_manager, listener))  # waiting in its 60 s pull
     await publish(nats_manager.jetstream, TicketCreatedEvent(**TICKET))
     # A lone message must not wait for a batch to fill or the pull to expire (60 s).
     await eventually(lambda: len(listener.handled) == 1, within=15)

@@ -8,13 +8,13 @@ import pytest
 
 from ticketing_web.api import ApiResult
 from ticketing_web.views import (
-    format_money,
-    price_for_form,
-    price_problem,
     checked_search,
     first_error,
+    format_money,
     my_ticket_view,
     order_view,
+    price_for_form,
+    price_problem,
     search_url,
     seconds_left,
     ticket_view,

@@ -157,7 +157,9 @@ class OrderState(FormState):
                 self.seconds_left = seconds_left(self._expires_at)
             processing = self.processing
             past_expiry = time.time() - self._expires_at
-            return self.order.get("status") == "created" and past_expiry <= POLL_AFTER_EXPIRY_SECONDS
+            return (
+                self.order.get("status") == "created" and past_expiry <= POLL_AFTER_EXPIRY_SECONDS
+            )
 
         await poll_while(self, show, read=read, every=1)
 

@@ -8,8 +8,6 @@ never stored in state or sent to the page.
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +16,7 @@ import reflex as rx
 from ticketing_web import browser
 from ticketing_web.api import ApiResult, Services, session_from_cookie_header
 from ticketing_web.settings import WebSettings
+from ticketing_web.state.polling import poll_while
 
 SETTINGS = WebSettings.from_env()
 SERVICES = Services(SETTINGS)

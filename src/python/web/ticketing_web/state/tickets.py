@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
 from typing import Any
 
 import reflex as rx
@@ -14,13 +12,13 @@ from ticketing_web.api import ApiResult
 from ticketing_web.state.polling import poll_while
 from ticketing_web.state.session import SERVICES, FormState, SessionState
 from ticketing_web.views import (
-    price_for_form,
-    price_problem,
     SEARCH_PARAMS,
     SORTS,
     checked_search,
     first_error,
     my_ticket_view,
+    price_for_form,
+    price_problem,
     search_url,
     ticket_view,
 )
@@ -206,7 +204,9 @@ class TicketDetailState(FormState):
                 self.ticket = ticket_view(fresh.data)
             return True
 
-        await poll_while(self, show, read=lambda _tick: SERVICES.get_ticket(ticket_id), every=WATCH_EVERY_SECONDS)
+        await poll_while(
+            self, show, read=lambda _tick: SERVICES.get_ticket(ticket_id), every=WATCH_EVERY_SECONDS
+        )
 
     def _show_ticket(self, ticket: dict[str, Any]) -> None:
         self.ticket = ticket_view(ticket) if ticket else {}
@@ -287,4 +287,6 @@ class MyTicketsState(SessionState):
                 self.tickets = [my_ticket_view(t) for t in fresh.data]
             return True
 
-        await poll_while(self, show, read=lambda _tick: SERVICES.my_tickets(session), every=WATCH_EVERY_SECONDS)
+        await poll_while(
+            self, show, read=lambda _tick: SERVICES.my_tickets(session), every=WATCH_EVERY_SECONDS
+        )
