@@ -40,6 +40,14 @@ from harness.servers import (
 )
 from harness.stripe import StripeServer
 from harness.web import WebProcess
+from stack.state import (
+    mongo_uri_file,
+    nats_url_file,
+    provider_dir,
+    state_dir_option,
+    stripe_url_file,
+    traces_dir,
+)
 from stack.traces import show_traces
 from ticketing_web.launcher import find_app_root
 
@@ -336,15 +344,6 @@ def traces_main(argv: list[str]) -> None:
     sys.exit(show_traces(traces_dir(args.state_dir), args.trace_id))
 
 
-def state_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=Path(os.environ.get("STATE_DIR", ".state")),
-        help="where data, the dev JWT key, logs and traces live (default ./.state)",
-    )
-
-
 def audit_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="./run audit",
@@ -384,31 +383,6 @@ async def _audit(url: str, margin: float) -> int:
         await client.drain()
     print(report.text())
     return 0 if report.clean else 1
-
-
-def nats_url_file(state_dir: Path) -> Path:
-    """Where a running stack says which NATS it uses (`./run audit` reads it)."""
-    return state_dir / "nats-url"
-
-
-def stripe_url_file(state_dir: Path) -> Path:
-    """Where a stack run with --stripe-local says where its Stripe server is."""
-    return state_dir / "stripe-url"
-
-
-def mongo_uri_file(state_dir: Path) -> Path:
-    """Where a running stack says which MongoDB it uses (`./run reconcile` reads it)."""
-    return state_dir / "mongo-uri"
-
-
-def provider_dir(state_dir: Path) -> Path:
-    """The test payment provider's books (`TEST_PROVIDER_DIR`)."""
-    return state_dir / "payments" / "provider"
-
-
-def traces_dir(state_dir: Path) -> Path:
-    """Where every process of the stack writes its spans (`TRACES_DIR`)."""
-    return state_dir / "traces"
 
 
 def _at_least_one(text: str) -> int:

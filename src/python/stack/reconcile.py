@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 from harness.stripe import SECRET_KEY
 from payments.providers import PaymentProvider, StripeProvider, TestProvider
 from payments.reconciliation import Reconciler
-from stack.main import mongo_uri_file, provider_dir, state_dir_option, stripe_url_file
+from stack.state import mongo_uri_file, provider_dir, state_dir_option, stripe_url_file
 
 
 def reconcile_main(argv: list[str]) -> None:
