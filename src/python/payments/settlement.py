@@ -67,18 +67,14 @@ class Move:
     """A move of the provider's on a payment, the payment's new status, its event."""
 
     name: str  # also the provider's idempotency key's prefix: `capture-<payment id>`
-    make: Callable[[PaymentProvider, str, str], Awaitable[None]]  # (provider, charge, key)
+    of: Callable[[PaymentProvider], Callable[..., Awaitable[None]]]  # the provider's method
     status: str
     event: type[Event]
 
 
-CAPTURE = Move(
-    "capture", lambda p, c, key: p.capture(c, idempotency_key=key), CAPTURED, PaymentCreatedEvent
-)
-VOID = Move("void", lambda p, c, key: p.void(c, idempotency_key=key), VOIDED, PaymentVoidedEvent)
-REFUND = Move(
-    "refund", lambda p, c, key: p.refund(c, idempotency_key=key), REFUNDED, PaymentRefundedEvent
-)
+CAPTURE = Move("capture", lambda provider: provider.capture, CAPTURED, PaymentCreatedEvent)
+VOID = Move("void", lambda provider: provider.void, VOIDED, PaymentVoidedEvent)
+REFUND = Move("refund", lambda provider: provider.refund, REFUNDED, PaymentRefundedEvent)
 
 MOVES: dict[tuple[str, str], Move] = {  # (payment, order) → the move
     (AUTHORIZED, OrderStatus.COMPLETE): CAPTURE,
@@ -149,7 +145,8 @@ class Settler:
                     {"_id": payment["_id"], "version": payment["version"]}, {"$unset": {DUE: ""}}
                 )
             return "nothing to do"
-        await move.make(self.provider, payment["stripeId"], _key(move.name, payment))
+        move_it = move.of(self.provider)
+        await move_it(payment["stripeId"], idempotency_key=_key(move.name, payment))
         changes = {"status": move.status, DUE: None}
         try:
             await self.outbox.update(
@@ -171,7 +168,7 @@ class Settler:
             charge = await repository.authorize_attempt(self.db, self.provider, payment)
         except (CardDeclined, InvalidToken):
             return "dropped"
-        await VOID.make(self.provider, charge.id, _key(VOID.name, payment))
+        await VOID.of(self.provider)(charge.id, idempotency_key=_key(VOID.name, payment))
         changes = {"status": VOID.status, "stripeId": charge.id, "token": None, DUE: None}
         try:
             await self.outbox.update(
