@@ -8,13 +8,12 @@ how it starts and stops, what its readiness checks:
 A service makes its context first, then its own objects with the parts they need
 (payments' settler gets the database and the outbox), then `common.app.create_app`.
 Making one does no I/O: the clients connect in `start` (the app's start-up). Routes
-reach it through `common.deps`; listeners (`StreamListener`, `DataListener`) and
-workers are handed it.
+reach it through `common.deps`; listeners (`StreamListener`, `DataListener`) are handed
+it.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -35,8 +34,6 @@ from common.nats_client import NatsClientManager
 from common.outbox import Outbox
 from common.revocations import RevokedSessions
 from common.settings import EventingSettings, NatsSettings, ProcessSettings
-
-log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 T = TypeVar("T")
