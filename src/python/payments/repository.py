@@ -50,6 +50,8 @@ INDEXES = {
         IndexModel("orderId", unique=True, name="one_payment_per_order"),
         IndexModel("status", name="by_status"),
         IndexModel(DUE, name="due", sparse=True),
+        IndexModel("stripeId", name="by_intent", sparse=True),  # a webhook names the intent
+        IndexModel("createdAt", name="by_time"),  # the reconciliation reads a period
     ]
 }
 

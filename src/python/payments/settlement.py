@@ -71,6 +71,11 @@ class Move:
     status: str
     event: type[Event]
 
+    def event_for(self, doc: Doc) -> Event:
+        """The move's event for the payment: `{id, orderId}`, and `stripeId` for the
+        models that carry it (the others ignore it)."""
+        return self.event(id=str(doc["_id"]), orderId=doc["orderId"], stripeId=doc["stripeId"])
+
 
 CAPTURE = Move("capture", lambda provider: provider.capture, CAPTURED, PaymentCreatedEvent)
 VOID = Move("void", lambda provider: provider.void, VOIDED, PaymentVoidedEvent)
@@ -81,11 +86,6 @@ MOVES: dict[tuple[str, str], Move] = {  # (payment, order) → the move
     (AUTHORIZED, OrderStatus.CANCELLED): VOID,
     (CAPTURED, OrderStatus.CANCELLED): REFUND,
 }
-
-
-def _event(kind: type[Event], doc: Doc) -> Event:
-    """`{id, orderId}`, and `stripeId` for the models that carry it (the others ignore it)."""
-    return kind(id=str(doc["_id"]), orderId=doc["orderId"], stripeId=doc["stripeId"])
 
 
 class Settler:
@@ -149,9 +149,7 @@ class Settler:
         await move_it(payment["stripeId"], idempotency_key=_key(move.name, payment))
         changes = {"status": move.status, DUE: None}
         try:
-            await self.outbox.update(
-                PAYMENTS, payment, changes, lambda doc: _event(move.event, doc)
-            )
+            await self.outbox.update(PAYMENTS, payment, changes, move.event_for)
         except VersionConflict:
             return "settled by another"  # a replica got there first
         log.info("payment %s of order %s: %s", payment["_id"], payment["orderId"], move.name)
@@ -171,9 +169,7 @@ class Settler:
         await VOID.of(self.provider)(charge.id, idempotency_key=_key(VOID.name, payment))
         changes = {"status": VOID.status, "stripeId": charge.id, "token": None, DUE: None}
         try:
-            await self.outbox.update(
-                PAYMENTS, payment, changes, lambda doc: _event(VOID.event, doc)
-            )
+            await self.outbox.update(PAYMENTS, payment, changes, VOID.event_for)
         except VersionConflict:
             return "settled by another"
         return VOID.name

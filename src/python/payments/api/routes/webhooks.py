@@ -39,19 +39,13 @@ from pymongo.errors import DuplicateKeyError
 
 from common.deps import DbDep, OutboxDep, get_settings
 from common.errors import BadRequestError, ConflictError, NotFoundError
-from common.events import (
-    Event,
-    OrderStatus,
-    PaymentCreatedEvent,
-    PaymentDisputedEvent,
-    PaymentRefundedEvent,
-    PaymentVoidedEvent,
-)
+from common.events import OrderStatus, PaymentDisputedEvent
 from common.mongo import VersionConflict
 from payments import repository
 from payments.core.config import PaymentsSettings
 from payments.providers import Charge
 from payments.repository import AUTHORIZED, AUTHORIZING, CAPTURED, DUE, PAYMENTS, REFUNDED, VOIDED
+from payments.settlement import CAPTURE, REFUND, VOID, Move
 
 log = logging.getLogger(__name__)
 
@@ -147,23 +141,19 @@ async def _move(db: Any, outbox: Any, payment: dict[str, Any], intent_id: str, s
     order = await repository.get_order(db, payment["orderId"])
     order_status = order["status"] if order else None
     changes: dict[str, Any]
-    event: type[Event]
+    move: Move
     if state in ("held", "taken") and status == AUTHORIZING:  # its answer was lost
         await repository.record_authorized(outbox, payment, Charge(id=intent_id))
         return f"{status} → {AUTHORIZED}"  # orders decides; the settler moves it on
     if state == "taken" and status == AUTHORIZED:
         due = order_status != OrderStatus.COMPLETE  # money taken for an order not complete
-        changes, event = {
-            "status": CAPTURED,
-            "stripeId": intent_id,
-            DUE: due or None,
-        }, PaymentCreatedEvent
+        move, changes = CAPTURE, {"stripeId": intent_id, DUE: due or None}
     elif state == "released" and status == AUTHORIZED and order_status == OrderStatus.CANCELLED:
-        changes, event = {"status": VOIDED, DUE: None}, PaymentVoidedEvent
+        move, changes = VOID, {DUE: None}
     elif state == "refunded" and status == CAPTURED:
         if order_status == OrderStatus.COMPLETE:
             log.warning("payment %s: Stripe refunded a complete order's money", payment["_id"])
-        changes, event = {"status": REFUNDED, DUE: None}, PaymentRefundedEvent
+        move, changes = REFUND, {DUE: None}
     elif (state, status) in _AHEAD:
         raise NotYet()
     else:
@@ -174,13 +164,8 @@ async def _move(db: Any, outbox: Any, payment: dict[str, Any], intent_id: str, s
             )  # fmt: skip
             return f"difference: ours {status}, Stripe's {state}"
         return "already so"
-    await outbox.update(
-        PAYMENTS,
-        payment,
-        changes,
-        lambda doc: event(id=str(doc["_id"]), orderId=doc["orderId"], stripeId=doc["stripeId"]),
-    )
-    return f"{status} → {changes['status']}"
+    await outbox.update(PAYMENTS, payment, {**changes, "status": move.status}, move.event_for)
+    return f"{status} → {move.status}"
 
 
 async def _disputed(outbox: Any, payment: dict[str, Any], dispute: Any) -> str:
