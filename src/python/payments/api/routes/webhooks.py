@@ -44,6 +44,7 @@ from common.mongo import VersionConflict
 from payments import repository
 from payments.core.config import PaymentsSettings
 from payments.providers import Charge
+from payments.reconciliation import NONE, where_stripe_has_it
 from payments.repository import AUTHORIZED, AUTHORIZING, CAPTURED, DUE, PAYMENTS, REFUNDED, VOIDED
 from payments.settlement import CAPTURE, REFUND, VOID, Move
 
@@ -107,8 +108,8 @@ def _event(body: bytes) -> dict[str, Any]:
 def _stripe_state(event_type: str, obj: Any) -> tuple[str | None, str | None]:
     """(the intent's id, where its money is: held, taken, released, refunded)."""
     if event_type.startswith("payment_intent."):
-        state = {"requires_capture": "held", "succeeded": "taken", "canceled": "released"}
-        return obj.get("id"), state.get(obj.get("status"))
+        state = where_stripe_has_it(obj, refunded=False)  # held, taken, released (or none)
+        return obj.get("id"), None if state == NONE else state
     if event_type == "charge.refunded":
         return obj.get("payment_intent"), "refunded"
     if event_type == "charge.dispute.created":
