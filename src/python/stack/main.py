@@ -168,9 +168,11 @@ class Stack:
         mongo_uri_file(self.state_dir).write_text(mongo_uri)  # for ./run reconcile
         stripe_url_file(self.state_dir).unlink(missing_ok=True)
         if self.stripe_local:
-            self.stripe = self._start(StripeServer(self.state_dir / "stripe"), "the Stripe server")  # type: ignore[assignment]
-            self._started("stripe", self.stripe.url, self.stripe)  # type: ignore[union-attr]
-            stripe_url_file(self.state_dir).write_text(self.stripe.url)  # type: ignore[union-attr]
+            stripe = StripeServer(self.state_dir / "stripe")
+            self._start(stripe, "the Stripe server")
+            self._started("stripe", stripe.url, stripe)
+            stripe_url_file(self.state_dir).write_text(stripe.url)
+            self.stripe = stripe
         upstreams = self._start_services(nats_url, mongo_uri)
         upstreams["WEB_UPSTREAM"] = self._start_web()
         self._start_gateway(upstreams)
