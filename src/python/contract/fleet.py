@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import tarfile
-import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,11 @@ import httpx
 
 from harness.servers import ServiceProcess, python_path
 from testkit.auth import TEST_JWT_KEY
+from testkit.metrics import parse
 
 SERVICES = ("auth", "tickets", "orders", "payments", "expiration")
 REPO_ENV = "TICKETING_REPO"  # where the repository is (pants.toml passes the build root)
-METRIC = re.compile(r"^(\w+)\{([^}]*)\} ([0-9.e+-]+)$")
+GIVEN_UP = ("poisoned", "invalid")  # a listener's outcomes that lose a message
 
 
 def source_tree(commit: str, into: Path) -> Path:
@@ -106,25 +106,17 @@ class Fleet:
     def url(self, service: str, n: int = 0) -> str:
         return self.processes[service][n].url
 
-    def metrics(self) -> dict[str, float]:
-        """Every process's listener figures, summed: `events_handled{outcome=...}`,
-        `consumer_pending_messages`, ..., keyed `<name>{<labels>}`."""
-        totals: dict[str, float] = {}
-        for processes in self.processes.values():
-            for process in processes:
-                text = httpx.get(f"{process.url}/metrics", timeout=10).text
-                for line in text.splitlines():
-                    if match := METRIC.match(line):
-                        key = f"{match[1]}{{{match[2]}}}"
-                        totals[key] = totals.get(key, 0) + float(match[3])
-        return totals
-
     def failed_deliveries(self) -> float:
-        """Deliveries a listener gave up on: poisoned or invalid (nothing may)."""
+        """Deliveries a listener of any process gave up on: poisoned or invalid (nothing
+        may)."""
         return sum(
-            value
-            for key, value in self.metrics().items()
-            if key.startswith("events_handled") and re.search(r'outcome="(poisoned|invalid)"', key)
+            count
+            for processes in self.processes.values()
+            for process in processes
+            for (name, labels), count in parse(
+                httpx.get(f"{process.url}/metrics", timeout=10).text
+            ).items()
+            if name == "events_handled_total" and dict(labels).get("outcome") in GIVEN_UP
         )
 
     def tails(self, lines: int = 30) -> str:
@@ -144,13 +136,3 @@ class Fleet:
                 text = process.log_path.read_text(errors="replace")
                 found += [line for line in text.splitlines() if re.search(pattern, line)]
         return found
-
-
-def until(condition, within: float = 60.0, every: float = 0.2) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"not so within {within} s: {getattr(condition, '__name__', condition)}"
-            )
-        time.sleep(every)
