@@ -102,12 +102,14 @@ def differences(
 
 @dataclass
 class Run:
-    """One reconciliation: what it compared, what it healed, what differs still."""
+    """One reconciliation: what it compared, what it healed, what differs still, and how
+    many payments were too young to compare (within the grace)."""
 
     payments: int
     charges: int
     healed: list[Difference]
     left: list[Difference]
+    too_young: int = 0
 
 
 class Reconciler:
@@ -154,7 +156,8 @@ class Reconciler:
         records = await self.provider.records(since)
         window = await self.db[PAYMENTS].find({"createdAt": {"$gte": since - self.grace}}).to_list()
         ours = [p for p in window if p["createdAt"] < settled]  # one read, split in two
-        recent = {p["stripeId"] for p in window if p["createdAt"] >= settled and p.get("stripeId")}
+        young = [p for p in window if p["createdAt"] >= settled]
+        recent = {p["stripeId"] for p in young if p.get("stripeId")}
         charges = [
             c
             for c in records.charges
@@ -172,7 +175,7 @@ class Reconciler:
             "reconciliation: %d payments, %d charges; %d healed, %d left",
             len(ours), len(charges), len(healed), len(left),
         )  # fmt: skip
-        return Run(len(ours), len(charges), healed, left)
+        return Run(len(ours), len(charges), healed, left, too_young=len(young))
 
     async def _heal(self, difference: Difference, charges: list[dict[str, Any]]) -> bool:
         """Void a hold no order will take: ours voided it, or no payment of ours names

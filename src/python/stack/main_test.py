@@ -143,7 +143,9 @@ async def test_one_command_runs_the_system_and_stops_cleanly(tmp_path, options):
         if not options:  # the README's curl walk-through, as written, then its last line
             assert await walk_the_readme(gateway, tmp_path) == 11
             await eventually(lambda: _audit_says(state, "no violation"))
+            # the walk's payment is younger than the grace: said, not compared yet
             assert _run_says(state, "reconcile", "the books agree")
+            assert _run_says(state, "reconcile", "payment(s) younger than 120 s left out")
     finally:
         code, rest = stop_stack(process)
     assert code == 0

@@ -73,6 +73,11 @@ async def _reconcile(
     print(
         f"reconcile: our payments {run.payments}, the provider's charges {run.charges}: {verdict}"
     )
+    if run.too_young:  # e.g. just after a purchase: they are compared once older
+        print(
+            f"  ({run.too_young} payment(s) younger than {grace.total_seconds():g} s left out: "
+            "the settler may still be moving them; --grace-seconds 0 compares them too)"
+        )
     for difference in run.left:
         print(f"  {difference}")
     return 1 if run.left else 0
